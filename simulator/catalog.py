@@ -1,0 +1,73 @@
+"""Load specs from the YAML files in conf/ (the same files Hydra composes), with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.specs import AcceptanceSpec, EfficiencyKnobs, HardwareSpec, ModelSpec, WorkloadSpec
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+class SpecError(ValueError):
+    """A user-facing configuration error: says which key or field is wrong and what is allowed."""
+
+
+def list_keys(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def read_yaml(group: str, key: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    path = conf_dir / group / f"{key}.yaml"
+    if not path.is_file():
+        raise SpecError(f"unknown {group} '{key}'; valid keys: {', '.join(list_keys(group, conf_dir))}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def validated(cls: type, data: dict[str, Any], what: str, **kw: Any) -> Any:
+    """model_validate with the error rewritten as one readable SpecError naming each bad field."""
+    try:
+        return cls.model_validate(data, **kw)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(str(x) for x in err['loc']) or '(spec)'}: {err['msg']}" for err in e.errors()]
+        raise SpecError(f"invalid {what}:\n" + "\n".join(lines)) from None
+
+
+def model_from_dict(data: dict[str, Any]) -> tuple[ModelSpec, AcceptanceSpec | None]:
+    d = dict(data)
+    acc = d.pop("acceptance", None)
+    model = validated(ModelSpec, d, f"model '{d.get('name', '?')}'")
+    acceptance = validated(AcceptanceSpec, acc, f"acceptance of model '{model.name}'") if acc else None
+    return model, acceptance
+
+
+def load_model(key: str) -> tuple[ModelSpec, AcceptanceSpec | None]:
+    return model_from_dict(read_yaml("model", key))
+
+
+def load_hardware(key: str) -> HardwareSpec:
+    return validated(HardwareSpec, read_yaml("hardware", key), f"hardware '{key}'")
+
+
+def load_workload(key: str) -> WorkloadSpec:
+    return validated(WorkloadSpec, read_yaml("workload", key), f"workload '{key}'")
+
+
+def load_calibration(name: str | None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """A calibration file: fitted knobs per hardware and acceptance scales per model ({} for None)."""
+    if not name:
+        return {}
+    data = read_yaml("calibration", name, conf_dir)
+    return data.get("calibration", data)
+
+
+def calibrated_knobs(hw: HardwareSpec, calibration: dict[str, Any]) -> EfficiencyKnobs:
+    fitted = (calibration.get("hardware") or {}).get(hw.name)
+    if not fitted:
+        return hw.efficiency
+    values = {k: v for k, v in fitted.items() if k in EfficiencyKnobs.model_fields}
+    return validated(EfficiencyKnobs, {**hw.efficiency.model_dump(), **values}, f"calibration knobs of {hw.name}")

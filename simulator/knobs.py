@@ -1,0 +1,33 @@
+"""Efficiency knobs as tensors, so a calibration can fit them by autograd."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from simulator.specs import EfficiencyKnobs
+
+KNOB_NAMES = tuple(EfficiencyKnobs.model_fields)
+
+
+@dataclass(frozen=True)
+class KnobTensors:
+    hbm_bandwidth_fraction: torch.Tensor
+    compute_fraction: torch.Tensor
+    link_bandwidth_fraction: torch.Tensor
+    layer_pass_latency_us: torch.Tensor
+    collective_latency_us: torch.Tensor
+    step_latency_us: torch.Tensor
+    moe_imbalance: torch.Tensor
+
+    @classmethod
+    def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:
+        return cls(*(torch.tensor(float(getattr(knobs, n)), dtype=torch.float64) for n in KNOB_NAMES))
+
+    @classmethod
+    def stack(cls, items: list[KnobTensors]) -> KnobTensors:
+        return cls(*(torch.stack([getattr(k, f.name) for k in items]) for f in fields(cls)))
+
+    def to_spec(self) -> EfficiencyKnobs:
+        return EfficiencyKnobs(**{f.name: float(getattr(self, f.name)) for f in fields(self)})

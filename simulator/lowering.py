@@ -1,0 +1,180 @@
+"""Lowering: (model, hardware, precision, deployment) -> per-GPU coefficient tensors of one forward pass.
+
+A `PassTable` holds, for every operator, FLOPs and bytes as affine functions of the pass's tokens,
+requests and context, plus the pass's collectives and latency floors. `step_cost.pass_time_s` evaluates
+it with arithmetic only, so the torch model and the Triton kernel read the same table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from simulator.operators import OpDef, draft_ops, embedding_op, target_ops, total_layers
+from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
+
+# Bytes per weight element. FP4 = NVFP4/MXFP4: 4 bits + one 8-bit scale per 16 elements (NVFP4).
+BYTES_PER_VALUE: dict[str, float] = {"fp4": 0.5625, "fp8": 1.0, "bf16": 2.0}
+ACTIVATION_BYTES = 2.0  # bf16 activations and collectives
+STATE_BYTES = 4.0  # fp32 recurrent state of linear attention
+
+OP_FIELDS = (
+    "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
+    "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
+    "bytes_per_request", "peak_flops", "dp_sharded", "moe",
+)
+PASS_FIELDS = ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
+               "hbm_bytes_s")
+
+
+@dataclass(frozen=True)
+class PassTable:
+    """Per-GPU coefficients of one forward pass. Operator fields have shape [..., n_ops], pass fields [...].
+
+    Units: FLOPs, bytes, FLOP/s, bytes/s, tokens. `dp_sharded` and `moe` are 0/1 masks.
+    """
+
+    names: tuple[str, ...]
+    flops_per_token: torch.Tensor
+    flops_per_token_ctx: torch.Tensor
+    ctx_scale: torch.Tensor
+    ctx_offset: torch.Tensor
+    ctx_cap: torch.Tensor
+    weight_bytes: torch.Tensor
+    expert_bytes: torch.Tensor
+    experts_local: torch.Tensor
+    route_prob: torch.Tensor
+    bytes_per_token: torch.Tensor
+    bytes_per_request_ctx: torch.Tensor
+    bytes_per_request: torch.Tensor
+    peak_flops: torch.Tensor
+    dp_sharded: torch.Tensor
+    moe: torch.Tensor
+    attention_dp: torch.Tensor
+    comm_bytes_per_token: torch.Tensor
+    collectives: torch.Tensor
+    layer_passes: torch.Tensor
+    link_bytes_s: torch.Tensor
+    hbm_bytes_s: torch.Tensor
+
+    def to(self, **kw: object) -> PassTable:
+        return PassTable(self.names, *(getattr(self, f.name).to(**kw) for f in fields(self)[1:]))
+
+
+@dataclass(frozen=True)
+class MemoryFootprint:
+    """Per-GPU resident bytes: weights, and cache per request as a function of its context length."""
+
+    weight_bytes: float
+    kv_bytes_per_token: tuple[tuple[float, float, float, float], ...]  # (bytes/token, scale, offset, cap)
+    state_bytes_per_request: float
+
+    def cache_bytes_per_request(self, context_tokens: float) -> float:
+        kv = sum(b * min(s * context_tokens + o, c) for b, s, o, c in self.kv_bytes_per_token)
+        return kv + self.state_bytes_per_request
+
+
+def weight_dtype(op: OpDef, model: ModelSpec, precision: Precision) -> str:
+    if op.weight_class == "embedding":
+        return "bf16"
+    if op.weight_class == "expert":
+        return model.native_expert_dtype or precision
+    return "bf16" if precision == "bf16" else "fp8"
+
+
+def compute_peak_flops(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision) -> float:
+    if op.compute in ("attention", "lm_head"):
+        return hw.peak_tflops.bf16 * 1e12
+    return hw.peak_for(weight_dtype(op, model, precision)) * 1e12
+
+
+def _kv_shard(op: OpDef, dep: DeploymentSpec) -> int:
+    return min(dep.attention_tp, op.kv_heads) if op.kv_heads else 1
+
+
+def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
+             kv_bytes: float) -> dict[str, float]:
+    """Per-GPU coefficients of one operator, summed over its layers."""
+    n = op.layers
+    wbytes = BYTES_PER_VALUE[weight_dtype(op, model, precision)]
+    row = dict.fromkeys(OP_FIELDS, 0.0)
+    row.update(ctx_scale=op.ctx_scale, ctx_offset=op.ctx_offset, ctx_cap=op.ctx_cap,
+               peak_flops=compute_peak_flops(op, model, hw, precision))
+    io_bytes = 2 * model.hidden_size * ACTIVATION_BYTES  # hidden state in and out, per token
+    if op.shard == "experts":
+        row["expert_bytes"] = n * op.expert_params * wbytes / dep.moe_tp
+        row["experts_local"] = op.num_experts / dep.ep
+        row["route_prob"] = op.experts_per_token / op.num_experts
+        row["flops_per_token"] = n * 2 * op.active_params / dep.tp
+        row["bytes_per_token"] = n * io_bytes * op.experts_per_token / dep.tp
+        row["moe"] = 1.0
+        return row
+    split = {"attention": dep.attention_tp, "tp": dep.tp, "none": 1}[op.shard]
+    row["weight_bytes"] = n * op.params * wbytes / split
+    row["flops_per_token"] = n * (2 * op.active_params + op.flops_per_token) / split
+    row["flops_per_token_ctx"] = n * op.flops_per_token_ctx / split
+    kv = n * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
+    row["bytes_per_token"] = n * io_bytes + kv  # activations + the new token's cache entry
+    row["bytes_per_request_ctx"] = kv
+    row["bytes_per_request"] = n * 2 * op.state_values_per_request * STATE_BYTES / min(
+        dep.attention_tp, op.state_heads)
+    row["dp_sharded"] = 1.0 if op.shard == "attention" else 0.0
+    return row
+
+
+def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: Precision,
+              dep: DeploymentSpec, kv_bytes: float, layer_passes: int) -> PassTable:
+    rows = [lower_op(op, model, hw, precision, dep, kv_bytes) for op in ops]
+    tp = dep.tp
+    collectives = 2 * layer_passes if tp > 1 else 0
+    # ring all-reduce (or all-gather + reduce-scatter under DP-attention) of the hidden state, per GPU
+    comm = collectives * 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES if tp > 1 else 0.0
+    def col(f: str) -> torch.Tensor:
+        return torch.tensor([r[f] for r in rows], dtype=torch.float64)
+    def scalar(x: float) -> torch.Tensor:
+        return torch.tensor(float(x), dtype=torch.float64)
+    return PassTable(
+        tuple(op.name for op in ops), *(col(f) for f in OP_FIELDS),
+        attention_dp=scalar(dep.attention_dp), comm_bytes_per_token=scalar(comm),
+        collectives=scalar(collectives), layer_passes=scalar(layer_passes),
+        link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),
+    )
+
+
+def lower_target(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
+                 kv_bytes: float) -> PassTable:
+    ops = target_ops(model)
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops))
+
+
+def lower_draft(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
+                kv_bytes: float) -> PassTable | None:
+    ops = draft_ops(model)
+    if not ops:
+        return None
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, 1)
+
+
+def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec, kv_bytes: float,
+                     with_draft: bool) -> MemoryFootprint:
+    """Resident weights (all local experts) and cache per request, per GPU."""
+    ops = target_ops(model) + (draft_ops(model) if with_draft else [])
+    weights = 0.0
+    kv: list[tuple[float, float, float, float]] = []
+    state = 0.0
+    for op in ops:
+        wbytes = BYTES_PER_VALUE[weight_dtype(op, model, precision)]
+        if op.shard == "experts":
+            weights += op.layers * op.params * wbytes / dep.tp
+            continue
+        split = {"attention": dep.attention_tp, "tp": dep.tp, "none": 1}[op.shard]
+        weights += op.layers * op.params * wbytes / split
+        if op.cache_values_per_token:
+            per_token = op.layers * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
+            kv.append((per_token, op.ctx_scale, op.ctx_offset, op.store_cap))
+        if op.state_values_per_request:
+            state += op.layers * op.state_values_per_request * STATE_BYTES / min(dep.attention_tp, op.state_heads)
+    emb = embedding_op(model.hidden_size, model.vocab_size)
+    weights += emb.params * BYTES_PER_VALUE["bf16"] / dep.tp
+    return MemoryFootprint(weights, tuple(kv), state)

@@ -1,0 +1,47 @@
+"""HBM capacity: weights + draft module + KV cache / recurrent state of the concurrent requests must fit."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.lowering import MemoryFootprint
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    weights_gb: float
+    cache_gb_per_request: float
+    capacity_gb: float
+    max_concurrency: int  # deepest concurrency that fits (0: not even the weights fit)
+
+    def fits(self, concurrency: int) -> bool:
+        return 1 <= concurrency <= self.max_concurrency
+
+    def reason(self, concurrency: int) -> str:
+        if self.max_concurrency == 0:
+            return (f"weights need {self.weights_gb:.1f} GB per GPU, more than the {self.capacity_gb:.1f} GB "
+                    "available for weights + KV")
+        if concurrency > self.max_concurrency:
+            return (f"concurrency {concurrency} needs more KV cache than fits (max {self.max_concurrency} at "
+                    f"{self.cache_gb_per_request * 1e3:.1f} MB per request per GPU)")
+        return ""
+
+
+def check_memory(fp: MemoryFootprint, hbm_capacity_gb: float, mem_fraction: float, attention_dp: int,
+                 request_tokens: float) -> MemoryCheck:
+    """Engines give `mem_fraction` of HBM to weights + cache (the rest: activations, graphs, reserve).
+
+    Each request reserves cache for its whole length `request_tokens` (prompt + output). Under TP the MLA
+    latent cache is replicated on every rank; DP-attention spreads requests over `attention_dp` ranks.
+    """
+    capacity = hbm_capacity_gb * 1e9 * mem_fraction
+    per_request = fp.cache_bytes_per_request(request_tokens)
+    free = capacity - fp.weight_bytes
+    if free <= 0:
+        max_c = 0
+    elif per_request <= 0:
+        max_c = 1 << 30
+    else:
+        max_c = int(math.floor(free / per_request)) * attention_dp
+    return MemoryCheck(fp.weight_bytes / 1e9, per_request / 1e9, capacity / 1e9, max_c)

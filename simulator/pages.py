@@ -1,0 +1,308 @@
+"""Parser for InferenceX "<GPU> <PRECISION>: MTP vs Off Speculative Decoding" comparison pages.
+
+Two text layouts occur (see ../shared/pages): the table as one value per line, and as a markdown table.
+Both carry the same facts: model, GPU, precision, the pinned workload, the target interactivities (in
+the prose, in table-column order) and per target the MTP and Off throughput, cost, tok/s/MW and
+concurrency. ``bundled_pages`` reads the project's own extracted copies in conf/pages/*.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "HARDWARE_NAMES",
+    "MODEL_NAMES",
+    "PAGES_DIR",
+    "Page",
+    "PageParseError",
+    "PagePoint",
+    "SideFigures",
+    "bundled_pages",
+    "hardware_key",
+    "load_page_file",
+    "model_key",
+    "parse_page",
+]
+
+PAGES_DIR = Path(__file__).resolve().parents[1] / "conf" / "pages"
+
+# Display names as the pages write them -> catalog keys.
+MODEL_NAMES: dict[str, tuple[str, ...]] = {
+    "deepseek_r1": ("DeepSeek R1",),
+    "deepseek_v4_pro": ("DeepSeek V4 Pro 1.6T", "DeepSeek V4 Pro"),
+    "glm5": ("GLM 5/5.1", "GLM 5", "GLM-5"),
+    "qwen3_5_397b": ("Qwen 3.5 397B-A17B",),
+    "kimi_k2_5": ("Kimi K2.5",),
+    "qwen3_235b": ("Qwen 3 235B-A22B",),
+    "gpt_oss_120b": ("gpt-oss-120b", "gpt-oss 120B"),
+    "llama3_3_70b": ("Llama 3.3 70B",),
+}
+HARDWARE_NAMES: dict[str, tuple[str, ...]] = {
+    "h100": ("H100",),
+    "h200": ("H200",),
+    "b200": ("B200",),
+    "b300": ("B300",),
+    "gb200": ("GB200 NVL72", "GB200"),
+    "gb300": ("GB300 NVL72", "GB300"),
+    "mi300x": ("MI300X",),
+    "mi325x": ("MI325X",),
+    "mi355x": ("MI355X",),
+}
+WORKLOADS: tuple[str, ...] = ("1k1k", "8k1k", "1k8k")
+
+Precision = Literal["fp4", "fp8", "bf16"]
+Workload = Literal["1k1k", "8k1k", "1k8k"]
+
+
+class PageParseError(ValueError):
+    """The text is not a comparison page, or a required part of it is missing or malformed."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SideFigures(_Frozen):
+    """One side's (MTP or Off) figures at one target interactivity, as printed."""
+
+    tput_per_gpu: float = Field(ge=0, allow_inf_nan=False)
+    cost_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    tok_s_per_mw: float = Field(ge=0, allow_inf_nan=False)
+    concurrency: int = Field(ge=0)
+
+
+class PagePoint(_Frozen):
+    """A target interactivity (tok/s/user) and both sides' figures there."""
+
+    interactivity: float = Field(gt=0, allow_inf_nan=False)
+    mtp: SideFigures
+    off: SideFigures
+
+
+class Page(_Frozen):
+    """One comparison page: which model/GPU/precision/workload and its matched-interactivity points."""
+
+    source: str
+    model: str
+    hardware: str
+    precision: Precision
+    workload: Workload
+    points: list[PagePoint] = Field(min_length=1)
+
+
+def _norm(name: str) -> str:
+    """Lower case, letters and digits only: tolerant to case, spacing and punctuation."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def _lookup(kind: str, names: dict[str, tuple[str, ...]], display: str) -> str:
+    wanted = _norm(display)
+    for key, aliases in names.items():
+        if wanted and wanted in {_norm(key), *(_norm(a) for a in aliases)}:
+            return key
+    known = "; ".join(f"{key}: {', '.join(aliases)}" for key, aliases in names.items())
+    raise PageParseError(f"unknown {kind} display name {display.strip()!r}; known: {known}")
+
+
+def model_key(display: str) -> str:
+    """Catalog key of a model display name (e.g. 'GLM 5/5.1' -> 'glm5')."""
+    return _lookup("model", MODEL_NAMES, display)
+
+
+def hardware_key(display: str) -> str:
+    """Hardware key of a GPU display name (e.g. 'GB200 NVL72' -> 'gb200')."""
+    return _lookup("hardware", HARDWARE_NAMES, display)
+
+
+_FLAGS = re.IGNORECASE | re.MULTILINE
+_TITLE = re.compile(r"^[#\s]*([^\n:]{1,60}?)[ \t]+(fp4|fp8|bf16)[ \t]*:[ \t]*mtp[ \t]+vs\.?[ \t]+off\b", _FLAGS)
+_RUNNING = re.compile(r"\brunning[ \t]+([^\n]{1,80}?)\.(?:\s|$)", _FLAGS)
+_HEADER = re.compile(r"^[#\s]*([^\n·]{1,80}?)[ \t]*·[ \t]*speculative decoding[ \t]*$", _FLAGS)
+_ON_GPU = re.compile(r"\bon[ \t]+([^\n()]{1,80}?)[ \t]+\(([^\n()]{1,40}?)[ \t]+(fp4|fp8|bf16)\)", _FLAGS)
+_WORKLOAD = re.compile(r"pinned[ \t]+(\d{1,2}k)[ \t]*/[ \t]*(\d{1,2}k)(?:[ \t]*·[ \t]*(fp4|fp8|bf16))?", _FLAGS)
+_TARGET = re.compile(r"\bat[ \t]+(\d{1,6}(?:\.\d{1,6})?)[ \t]*tok/s/user", _FLAGS)
+_NUM = r"(\d{1,12}(?:,\d{3}){0,4}(?:\.\d{1,9})?)"
+_SIDE = re.compile(r"(mtp|off)[ \t]*:[ \t]*[~≈$]{0,2}[ \t]*" + _NUM, re.IGNORECASE)
+_VALUE_CELL = re.compile(r"^(?:(?:mtp|off)[ \t]*:[ \t]*[~≈$]{0,2}[ \t]*" + _NUM + r"[ \t]*){2}$", re.IGNORECASE)
+_ROWS: dict[str, re.Pattern[str]] = {
+    "tput_per_gpu": re.compile(r"^throughput[ \t]*\([ \t]*tok/s/gpu[ \t]*\)$", re.IGNORECASE),
+    "cost_per_mtok": re.compile(r"^cost[ \t]*\([ \t]*\$[ \t]*/[ \t]*m[ \t]*tok(?:ens)?[ \t]*\)$", re.IGNORECASE),
+    "tok_s_per_mw": re.compile(r"^tok/s/mw$", re.IGNORECASE),
+    "concurrency": re.compile(r"^concurrency$", re.IGNORECASE),
+}
+_ROW_WORDS = {
+    "tput_per_gpu": "throughput",
+    "cost_per_mtok": "cost",
+    "tok_s_per_mw": "tok/s/MW",
+    "concurrency": "concurrency",
+}
+
+
+def _cells(text: str) -> list[str]:
+    """Table cells in reading order: markdown rows split on '|', other lines whole."""
+    cells: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("|"):
+            parts = [p.strip() for p in line.strip("|").split("|")]
+            cells.extend(p for p in parts if p and not re.fullmatch(r":?-{3,}:?", p))
+        elif line:
+            cells.append(line)
+    return cells
+
+
+def _pair(cell: str) -> tuple[float, float]:
+    """(MTP, Off) numbers of a value cell such as 'MTP:$0.201Off:$0.301'."""
+    found: dict[str, float] = {}
+    for side, num in _SIDE.findall(cell):
+        if side.lower() in found:
+            raise PageParseError(f"value cell {cell!r} names {side} twice")
+        found[side.lower()] = float(num.replace(",", ""))
+    if set(found) != {"mtp", "off"}:
+        raise PageParseError(f"value cell {cell!r} lacks an MTP or Off figure")
+    return found["mtp"], found["off"]
+
+
+def _table_rows(text: str) -> dict[str, list[tuple[float, float]]]:
+    """Each metric row's (MTP, Off) pairs, in column order."""
+    rows: dict[str, list[tuple[float, float]]] = {}
+    current: str | None = None
+    for cell in _cells(text):
+        label = next((k for k, pat in _ROWS.items() if pat.match(cell)), None)
+        if label is not None:
+            if label in rows:
+                raise PageParseError(f"the {_ROW_WORDS[label]} row appears twice")
+            rows[label] = []
+            current = label
+        elif current is not None and _VALUE_CELL.match(cell):
+            rows[current].append(_pair(cell))
+        else:
+            current = None
+    for key, word in _ROW_WORDS.items():
+        if not rows.get(key):
+            raise PageParseError(f"no {word} row found")
+    return rows
+
+
+def _title(text: str) -> tuple[str | None, str | None]:
+    m = _TITLE.search(text)
+    return (m.group(1), m.group(2).lower()) if m else (None, None)
+
+
+def _model(text: str) -> str:
+    candidates = [m.group(1) for pat in (_RUNNING, _HEADER, _ON_GPU) for m in pat.finditer(text)]
+    if not candidates:
+        raise PageParseError("no model name found (no 'running <model>.', '<model> · Speculative Decoding' "
+                             "or 'on <model> (<GPU> <precision>)')")
+    key = model_key(candidates[0])
+    for other in candidates[1:]:
+        try:
+            other_key = model_key(other)
+        except PageParseError:
+            continue
+        if other_key != key:
+            raise PageParseError(f"inconsistent model names: {candidates[0]!r} and {other!r}")
+    return key
+
+
+def _hardware_precision(text: str) -> tuple[str, str]:
+    gpu, precision = _title(text)
+    if gpu is None or precision is None:
+        m = _ON_GPU.search(text)
+        if m is None:
+            raise PageParseError("no '<GPU> <precision>: MTP vs Off' title and no '(<GPU> <precision>)' found")
+        gpu, precision = m.group(2), m.group(3).lower()
+    return hardware_key(gpu), precision
+
+
+def _workload(text: str, precision: str) -> str:
+    m = _WORKLOAD.search(text)
+    if m is None:
+        raise PageParseError("no pinned workload found (e.g. 'pinned 1k/1k · fp4')")
+    workload = f"{m.group(1)}{m.group(2)}".lower()
+    if workload not in WORKLOADS:
+        raise PageParseError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
+    if m.group(3) and m.group(3).lower() != precision:
+        raise PageParseError(f"workload precision {m.group(3)!r} differs from the title's {precision!r}")
+    return workload
+
+
+def _targets(text: str) -> list[float]:
+    targets = [float(t) for t in _TARGET.findall(text)]
+    if not targets:
+        raise PageParseError("no target interactivity found (e.g. 'At 49 tok/s/user')")
+    return targets
+
+
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def _points(targets: list[float], rows: dict[str, list[tuple[float, float]]]) -> list[PagePoint]:
+    for key, word in _ROW_WORDS.items():
+        if len(rows[key]) != len(targets):
+            raise PageParseError(
+                f"the {word} row has {len(rows[key])} columns but the text names {len(targets)} targets"
+            )
+    points = []
+    for i, target in enumerate(targets):
+        sides = []
+        for j in (0, 1):
+            conc = rows["concurrency"][i][j]
+            sides.append(
+                SideFigures(
+                    tput_per_gpu=rows["tput_per_gpu"][i][j],
+                    cost_per_mtok=rows["cost_per_mtok"][i][j],
+                    tok_s_per_mw=rows["tok_s_per_mw"][i][j],
+                    concurrency=_round_half_up(conc) if math.isfinite(conc) else -1,
+                )
+            )
+        points.append(PagePoint(interactivity=target, mtp=sides[0], off=sides[1]))
+    return points
+
+
+def parse_page(text: str, source: str) -> Page:
+    """Parse one comparison page; any defect raises :class:`PageParseError` naming what is missing."""
+    if not isinstance(text, str):
+        raise PageParseError(f"page text must be a str, got {type(text).__name__}")
+    try:
+        hardware, precision = _hardware_precision(text)
+        model = _model(text)
+        workload = _workload(text, precision)
+        targets = _targets(text)
+        rows = _table_rows(text)
+        points = _points(targets, rows)
+        return Page(
+            source=str(source), model=model, hardware=hardware, precision=precision,  # type: ignore[arg-type]
+            workload=workload, points=points,  # type: ignore[arg-type]
+        )
+    except ValidationError as err:
+        raise PageParseError(f"{source}: implausible figures: {err}") from None
+    except PageParseError as err:
+        raise PageParseError(f"{source}: {err}") from None
+    except (ValueError, OverflowError) as err:  # e.g. float() of a malformed number
+        raise PageParseError(f"{source}: malformed number: {err}") from None
+
+
+def load_page_file(path: str | Path) -> Page:
+    """Read and parse a page's text file (the source recorded is its file name)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"page file not found: {p}")
+    return parse_page(p.read_text(encoding="utf-8", errors="replace"), source=p.name)
+
+
+def bundled_pages(directory: str | Path | None = None) -> list[Page]:
+    """The extracted pages shipped in conf/pages/*.yaml, sorted by file name."""
+    folder = Path(directory) if directory is not None else PAGES_DIR
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise FileNotFoundError(f"no page files (*.yaml) in {folder}")
+    return [Page.model_validate(yaml.safe_load(f.read_text(encoding="utf-8"))) for f in files]

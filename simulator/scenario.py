@@ -1,0 +1,68 @@
+"""A scenario: one model on one GPU type at one precision and workload; builds the step tables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from simulator.knobs import KnobTensors
+from simulator.lowering import lower_draft, lower_target, memory_footprint
+from simulator.memory import MemoryCheck, check_memory
+from simulator.specs import (
+    AcceptanceSpec,
+    DeploymentSpec,
+    EfficiencyKnobs,
+    HardwareSpec,
+    ModelSpec,
+    Precision,
+    ServingSpec,
+    WorkloadSpec,
+)
+from simulator.speculative import StepTables
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    precision: Precision
+    workload: WorkloadSpec
+    serving: ServingSpec = ServingSpec()
+    acceptance: AcceptanceSpec | None = None
+    knobs: EfficiencyKnobs | None = None  # None: the hardware's own defaults
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.precision == "fp4" and not self.hardware.supports("fp4"):
+            raise ValueError(
+                f"precision: fp4 weights need FP4 tensor cores, which {self.hardware.display_name} "
+                f"({self.hardware.generation}) does not have; use fp8 or bf16")
+        if self.acceptance is not None and self.model.draft is None:
+            raise ValueError(f"acceptance: model {self.model.name} has no draft module to accept from")
+        return self
+
+    @property
+    def has_draft(self) -> bool:
+        return self.model.draft is not None and self.acceptance is not None
+
+    @property
+    def kv_bytes(self) -> float:
+        return self.serving.kv_bytes_per_value(self.precision)
+
+    @cached_property
+    def knob_tensors(self) -> KnobTensors:
+        return KnobTensors.from_spec(self.knobs or self.hardware.efficiency)
+
+    def deployment(self, **fields: object) -> DeploymentSpec:
+        return DeploymentSpec.model_validate(fields, context={"model": self.model, "hardware": self.hardware})
+
+    def tables(self, dep: DeploymentSpec) -> StepTables:
+        args = (self.model, self.hardware, self.precision, dep, self.kv_bytes)
+        return StepTables(lower_target(*args), lower_draft(*args) if self.has_draft else None)
+
+    def memory(self, dep: DeploymentSpec, with_draft: bool) -> MemoryCheck:
+        fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, with_draft and self.has_draft)
+        tokens = self.workload.mean_input_tokens + self.workload.mean_output_tokens
+        return check_memory(fp, self.hardware.hbm_capacity_gb, self.serving.mem_fraction, dep.attention_dp, tokens)

@@ -1,0 +1,43 @@
+"""Typed, validated specifications (pydantic v2, frozen), with units in the field names."""
+
+from simulator.specs.hardware import EfficiencyKnobs, HardwareSpec, PeakTflops
+from simulator.specs.model import (
+    AttentionSpec,
+    DraftModuleSpec,
+    FfnSpec,
+    GqaAttention,
+    IndexerSpec,
+    LayerGroup,
+    LinearAttention,
+    MlaAttention,
+    ModelSpec,
+)
+from simulator.specs.serving import (
+    AcceptanceSpec,
+    DeploymentSpec,
+    Precision,
+    ServingSpec,
+    SpeculativeSpec,
+    WorkloadSpec,
+)
+
+__all__ = [
+    "AcceptanceSpec",
+    "AttentionSpec",
+    "DeploymentSpec",
+    "DraftModuleSpec",
+    "EfficiencyKnobs",
+    "FfnSpec",
+    "GqaAttention",
+    "HardwareSpec",
+    "IndexerSpec",
+    "LayerGroup",
+    "LinearAttention",
+    "MlaAttention",
+    "ModelSpec",
+    "PeakTflops",
+    "Precision",
+    "ServingSpec",
+    "SpeculativeSpec",
+    "WorkloadSpec",
+]

@@ -1,0 +1,85 @@
+"""Hardware spec: one GPU's peaks, memory, scale-up link, power, and the efficiency knobs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PeakTflops(Frozen):
+    """Dense (not sparse) tensor-core peaks in TFLOP/s; `fp4` is None where the GPU has no FP4 cores."""
+
+    bf16: float = Field(gt=0)
+    fp8: float = Field(gt=0)
+    fp4: float | None = Field(default=None, gt=0)
+
+
+class EfficiencyKnobs(Frozen):
+    """The small named set of efficiency factors (per hardware). Calibration fits these and nothing else.
+
+    Fractions are achieved / peak; latencies are floors that no bandwidth removes.
+    """
+
+    hbm_bandwidth_fraction: float = Field(default=0.8, gt=0, le=1)
+    compute_fraction: float = Field(default=0.7, gt=0, le=1)
+    link_bandwidth_fraction: float = Field(default=0.7, gt=0, le=1)
+    layer_pass_latency_us: float = Field(default=30.0, ge=0, le=10_000)
+    collective_latency_us: float = Field(default=15.0, ge=0, le=10_000)
+    step_latency_us: float = Field(default=500.0, ge=0, le=1_000_000)
+    moe_imbalance: float = Field(default=1.3, ge=1, le=8)
+
+
+class HardwareSpec(Frozen):
+    name: str
+    display_name: str
+    vendor: Literal["nvidia", "amd"]
+    generation: str
+    peak_tflops: PeakTflops
+    hbm_capacity_gb: float = Field(gt=0)
+    hbm_usable_gb: float | None = Field(default=None, gt=0)
+    hbm_bandwidth_tb_s: float = Field(gt=0)
+    scale_up_bandwidth_gb_s: float = Field(gt=0, description="per GPU, per direction")
+    scale_up_domain_gpus: int = Field(ge=1)
+    scale_up_topology: Literal["switch", "mesh"] = "switch"
+    mesh_links: int | None = Field(default=None, ge=1, description="point-to-point links per GPU (mesh only)")
+    tdp_w: float = Field(gt=0)
+    efficiency: EfficiencyKnobs = EfficiencyKnobs()
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> HardwareSpec:
+        if self.hbm_usable_gb is not None and self.hbm_usable_gb > self.hbm_capacity_gb:
+            raise ValueError("hbm_usable_gb must not exceed hbm_capacity_gb")
+        if self.scale_up_topology == "mesh" and self.mesh_links is None:
+            raise ValueError("mesh_links is required when scale_up_topology is 'mesh'")
+        return self
+
+    @property
+    def usable_hbm_gb(self) -> float:
+        return self.hbm_usable_gb if self.hbm_usable_gb is not None else self.hbm_capacity_gb
+
+    def supports(self, dtype: str) -> bool:
+        return getattr(self.peak_tflops, dtype) is not None
+
+    def peak_for(self, dtype: str) -> float:
+        """Peak TFLOP/s for GEMMs in `dtype`; weight-only FP4 on a GPU without FP4 cores computes in FP8."""
+        peak = getattr(self.peak_tflops, dtype)
+        return peak if peak is not None else self.peak_tflops.fp8
+
+    def link_bandwidth_gb_s(self, group_gpus: int) -> float:
+        """Per-GPU bandwidth a collective over `group_gpus` GPUs can use.
+
+        A switch gives every GPU its full bandwidth to any peer set; a point-to-point mesh only the links
+        to the peers in the group (reference/hardware.md notes).
+        """
+        if group_gpus <= 1:
+            return self.scale_up_bandwidth_gb_s
+        if self.scale_up_topology == "mesh":
+            links = self.mesh_links or 1
+            return self.scale_up_bandwidth_gb_s * min(group_gpus - 1, links) / links
+        return self.scale_up_bandwidth_gb_s

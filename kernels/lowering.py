@@ -1,0 +1,131 @@
+"""Lower a list of cases (scenario x deployment x with/without draft) into flat padded float64 tensors.
+
+Every number comes from the simulator (`Scenario.tables`, `Scenario.memory`, `al_table`); this module only
+stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
+without a draft gets an all-zero draft table whose pass costs exactly 0 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import torch
+
+from simulator.acceptance import al_table
+from simulator.knobs import KNOB_NAMES, KnobTensors
+from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
+from simulator.scenario import Scenario
+from simulator.specs import DeploymentSpec, ServingSpec, WorkloadSpec
+
+SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
+                 "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale")
+# pad values that make a padded operator / a missing draft pass cost exactly 0 s (no 0 / 0)
+OP_PAD = {f: (1.0 if f == "peak_flops" else 0.0) for f in OP_FIELDS}
+PASS_PAD = {"attention_dp": 1.0, "link_bytes_s": 1.0, "hbm_bytes_s": 1.0}
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@dataclass(frozen=True)
+class Case:
+    """One point of the outer sweep: a scenario deployed one way, with or without its draft module."""
+
+    scenario: Scenario
+    deployment: DeploymentSpec
+    with_draft: bool = True
+    group: str | None = None  # frontier group (default: model/hardware/precision/workload)
+
+    @property
+    def has_draft(self) -> bool:
+        return self.with_draft and self.scenario.has_draft
+
+    @property
+    def group_name(self) -> str:
+        s = self.scenario
+        return self.group or f"{s.model.name}/{s.hardware.name}/{s.precision}/{s.workload.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.group_name}/{self.deployment.label}/{'mtp' if self.has_draft else 'off'}"
+
+
+@dataclass(frozen=True)
+class CaseBatch:
+    """Per-case tensors (float64 unless noted). Side 0 of `ops`/`passes` is the target, side 1 the draft."""
+
+    ops: torch.Tensor  # [n_cases, 2, len(OP_FIELDS), n_ops]
+    passes: torch.Tensor  # [n_cases, 2, len(PASS_FIELDS)]
+    knobs: torch.Tensor  # [n_cases, len(KNOB_NAMES)]
+    scalars: torch.Tensor  # [n_cases, len(SCALAR_FIELDS)]
+    al: torch.Tensor  # [n_cases, K + 1] AL(k) at acceptance scale 1, padded with 1 beyond each case's K
+    group: torch.Tensor  # [n_cases] int64 index into group_names
+    serving_group: torch.Tensor  # [n_cases] int64 index into servings
+    group_names: tuple[str, ...]
+    servings: tuple[tuple[WorkloadSpec, ServingSpec], ...]  # what closed_loop reads, per serving group
+    labels: tuple[str, ...]
+
+    @property
+    def n_cases(self) -> int:
+        return self.ops.shape[0]
+
+    @property
+    def n_ops(self) -> int:
+        return self.ops.shape[-1]
+
+    def scalar(self, name: str) -> torch.Tensor:
+        return self.scalars[:, SCALAR_FIELDS.index(name)]
+
+    def table(self, side: int, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> PassTable:
+        """The padded PassTable of side 0 (target) or 1 (draft); `sel` maps each [n_cases, ...] tensor."""
+        ops = [sel(self.ops[:, side, i]) for i in range(len(OP_FIELDS))]
+        return PassTable((), *ops, *(sel(self.passes[:, side, i]) for i in range(len(PASS_FIELDS))))
+
+    def knob_tensors(self, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> KnobTensors:
+        return KnobTensors(*(sel(self.knobs[:, i]) for i in range(len(KNOB_NAMES))))
+
+    def to(self, device: torch.device | str) -> CaseBatch:
+        return CaseBatch(**{f.name: (v.to(device) if isinstance(v := getattr(self, f.name), torch.Tensor) else v)
+                            for f in fields(self)})
+
+
+def _table_rows(t: PassTable | None, n_ops: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ops = torch.tensor([OP_PAD[f] for f in OP_FIELDS], dtype=torch.float64)[:, None].repeat(1, n_ops)
+    if t is None:
+        return ops, torch.tensor([PASS_PAD.get(f, 0.0) for f in PASS_FIELDS], dtype=torch.float64)
+    n = len(t.names)
+    ops[:, :n] = torch.stack([getattr(t, f) for f in OP_FIELDS])
+    return ops, torch.stack([getattr(t, f) for f in PASS_FIELDS])
+
+
+def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
+    """Stack the cases' step tables, knobs, workload, memory limit and AL table into a `CaseBatch`."""
+    if not cases:
+        raise ValueError("lower_cases: no cases given")
+    tables = [c.scenario.tables(c.deployment) for c in cases]
+    n_ops = max(max(len(t.target.names), len(t.draft.names) if t.draft else 0) for t in tables)
+    als = [al_table(c.scenario.acceptance, scale=1.0) if c.has_draft else torch.ones(1, dtype=torch.float64)
+           for c in cases]
+    k1 = max(a.numel() for a in als)
+    group_names = tuple(dict.fromkeys(c.group_name for c in cases))
+    servings = tuple(dict.fromkeys((c.scenario.workload, c.scenario.serving) for c in cases))
+    ops, passes, knobs, scalars = [], [], [], []
+    for c, t, al in zip(cases, tables, als, strict=True):
+        sc, dep = c.scenario, c.deployment
+        (to, tp), (do, dp) = _table_rows(t.target, n_ops), _table_rows(t.draft if c.has_draft else None, n_ops)
+        ops.append(torch.stack([to, do]))
+        passes.append(torch.stack([tp, dp]))
+        knobs.append(torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
+        wl, sv = sc.workload, sc.serving
+        scalars.append(torch.tensor([
+            wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, sv.prefill_mode == "chunked",
+            dep.gpus, dep.attention_dp, sc.memory(dep, with_draft=c.has_draft).max_concurrency, al.numel() - 1,
+            sc.acceptance.scale if c.has_draft else 1.0], dtype=torch.float64))
+    return CaseBatch(
+        ops=torch.stack(ops), passes=torch.stack(passes), knobs=torch.stack(knobs), scalars=torch.stack(scalars),
+        al=torch.stack([torch.cat([a, a.new_ones(k1 - a.numel())]) for a in als]),
+        group=torch.tensor([group_names.index(c.group_name) for c in cases]),
+        serving_group=torch.tensor([servings.index((c.scenario.workload, c.scenario.serving)) for c in cases]),
+        group_names=group_names, servings=servings, labels=tuple(c.label for c in cases))

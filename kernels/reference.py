@@ -1,0 +1,86 @@
+"""The torch reference of the sweep: `simulator.serving.closed_loop` broadcast over a lowered `CaseBatch`.
+
+The grid is the cartesian product case x concurrency x draft tokens k x acceptance scale a, flattened
+row-major in that order. A point is infeasible when C < 1, C > the case's memory max_concurrency, or k is
+outside [0, the case's K] (K = 0 without a draft); its metrics are NaN and `feasible` is False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from kernels.lowering import CaseBatch
+from simulator.serving import closed_loop
+from simulator.specs import ServingSpec, WorkloadSpec
+from simulator.speculative import StepTables
+
+METRICS = ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s")
+Select = Callable[[torch.Tensor], torch.Tensor]
+
+
+def check_grid(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+               acceptance_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The three axes as 1-D float64 tensors on the batch's device, with clear errors."""
+    axes = []
+    for name, x in (("concurrency", concurrency), ("draft_tokens", draft_tokens),
+                    ("acceptance_scale", acceptance_scale)):
+        x = torch.as_tensor(x, dtype=torch.float64, device=batch.ops.device)
+        if x.ndim != 1 or x.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(x.shape)}")
+        axes.append(x)
+    if not bool((axes[1] == axes[1].round()).all()):
+        raise ValueError("draft_tokens must be whole numbers")
+    return axes[0], axes[1], axes[2]
+
+
+def _evaluate(batch: CaseBatch, sel: Select, c: torch.Tensor, k: torch.Tensor, a: torch.Tensor,
+              workload: WorkloadSpec, serving: ServingSpec) -> dict[str, torch.Tensor]:
+    """Metrics of points whose per-case tensors `sel` picks; c, k, a broadcast against them."""
+    tables = StepTables(batch.table(0, sel), batch.table(1, sel))  # a missing draft is a 0 s table
+    raw = torch.take_along_dim(sel(batch.al), k.long().clamp(0, batch.al.shape[1] - 1)[..., None], -1)[..., 0]
+    scale = sel(batch.scalar("acceptance_scale")) * a
+    al = torch.minimum(1.0 + scale * (raw - 1.0), k + 1.0)  # acceptance.al_table at scale spec.scale x a
+    m = closed_loop(tables, batch.knob_tensors(sel), workload, serving, c, k, al, sel(batch.scalar("gpus")))
+    feasible = ((c >= 1.0) & (c <= sel(batch.scalar("max_concurrency")))
+                & (k >= 0.0) & (k <= sel(batch.scalar("max_draft_tokens"))))
+    out = {name: torch.where(feasible, getattr(m, name), torch.nan) for name in METRICS}
+    return {**out, "feasible": feasible & torch.ones_like(al, dtype=torch.bool)}
+
+
+def evaluate_grid_torch(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+                        acceptance_scale: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All metrics on the full grid, each of shape [n_cases, n_c, n_k, n_a]."""
+    c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
+    shape = (batch.n_cases, c.numel(), k.numel(), a.numel())
+    c, k, a = c.view(1, -1, 1, 1), k.view(1, 1, -1, 1), a.view(1, 1, 1, -1)
+    out: dict[str, torch.Tensor] = {}
+    for g, (workload, serving) in enumerate(batch.servings):
+        idx = (batch.serving_group == g).nonzero()[:, 0]
+        res = _evaluate(batch, lambda x, i=idx: x[i].view(len(i), 1, 1, 1, *x.shape[1:]), c, k, a, workload, serving)
+        for name, v in res.items():
+            out.setdefault(name, torch.empty(shape, dtype=v.dtype, device=v.device))[idx] = v.expand(len(idx), *shape[1:])
+    return out
+
+
+def unravel(flat: torch.Tensor, n_c: int, n_k: int, n_a: int) -> tuple[torch.Tensor, ...]:
+    """(case, concurrency, k, acceptance) indices of flat grid indices."""
+    return flat // (n_a * n_k * n_c), flat // (n_a * n_k) % n_c, flat // n_a % n_k, flat % n_a
+
+
+def evaluate_points_torch(batch: CaseBatch, flat: torch.Tensor, concurrency: torch.Tensor,
+                          draft_tokens: torch.Tensor, acceptance_scale: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All metrics at the given flat grid indices (1-D), e.g. one chunk of a sweep."""
+    c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
+    case, ic, ik, ia = unravel(flat, c.numel(), k.numel(), a.numel())
+    c, k, a = c[ic], k[ik], a[ia]
+    if len(batch.servings) == 1:
+        return _evaluate(batch, lambda x: x[case], c, k, a, *batch.servings[0])
+    out: dict[str, torch.Tensor] = {}
+    for g, (workload, serving) in enumerate(batch.servings):
+        p = (batch.serving_group[case] == g).nonzero()[:, 0]
+        res = _evaluate(batch, lambda x, i=case[p]: x[i], c[p], k[p], a[p], workload, serving)
+        for name, v in res.items():
+            out.setdefault(name, torch.empty(flat.shape, dtype=v.dtype, device=v.device))[p] = v
+    return out

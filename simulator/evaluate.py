@@ -1,0 +1,106 @@
+"""Evaluate candidates into a `Curve`: every predicted point, feasible or not (with the reason)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from simulator.acceptance import acceptance_length, al_table
+from simulator.scenario import Scenario
+from simulator.search import Candidate
+from simulator.serving import closed_loop
+
+
+@dataclass
+class Curve:
+    """Columns of predicted points (one entry per deployment x concurrency x draft length)."""
+
+    side: list[str] = field(default_factory=list)
+    engine: list[str] = field(default_factory=list)
+    deployment: list[str] = field(default_factory=list)
+    tp: list[int] = field(default_factory=list)
+    ep: list[int] = field(default_factory=list)
+    dp_attention: list[bool] = field(default_factory=list)
+    gpus: list[int] = field(default_factory=list)
+    concurrency: list[int] = field(default_factory=list)
+    draft_tokens: list[int] = field(default_factory=list)
+    acceptance_length: list[float] = field(default_factory=list)
+    step_ms: list[float] = field(default_factory=list)
+    prefill_stall_ms: list[float] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    tpot_ms: list[float] = field(default_factory=list)
+    interactivity: list[float] = field(default_factory=list)
+    tput_per_gpu: list[float] = field(default_factory=list)
+    output_tput_per_gpu: list[float] = field(default_factory=list)
+    feasible: list[bool] = field(default_factory=list)
+    infeasible_reason: list[str] = field(default_factory=list)
+
+    def extend(self, other: Curve) -> None:
+        for name, values in asdict(other).items():
+            getattr(self, name).extend(values)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(asdict(self))
+
+
+def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
+    """All (concurrency, k) points of one candidate, vectorized over the grid."""
+    dep = cand.deployment
+    c = torch.tensor(cand.concurrencies, dtype=torch.float64)
+    k = torch.tensor(cand.draft_tokens, dtype=torch.float64)
+    cc, kk = (x.reshape(-1) for x in torch.meshgrid(c, k, indexing="ij"))
+    table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance else torch.ones(1, dtype=torch.float64)
+    al = acceptance_length(table, kk.long())
+    m = closed_loop(sc.tables(dep), sc.knob_tensors, sc.workload, sc.serving, cc, kk, al, dep.gpus)
+    mem = sc.memory(dep, cand.side == "mtp")
+    curve = Curve()
+    for i in range(cc.numel()):
+        conc = int(cc[i])
+        reason = mem.reason(conc) or (
+            f"concurrency {conc} exceeds max_running_requests {sc.serving.max_running_requests}"
+            if conc > sc.serving.max_running_requests else "")
+        ok = not reason
+        nan = float("nan")
+        def val(t: torch.Tensor, scale: float = 1.0, ok: bool = ok, i: int = i) -> float:
+            return float(t[i]) * scale if ok else nan
+        curve.side.append(cand.side)
+        curve.engine.append(cand.engine)
+        curve.deployment.append(dep.label)
+        curve.tp.append(dep.tp)
+        curve.ep.append(dep.ep)
+        curve.dp_attention.append(dep.dp_attention)
+        curve.gpus.append(dep.gpus)
+        curve.concurrency.append(conc)
+        curve.draft_tokens.append(int(kk[i]))
+        curve.acceptance_length.append(float(al[i]))
+        curve.step_ms.append(val(m.step_s, 1e3))
+        curve.prefill_stall_ms.append(val(m.stall_s, 1e3))
+        curve.ttft_ms.append(val(m.ttft_s, 1e3))
+        curve.tpot_ms.append(val(m.tpot_s, 1e3))
+        curve.interactivity.append(val(m.interactivity))
+        curve.tput_per_gpu.append(val(m.tput_per_gpu))
+        curve.output_tput_per_gpu.append(val(m.output_tput_per_gpu))
+        curve.feasible.append(ok)
+        curve.infeasible_reason.append(reason)
+    return curve
+
+
+def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | None = None) -> Curve:
+    curve = Curve()
+    for cand in cands:
+        curve.extend(evaluate_candidate(sc, cand, acceptance_scale))
+    return curve
+
+
+def front_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feasible points on the upper-left Pareto front of (interactivity, throughput), sorted."""
+    from simulator.frontier import pareto_front
+
+    ok = frame[frame["feasible"]].reset_index(drop=True)
+    if ok.empty:
+        return ok
+    idx = pareto_front(ok["interactivity"].to_numpy(), ok["tput_per_gpu"].to_numpy())
+    return ok.iloc[np.asarray(idx)].reset_index(drop=True)

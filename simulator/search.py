@@ -1,0 +1,96 @@
+"""Which deployments, concurrencies and draft lengths to evaluate.
+
+`benchmark`: only what the benchmark ran (conf/deployments/benchmark.yaml), since a measured frontier
+stops where its sweep stopped. `open`: every single-node deployment that fits, concurrency up to the
+memory limit, and k = 1..4 on the MTP side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simulator.scenario import Scenario
+from simulator.search_space import load_search_spaces
+from simulator.specs import DeploymentSpec
+
+Side = Literal["off", "mtp"]
+SearchMode = Literal["benchmark", "open"]
+OPEN_DRAFT_TOKENS = (1, 2, 3, 4)
+OPEN_MAX_CONCURRENCY = 4096
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A deployment with the concurrencies and draft lengths to run it at, on one side."""
+
+    side: Side
+    deployment: DeploymentSpec
+    concurrencies: tuple[int, ...]
+    draft_tokens: tuple[int, ...]
+    engine: str = "any"
+
+
+def open_concurrencies(limit: int) -> tuple[int, ...]:
+    """1, 2, 3, 4, 6, 8, 12, ... (powers of two and their midpoints) up to `limit`."""
+    out: list[int] = []
+    c = 1
+    while c <= limit:
+        out.append(c)
+        if c >= 2 and c * 3 // 2 <= limit:
+            out.append(c * 3 // 2)
+        c *= 2
+    return tuple(sorted(set(out)))
+
+
+def open_deployments(sc: Scenario) -> list[DeploymentSpec]:
+    moe = bool(sc.model.moe_ffns)
+    out = []
+    tp = 1
+    while tp <= min(sc.hardware.scale_up_domain_gpus, 8):
+        for ep in sorted({1, tp} if moe else {1}):
+            for dpa in (False, True) if tp > 1 else (False,):
+                try:
+                    out.append(sc.deployment(tp=tp, ep=ep, dp_attention=dpa))
+                except ValueError:
+                    continue  # e.g. EP not dividing the experts
+        tp *= 2
+    return out
+
+
+def open_candidates(sc: Scenario, side: Side) -> list[Candidate]:
+    ks = (0,) if side == "off" else tuple(k for k in OPEN_DRAFT_TOKENS if sc.acceptance
+                                          and k <= sc.acceptance.max_draft_tokens)
+    out = []
+    for dep in open_deployments(sc):
+        limit = min(sc.memory(dep, side == "mtp").max_concurrency, OPEN_MAX_CONCURRENCY,
+                    sc.serving.max_running_requests)
+        if limit >= 1 and ks:
+            out.append(Candidate(side, dep, open_concurrencies(limit), ks))
+    return out
+
+
+def benchmark_candidates(sc: Scenario, side: Side, model_key: str, hardware_key: str,
+                         workload_key: str) -> list[Candidate]:
+    rows = load_search_spaces().lookup(model_key, hardware_key, sc.precision, workload_key, side)
+    out = []
+    for r in rows:
+        dep = sc.deployment(tp=r.tp, ep=r.ep, dp_attention=r.dp_attn)
+        k = (r.draft_tokens or 0) if side == "mtp" else 0
+        out.append(Candidate(side, dep, tuple(r.concurrencies), (k,), r.engine))
+    return out
+
+
+def candidates(sc: Scenario, side: Side, mode: SearchMode, model_key: str, hardware_key: str,
+               workload_key: str) -> tuple[list[Candidate], str]:
+    """Candidates for one side, and a note when `benchmark` had nothing and `open` was used instead."""
+    if side == "mtp" and not sc.has_draft:
+        return [], f"{sc.model.name} has no draft module: no MTP side"
+    if mode == "benchmark":
+        found = benchmark_candidates(sc, side, model_key, hardware_key, workload_key)
+        if found:
+            return found, ""
+        note = (f"the benchmark ran no {side} deployment of {model_key} on {hardware_key} "
+                f"{sc.precision} {workload_key}; searched open deployments instead")
+        return open_candidates(sc, side), note
+    return open_candidates(sc, side), ""

@@ -1,0 +1,150 @@
+"""compare: predict the Off and MTP curves, take each side's frontier, read both at matched interactivity.
+
+Mirrors how the benchmark pages are made (reference/methodology.md): Pareto front per side, Steffen spline
+through it, targets at 25/50/75 % of the range both sides cover unless given; cost = rate / throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
+from simulator.evaluate import evaluate, front_of
+from simulator.frontier import default_targets, steffen_interpolate
+from simulator.scenario import Scenario
+from simulator.search import SearchMode, Side, candidates
+
+SIDES: tuple[Side, ...] = ("mtp", "off")
+
+
+@dataclass
+class SideResult:
+    side: Side
+    points: pd.DataFrame
+    front: pd.DataFrame
+    note: str = ""
+
+    @property
+    def interactivity_range(self) -> tuple[float, float] | None:
+        if self.front.empty:
+            return None
+        x = self.front["interactivity"]
+        return float(x.min()), float(x.max())
+
+
+@dataclass
+class CompareResult:
+    keys: dict[str, str]
+    sides: dict[str, SideResult]
+    targets: list[float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {**self.keys, "points": self.rows}
+
+    def points_frame(self) -> pd.DataFrame:
+        return pd.concat([s.points for s in self.sides.values()], ignore_index=True)
+
+
+def read_front(front: pd.DataFrame, target: float, rate_usd_h: float, kw: float) -> dict[str, Any] | None:
+    """The side's figures at `target` interactivity: spline through the front; None outside it."""
+    if front.empty:
+        return None
+    x = front["interactivity"].to_numpy()
+    if len(x) == 1:
+        if not np.isclose(x[0], target):
+            return None
+        tput, conc = float(front["tput_per_gpu"].iloc[0]), float(front["concurrency"].iloc[0])
+    else:
+        tput = float(steffen_interpolate(x, front["tput_per_gpu"].to_numpy(), target))
+        conc = float(steffen_interpolate(x, front["concurrency"].to_numpy(dtype=float), target))
+    if not np.isfinite(tput):
+        return None
+    nearest = front.iloc[int(np.argmin(np.abs(x - target)))]
+    return {
+        "tput_per_gpu": tput,
+        "cost_per_mtok": float(cost_per_mtok(tput, rate_usd_h)),
+        "tok_s_per_mw": float(tok_s_per_mw(tput, kw)),
+        "concurrency": int(np.floor(conc + 0.5)),
+        "draft_tokens": int(nearest["draft_tokens"]),
+        "deployment": str(nearest["deployment"]),
+    }
+
+
+def run_compare(sc: Scenario, keys: dict[str, str], search: SearchMode, rates: RateTable,
+                tier: str = "hyperscaler", targets: list[float] | None = None,
+                acceptance_scale: float | None = None) -> CompareResult:
+    sides: dict[str, SideResult] = {}
+    for side in SIDES:
+        cands, note = candidates(sc, side, search, keys["model"], keys["hardware"], keys["workload"])
+        frame = evaluate(sc, cands, acceptance_scale).frame()
+        sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note)
+    if targets is None:
+        fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
+        targets = default_targets(*fronts) if len(fronts) == 2 else []
+    rate, kw = rates.rate(keys["hardware"], tier), rates.all_in_kw(keys["hardware"])
+    result = CompareResult(keys, sides, list(targets))
+    for t in targets:
+        row: dict[str, Any] = {"interactivity": float(t)}
+        for side in SIDES:
+            row[side] = read_front(sides[side].front, float(t), rate, kw)
+        result.rows.append(row)
+    return result
+
+
+def format_table(result: CompareResult) -> str:
+    k = result.keys
+    lines = [f"{k['model']} on {k['hardware']} {k['precision']} {k['workload']}: MTP vs Off at matched interactivity"]
+    for s in result.sides.values():
+        if s.note:
+            lines.append(f"  note ({s.side}): {s.note}")
+    if not result.rows:
+        lines.append("  no interactivity range covered by both sides")
+        return "\n".join(lines)
+    head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'Off':>8} {'ratio':>6} | {'$/M MTP':>8} {'Off':>7} |" \
+           f" {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
+    lines += [head, "-" * len(head)]
+    for r in result.rows:
+        m, o = r["mtp"], r["off"]
+        def f(d: dict[str, Any] | None, key: str, fmt: str) -> str:
+            return format(d[key], fmt) if d else "-"
+        ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
+        lines.append(
+            f"{r['interactivity']:>10.0f} | {f(m, 'tput_per_gpu', '13.1f')} {f(o, 'tput_per_gpu', '8.1f')} "
+            f"{ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
+            f"{f(m, 'tok_s_per_mw', '12.0f')} {f(o, 'tok_s_per_mw', '9.0f')} | "
+            f"{f(m, 'concurrency', '8d')} {f(o, 'concurrency', '5d')} | {f(m, 'draft_tokens', '2d')}")
+    return "\n".join(lines)
+
+
+def plot_compare(result: CompareResult, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colors = {"mtp": "tab:blue", "off": "tab:orange"}
+    for s in result.sides.values():
+        ok = s.points[s.points["feasible"]] if not s.points.empty else s.points
+        if ok.empty:
+            continue
+        ax.scatter(ok["interactivity"], ok["tput_per_gpu"], s=8, alpha=0.25, color=colors[s.side])
+        ax.plot(s.front["interactivity"], s.front["tput_per_gpu"], "-o", ms=3, color=colors[s.side],
+                label=f"{s.side.upper()} frontier")
+    for r in result.rows:
+        for side in SIDES:
+            if r[side]:
+                ax.plot(r["interactivity"], r[side]["tput_per_gpu"], "k*", ms=10)
+    k = result.keys
+    ax.set(xlabel="interactivity (tok/s/user)", ylabel="throughput per GPU (tok/s, input + output)",
+           title=f"{k['model']} · {k['hardware']} {k['precision']} · {k['workload']} (predicted)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

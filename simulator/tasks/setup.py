@@ -1,0 +1,58 @@
+"""Build specs from a plain config mapping (what Hydra composes, converted to dicts): no Hydra import here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.catalog import (
+    SpecError,
+    calibrated_knobs,
+    load_calibration,
+    model_from_dict,
+    validated,
+)
+from simulator.economics import RateTable
+from simulator.scenario import Scenario
+from simulator.specs import HardwareSpec, ServingSpec, WorkloadSpec
+
+
+def build_scenario(cfg: dict[str, Any]) -> Scenario:
+    hw = validated(HardwareSpec, cfg["hardware"], "hardware")
+    model, acceptance = model_from_dict(cfg["model"])
+    workload = validated(WorkloadSpec, cfg["workload"], "workload")
+    serving = validated(ServingSpec, cfg.get("serving") or {}, "serving")
+    calibration = load_calibration(cfg.get("calibration"))
+    knobs = calibrated_knobs(hw, calibration)
+    scale = (calibration.get("acceptance_scale") or {}).get(model.name)
+    if cfg.get("acceptance_scale") is not None:
+        scale = cfg["acceptance_scale"]
+    if acceptance is not None and scale is not None:
+        acceptance = validated(type(acceptance), {**acceptance.model_dump(), "scale": scale}, "acceptance")
+    return validated(Scenario, {"model": model, "hardware": hw, "precision": cfg.get("precision"),
+                                "workload": workload, "serving": serving, "acceptance": acceptance,
+                                "knobs": knobs}, "scenario")
+
+
+def build_rates(cfg: dict[str, Any]) -> tuple[RateTable, str]:
+    data = dict(cfg["rates"])
+    tier = data.pop("tier", "hyperscaler")
+    return validated(RateTable, data, "rates"), tier
+
+
+def keys_of(cfg: dict[str, Any]) -> dict[str, str]:
+    return {"model": cfg["model"]["name"], "hardware": cfg["hardware"]["name"],
+            "precision": str(cfg.get("precision")), "workload": cfg["workload"]["name"]}
+
+
+def targets_of(cfg: dict[str, Any]) -> list[float] | None:
+    t = cfg.get("interactivity")
+    if t is None:
+        return None
+    values = [t] if isinstance(t, (int, float)) else list(t)
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise SpecError(f"interactivity must be a list of numbers (tok/s/user), got {t!r}") from None
+    if not out or any(v <= 0 for v in out):
+        raise SpecError(f"interactivity targets must be positive numbers, got {t!r}")
+    return out

@@ -1,0 +1,64 @@
+"""End-to-end CLI: the README's main command, JSON report, and clear errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def specsim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "simulator", f"hydra.run.dir={tmp_path}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_compare_writes_table_curves_plot_and_report(tmp_path: Path) -> None:
+    report = tmp_path / "out.json"
+    r = specsim(tmp_path, "model=deepseek_r1", "hardware=mi355x", "precision=fp4",
+                "interactivity=[40,80]", f"report={report}")
+    assert r.returncode == 0, r.stderr
+    assert "MTP vs Off" in r.stdout
+    data = json.loads(report.read_text())
+    assert (data["model"], data["hardware"], data["precision"], data["workload"]) == (
+        "deepseek_r1", "mi355x", "fp4", "1k1k")
+    assert [p["interactivity"] for p in data["points"]] == [40.0, 80.0]
+    for p in data["points"]:
+        for side in ("mtp", "off"):
+            fig = p[side]
+            assert fig is None or {"tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency",
+                                   "draft_tokens"} <= set(fig)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    for col in ("deployment", "concurrency", "draft_tokens", "step_ms", "ttft_ms", "interactivity",
+                "tput_per_gpu", "output_tput_per_gpu", "gpus", "feasible"):
+        assert col in curves.columns
+    assert set(curves["side"]) == {"mtp", "off"}
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_open_search_reports_best_k_and_infeasible_points(tmp_path: Path) -> None:
+    r = specsim(tmp_path, "model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open")
+    assert r.returncode == 0, r.stderr
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert set(curves.loc[curves["side"] == "mtp", "draft_tokens"]) == {1, 2, 3, 4}
+    assert curves["feasible"].all() or curves.loc[~curves["feasible"], "infeasible_reason"].str.len().gt(0).all()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["model=gpt5"], "Available options in 'model'"),
+    (["hardware=h200", "precision=fp4"], "FP4 tensor cores"),
+    (["search=everything"], "search must be"),
+    (["task=nope"], "valid tasks"),
+    (["serving.mem_fraction=2"], "mem_fraction"),
+    (["interactivity=[fast]"], "interactivity"),
+])
+def test_user_mistakes_get_a_clear_error(tmp_path: Path, args: list[str], needle: str) -> None:
+    r = specsim(tmp_path, *args)
+    assert r.returncode != 0
+    assert needle in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,159 @@
+"""Operator FLOPs/bytes against hand-computed values; experts touched; MTP step structure; acceptance."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import scenario
+from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_iid, al_table
+from simulator.catalog import load_model
+from simulator.moe import expected_experts_touched
+from simulator.operators import draft_ops, target_ops
+from simulator.serving import closed_loop
+from simulator.speculative import decode_step_time_s
+from simulator.specs import AcceptanceSpec
+from simulator.step_cost import pass_cost
+
+
+def op(ops, name):
+    return next(o for o in ops if o.name == name)
+
+
+def row(table, name: str) -> int:
+    return table.names.index(name)
+
+
+def test_deepseek_r1_mla_and_moe_by_hand() -> None:
+    m, _ = load_model("deepseek_r1")
+    ops = target_ops(m)
+    mla = op(ops, "L1.mla.proj")
+    q = 7168 * 1536 + 1536 * 128 * (128 + 64)
+    kv = 7168 * (512 + 64) + 512 * 128 * (128 + 128)
+    o = 128 * 128 * 7168
+    assert mla.params == q + kv + o == 187_105_280
+    core = op(ops, "L1.mla.core")
+    assert core.flops_per_token_ctx == 2 * 128 * ((512 + 64) + 512)  # absorbed MLA: scores + values
+    assert core.cache_values_per_token == 576 and core.kv_heads == 0  # latent, replicated under TP
+    experts = op(ops, "L1.moe.experts")
+    assert experts.layers == 58 and experts.expert_params == 3 * 7168 * 2048
+    assert experts.active_params == 8 * 3 * 7168 * 2048
+    assert op(ops, "L0.ffn.dense").params == 3 * 7168 * 18432
+    mtp = draft_ops(m)
+    assert op(mtp, "draft.fuse_proj").params == 2 * 7168 * 7168
+
+
+def test_deepseek_r1_lowered_per_gpu_by_hand() -> None:
+    sc = scenario("deepseek_r1", "b200", "fp4")
+    t = sc.tables(sc.deployment(tp=8)).target
+    i = row(t, "L1.mla.proj")
+    assert float(t.weight_bytes[i]) == pytest.approx(58 * 187_105_280 * 1.0 / 8)  # fp8 attention weights
+    j = row(t, "L1.moe.experts")
+    assert float(t.expert_bytes[j]) == pytest.approx(58 * 3 * 7168 * 2048 * 0.5625 / 8)  # NVFP4 experts, TP-split
+    assert float(t.experts_local[j]) == 256 and float(t.route_prob[j]) == pytest.approx(8 / 256)
+    assert float(t.peak_flops[j]) == 9000e12  # FP4 tensor cores
+    c = row(t, "L1.mla.core")
+    assert float(t.flops_per_token_ctx[c]) == pytest.approx(58 * 2 * 128 * 1088 / 8)
+    assert float(t.bytes_per_request_ctx[c]) == pytest.approx(58 * 576 * 1.0)  # fp8 latent, not split by TP
+    # one request, one token, 1000 context tokens: every row's time is max(compute, memory), by hand
+    cost = pass_cost(t, sc.knob_tensors, torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1000.0))
+    hbm = 7.7e12 * 0.8
+    experts_bytes = 58 * 3 * 7168 * 2048 * 0.5625 / 8 * 8 + 58 * 2 * 7168 * 2 * 8 / 8
+    assert float(cost.operator_s[j]) == pytest.approx(experts_bytes / hbm)
+    core_bytes = 58 * 576 * 1000 + 58 * (2 * 7168 * 2 + 576)
+    assert float(cost.operator_s[c]) == pytest.approx(core_bytes / hbm)
+    assert not bool(cost.compute_bound[j])
+
+
+def test_qwen3_5_linear_and_full_attention_by_hand() -> None:
+    m, _ = load_model("qwen3_5_397b")
+    ops = target_ops(m)
+    lin = op(ops, "L0.linear_attn.proj")
+    assert lin.layers == 45
+    assert lin.params == 4096 * (2 * 2048 + 2 * 8192) + 4096 * 2 * 64 + 8192 * 4096 + (2 * 2048 + 8192) * 4
+    state = op(ops, "L0.linear_attn.state")
+    assert state.state_values_per_request == 64 * 128 * 128 + (2 * 2048 + 8192) * 4
+    full = op(ops, "L1.gqa.proj")
+    assert full.layers == 15
+    assert full.params == 4096 * 32 * 256 * 2 + 4096 * 2 * 256 * 2 + 32 * 256 * 4096
+    core = op(ops, "L1.gqa.core")
+    assert core.cache_values_per_token == 2 * 2 * 256 and core.kv_heads == 2
+    sc = scenario("qwen3_5_397b", "h200", "fp8")
+    t = sc.tables(sc.deployment(tp=8, ep=8)).target
+    k = row(t, "L1.gqa.core")
+    assert float(t.bytes_per_request_ctx[k]) == pytest.approx(15 * 1024 * 1.0 / 2)  # 2 KV heads over 8 ranks
+    s = row(t, "L0.linear_attn.state")
+    assert float(t.bytes_per_request[s]) == pytest.approx(45 * 2 * (64 * 128 * 128 + 12288 * 4) * 4 / 8)
+    e = row(t, "L0.moe.experts")
+    assert float(t.experts_local[e]) == 512 / 8
+    assert float(t.expert_bytes[e]) == pytest.approx(45 * 3 * 4096 * 1024 * 1.0)  # whole experts under EP
+
+
+def test_expected_experts_touched() -> None:
+    assert float(expected_experts_touched(256, 8 / 256, 1)) == pytest.approx(8.0)
+    assert float(expected_experts_touched(32, 8 / 256, 1)) == pytest.approx(1.0)  # one EP rank's share
+    assert float(expected_experts_touched(256, 8 / 256, 2)) == pytest.approx(256 * (1 - (1 - 8 / 256) ** 2))
+    assert float(expected_experts_touched(256, 8 / 256, 4096)) == pytest.approx(256.0, rel=1e-9)
+    assert float(expected_experts_touched(256, 8 / 256, 0)) == 0.0
+
+
+def test_acceptance_lengths() -> None:
+    rates = [0.9, 0.8, 0.5]
+    al = al_from_conditional_rates(rates)
+    assert al.tolist() == pytest.approx([1.0, 1.9, 1.9 + 0.72, 1.9 + 0.72 + 0.36])
+    assert float(al_iid(0.8, 3)) == pytest.approx((1 - 0.8**4) / 0.2)
+    assert float(al_iid(1.0, 3)) == 4.0
+    table = al_table(AcceptanceSpec(al_by_draft_tokens=[1.9, 2.6, 3.0]))
+    assert table.tolist() == pytest.approx([1.0, 1.9, 2.6, 3.0])
+    doubled = al_table(AcceptanceSpec(al_by_draft_tokens=[1.9, 2.6, 3.0]), scale=2.0)
+    assert (doubled <= torch.arange(4) + 1).all() and float(doubled[1]) == 2.0  # clamped to k + 1
+    for key in ("deepseek_r1", "glm5", "qwen3_5_397b", "kimi_k2_5", "deepseek_v4_pro"):
+        _, acc = load_model(key)
+        t = al_table(acc)
+        k = torch.arange(t.numel())
+        assert bool(((t >= 1) & (t <= k + 1)).all()), key
+    with pytest.raises(ValueError, match="exceeds the acceptance table"):
+        acceptance_length(table, 5)
+
+
+def test_mtp_off_equals_k_zero() -> None:
+    sc = scenario("glm5", "b200", "fp4")
+    dep = sc.deployment(tp=4)
+    tables = sc.tables(dep)
+    c = torch.tensor([1.0, 8.0, 64.0])
+    plain = decode_step_time_s(tables.__class__(tables.target, None), sc.knob_tensors, c, torch.zeros(3),
+                               torch.tensor(1000.0))
+    with_draft = decode_step_time_s(tables, sc.knob_tensors, c, torch.zeros(3), torch.tensor(1000.0))
+    assert torch.allclose(plain, with_draft)
+    off = closed_loop(tables.__class__(tables.target, None), sc.knob_tensors, sc.workload, sc.serving, c,
+                      torch.zeros(3), torch.ones(3), dep.gpus)
+    k0 = closed_loop(tables, sc.knob_tensors, sc.workload, sc.serving, c, torch.zeros(3), torch.ones(3), dep.gpus)
+    assert torch.allclose(off.tput_per_gpu, k0.tput_per_gpu) and torch.allclose(off.interactivity, k0.interactivity)
+
+
+def test_mtp_step_is_k_drafts_plus_one_verify() -> None:
+    sc = scenario("deepseek_r1", "b200", "fp4")
+    tables = sc.tables(sc.deployment(tp=8))
+    b, ctx = torch.tensor(16.0), torch.tensor(1500.0)
+    kn = sc.knob_tensors
+    from simulator.step_cost import pass_time_s
+
+    for k in (1, 3):
+        expected = (pass_time_s(tables.target, kn, b, b * (k + 1), ctx) + k * pass_time_s(tables.draft, kn, b, b, ctx)
+                    + kn.step_latency_us * 1e-6)
+        assert float(decode_step_time_s(tables, kn, b, torch.tensor(float(k)), ctx)) == pytest.approx(float(expected))
+    with pytest.raises(ValueError, match="no draft"):
+        decode_step_time_s(tables.__class__(tables.target, None), kn, b, torch.tensor(2.0), ctx)
+
+
+def test_latency_floor_dominates_at_batch_one() -> None:
+    """reference/serving-model.md: at batch 1 the roofline is ~1 ms, the step ~10 ms; latency is modelled."""
+    sc = scenario("deepseek_r1", "b200", "fp4")
+    t = sc.tables(sc.deployment(tp=8)).target
+    cost = pass_cost(t, sc.knob_tensors, torch.tensor(1.0), torch.tensor(4.0), torch.tensor(1500.0))
+    roofline = float(cost.operator_s.sum())
+    assert roofline < 2e-3
+    assert float(cost.latency_s + cost.comm_s) > 2 * roofline
+    assert math.isfinite(float(cost.total_s))

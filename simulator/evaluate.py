@@ -56,36 +56,25 @@ def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | 
     al = acceptance_length(table, kk.long())
     m = closed_loop(sc.tables(dep), sc.knob_tensors, sc.workload, sc.serving, cc, kk, al, dep.gpus)
     mem = sc.memory(dep, cand.side == "mtp")
-    curve = Curve()
-    for i in range(cc.numel()):
-        conc = int(cc[i])
-        reason = mem.reason(conc) or (
-            f"concurrency {conc} exceeds max_running_requests {sc.serving.max_running_requests}"
-            if conc > sc.serving.max_running_requests else "")
-        ok = not reason
-        nan = float("nan")
-        def val(t: torch.Tensor, scale: float = 1.0, ok: bool = ok, i: int = i) -> float:
-            return float(t[i]) * scale if ok else nan
-        curve.side.append(cand.side)
-        curve.engine.append(cand.engine)
-        curve.deployment.append(dep.label)
-        curve.tp.append(dep.tp)
-        curve.ep.append(dep.ep)
-        curve.dp_attention.append(dep.dp_attention)
-        curve.gpus.append(dep.gpus)
-        curve.concurrency.append(conc)
-        curve.draft_tokens.append(int(kk[i]))
-        curve.acceptance_length.append(float(al[i]))
-        curve.step_ms.append(val(m.step_s, 1e3))
-        curve.prefill_stall_ms.append(val(m.stall_s, 1e3))
-        curve.ttft_ms.append(val(m.ttft_s, 1e3))
-        curve.tpot_ms.append(val(m.tpot_s, 1e3))
-        curve.interactivity.append(val(m.interactivity))
-        curve.tput_per_gpu.append(val(m.tput_per_gpu))
-        curve.output_tput_per_gpu.append(val(m.output_tput_per_gpu))
-        curve.feasible.append(ok)
-        curve.infeasible_reason.append(reason)
-    return curve
+    limit = sc.serving.max_running_requests
+    conc = [int(x) for x in cc.tolist()]
+    reasons = [mem.reason(x) or (f"concurrency {x} exceeds max_running_requests {limit}" if x > limit else "")
+               for x in conc]
+    ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
+    n = len(conc)
+
+    def masked(t: torch.Tensor, scale: float = 1.0) -> list[float]:
+        return torch.where(ok, t.expand(n) * scale, torch.tensor(float("nan"), dtype=t.dtype)).tolist()
+
+    return Curve(
+        side=[cand.side] * n, engine=[cand.engine] * n, deployment=[dep.label] * n, tp=[dep.tp] * n,
+        ep=[dep.ep] * n, dp_attention=[dep.dp_attention] * n, gpus=[dep.gpus] * n, concurrency=conc,
+        draft_tokens=[int(x) for x in kk.tolist()], acceptance_length=al.expand(n).tolist(),
+        step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
+        tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
+        tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),
+        feasible=ok.tolist(), infeasible_reason=reasons,
+    )
 
 
 def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | None = None) -> Curve:

@@ -7,6 +7,7 @@ through it, targets at 25/50/75 % of the range both sides cover unless given; co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,3 +149,24 @@ def plot_compare(result: CompareResult, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def run(cfg: dict[str, Any], out: Path) -> None:
+    """The `compare` task: print the table, write curves.csv, curves.png and (report=PATH) JSON."""
+    from simulator.tasks.setup import (
+        build_rates,
+        build_scenario,
+        keys_of,
+        search_of,
+        targets_of,
+        write_report,
+    )
+
+    sc = build_scenario(cfg)
+    rates, tier = build_rates(cfg)
+    result = run_compare(sc, keys_of(cfg), search_of(cfg), rates, tier, targets_of(cfg))
+    print(format_table(result))
+    result.points_frame().to_csv(out / "curves.csv", index=False)
+    plot_compare(result, str(out / "curves.png"))
+    print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
+    write_report(cfg, result.report())

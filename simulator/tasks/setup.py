@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from simulator.catalog import (
@@ -13,6 +15,7 @@ from simulator.catalog import (
 )
 from simulator.economics import RateTable
 from simulator.scenario import Scenario
+from simulator.search import SearchMode
 from simulator.specs import HardwareSpec, ServingSpec, WorkloadSpec
 
 
@@ -56,3 +59,20 @@ def targets_of(cfg: dict[str, Any]) -> list[float] | None:
     if not out or any(v <= 0 for v in out):
         raise SpecError(f"interactivity targets must be positive numbers, got {t!r}")
     return out
+
+
+def search_of(cfg: dict[str, Any]) -> SearchMode:
+    mode = cfg.get("search")
+    if mode not in ("benchmark", "open"):
+        raise SpecError(f"search must be 'benchmark' or 'open', got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def write_report(cfg: dict[str, Any], report: dict[str, Any]) -> None:
+    """Write `report` as JSON to cfg['report'] when given (relative paths: from the working directory)."""
+    if not cfg.get("report"):
+        return
+    path = Path(cfg["report"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")

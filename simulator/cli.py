@@ -8,17 +8,40 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from simulator.catalog import CONF_DIR, SpecError
+from simulator.config_schema import SpecsimConfig
 from simulator.economics import RateLookupError
 from simulator.pages import PageParseError
 
 # task name -> module with `run(cfg: dict, out: Path) -> None` (a plain config mapping, no Hydra inside)
 TASKS: dict[str, str] = {
     "compare": "simulator.tasks.compare",
+    "validate": "simulator.tasks.validate",
+    "calibrate": "simulator.tasks.calibrate",
+    "plan": "simulator.tasks.plan",
+    "advise": "simulator.tasks.advise",
+    "summarize": "simulator.tasks.summarize",
 }
+
+
+
+def register_schema() -> None:
+    """Store the typed top-level schema (first in config.yaml's defaults) with Hydra's ConfigStore.
+
+    The pydantic specs validate the groups after composition. The schema is left open (struct off) so a
+    key added to config.yaml without a schema field still composes; Hydra makes the composed config struct
+    again, so an unknown key on the command line still needs `+key=`.
+    """
+    node = OmegaConf.structured(SpecsimConfig)
+    OmegaConf.set_struct(node, False)
+    ConfigStore.instance().store(name="specsim_schema", node=node)
+
+
+register_schema()
 
 
 def run_dir() -> Path:

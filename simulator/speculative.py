@@ -42,8 +42,9 @@ def decode_step_time_s(tables: StepTables, knobs: KnobTensors, batch: torch.Tens
     return verify + draft_time_s(tables, knobs, batch, k, context) + knobs.step_latency_us * 1e-6
 
 
-def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor, input_tokens: float,
-                   chunk_tokens: int, with_draft: torch.Tensor | bool) -> torch.Tensor:
+def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,
+                   input_tokens: torch.Tensor | float, chunk_tokens: torch.Tensor | float,
+                   with_draft: torch.Tensor | bool) -> torch.Tensor:
     """Seconds to prefill `tokens` prompt tokens (prompts of `input_tokens`) in chunks of `chunk_tokens`.
 
     Each chunk is one pass (weights re-read, latency floors paid again); attention sees the causal mean
@@ -53,7 +54,7 @@ def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,
     chunks = torch.clamp(torch.ceil(tokens / chunk_tokens), min=1.0)
     per_chunk = tokens / chunks
     requests = per_chunk / input_tokens
-    ctx = torch.as_tensor(input_tokens / 2.0, dtype=torch.float64)
+    ctx = torch.as_tensor(input_tokens, dtype=torch.float64) / 2.0
     t = pass_time_s(tables.target, knobs, requests, per_chunk, ctx)
     if tables.draft is not None:
         w = torch.as_tensor(with_draft, dtype=torch.float64)

@@ -26,7 +26,7 @@ def build_scenario(cfg: dict[str, Any]) -> Scenario:
     serving = validated(ServingSpec, cfg.get("serving") or {}, "serving")
     calibration = load_calibration(cfg.get("calibration"))
     knobs = calibrated_knobs(hw, calibration)
-    scale = (calibration.get("acceptance_scale") or {}).get(model.name)
+    scale = (calibration.get("acceptance_scale") or {}).get(model.name, calibration.get("acceptance_scale_transfer"))
     if cfg.get("acceptance_scale") is not None:
         scale = cfg["acceptance_scale"]
     if acceptance is not None and scale is not None:

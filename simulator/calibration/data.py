@@ -1,0 +1,148 @@
+"""Measured data as observations the model can predict: silicon TPOT, MTP on/off sweeps, page targets.
+
+Sources (all under ../shared/data, read only when calibrating):
+- measured/silicon_sample.csv: aiconfigurator's silicon sample (Apache-2.0): TPOT per deployment and
+  concurrency, no speculation. Single-node ("agg") rows of catalog models only.
+- measured/glm5_8k1k_mtp_sweeps.csv: InferenceX blog tables: GLM-5 8k/1k, MTP on and off, SGLang.
+- the comparison pages (bundled in conf/pages): MTP and Off throughput at matched interactivity.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from kernels.lowering import Case
+from simulator.catalog import load_hardware, load_model
+from simulator.pages import Page
+from simulator.scenario import Scenario
+from simulator.search import Candidate, benchmark_candidates
+from simulator.specs import ServingSpec, WorkloadSpec
+
+Metric = Literal["tpot_s", "interactivity", "tput_per_gpu"]
+WORKLOADS = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}
+SILICON_MODELS = {
+    "deepseek-ai/DeepSeek-R1": "deepseek_r1", "deepseek-ai/DeepSeek-V3": "deepseek_r1",
+    "nvidia/DeepSeek-R1-NVFP4": "deepseek_r1", "Qwen/Qwen3-235B-A22B-FP8": "qwen3_235b",
+    "Qwen/Qwen3.5-397B-A17B": "qwen3_5_397b", "meta-llama/Llama-3.1-70B": "llama3_3_70b",
+    "moonshotai/Kimi-K2.5": "kimi_k2_5", "openai/gpt-oss-120b": "gpt_oss_120b", "zhipuai/GLM-5": "glm5",
+}
+SILICON_SYSTEMS = {"b200_sxm": "b200", "h100_sxm": "h100", "h200_sxm": "h200", "gb200": "gb200"}
+# prefill scheduling by engine: vLLM mixes chunks into decode steps; SGLang and TensorRT-LLM (as the
+# benchmark scripts configure them, data/benchmark-configs/engine_settings.yaml) run prefill batches apart
+ENGINE_PREFILL = {"vllm": "chunked", "sglang": "separate", "trtllm": "separate", "trt": "separate"}
+
+
+@dataclass(frozen=True)
+class PointObs:
+    """One measured operating point: `metric` of `case` at `concurrency` with k drafted tokens."""
+
+    dataset: str
+    case: Case
+    concurrency: int
+    draft_tokens: int
+    metric: Metric
+    measured: float
+    label: str
+
+
+@dataclass(frozen=True)
+class PageObs:
+    """One page target: a side's throughput at `interactivity`, read off the predicted front."""
+
+    dataset: str
+    page: str
+    side: str
+    interactivity: float
+    measured: float
+    candidates: tuple[tuple[Case, Candidate], ...]
+    label: str
+
+
+_SCENARIOS: dict[tuple, Scenario] = {}
+
+
+def scenario_for(model: str, hardware: str, precision: str, isl: int, osl: int,
+                 prefill_mode: str = "separate") -> Scenario:
+    key = (model, hardware, precision, isl, osl, prefill_mode)
+    if key not in _SCENARIOS:
+        m, acc = load_model(model)
+        wl = WorkloadSpec(name=WORKLOADS.get((isl, osl), f"{isl}x{osl}"), isl_tokens=isl, osl_tokens=osl)
+        _SCENARIOS[key] = Scenario(model=m, hardware=load_hardware(hardware), precision=precision,
+                                   workload=wl, acceptance=acc, serving=ServingSpec(prefill_mode=prefill_mode))
+    return _SCENARIOS[key]
+
+
+def _silicon_precision(model: str, hw: str, precision: str) -> str | None:
+    if precision not in ("fp4", "fp8", "bf16"):
+        return None  # int4 (Kimi) is not a catalog precision
+    if precision == "fp4" and hw in ("h100", "h200"):
+        return "fp8" if model == "gpt_oss_120b" else None  # MXFP4 experts are native to gpt-oss
+    return precision
+
+
+def silicon_observations(path: Path) -> list[PointObs]:
+    """TPOT of single-node runs of catalog models, one observation per row that maps cleanly."""
+    df = pd.read_csv(path)
+    df = df[df["mode"] == "agg"]
+    out: list[PointObs] = []
+    for r in df.itertuples(index=False):
+        model, hw = SILICON_MODELS.get(r.model_path), SILICON_SYSTEMS.get(r.system)
+        precision = _silicon_precision(model or "", hw or "", r.precision) if model and hw else None
+        if precision is None or r.pp_size != 1:
+            continue
+        tp, dp = int(r.tp_size), int(r.attention_dp_size) if r.attention_dp_size == r.attention_dp_size else 1
+        ep = max(int(r.moe_ep_size), 1) if r.moe_ep_size == r.moe_ep_size else 1
+        if dp > 1 and tp > 1:
+            continue  # attention TP x DP hybrids are not a single-node deployment of this model
+        gpus = tp * dp
+        m = re.search(r"silicon_concurrency=(\d+)", str(r.silicon_data_source))
+        conc = int(m.group(1)) if m else int(r.batch_size) * dp
+        try:
+            sc = scenario_for(model, hw, precision, int(r.isl), int(r.osl), ENGINE_PREFILL.get(r.backend, "separate"))
+            dep = sc.deployment(tp=gpus, ep=ep, dp_attention=dp > 1)
+        except ValueError:
+            continue
+        if not sc.memory(dep, False).fits(conc):
+            continue  # the model says it would not fit: not a point to fit knobs on
+        out.append(PointObs("silicon", Case(sc, dep, with_draft=False), conc, 0, "tpot_s",
+                            float(r.silicon_tpot_ms) / 1e3, str(r.id)))
+    return out
+
+
+def sweep_observations(path: Path) -> list[PointObs]:
+    """GLM-5 8k/1k MTP on/off sweeps (SGLang, k = 3): interactivity and throughput per concurrency."""
+    df = pd.read_csv(path)
+    out: list[PointObs] = []
+    for r in df.itertuples(index=False):
+        sc = scenario_for("glm5", r.hardware, r.precision, int(r.isl), int(r.osl))
+        dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
+        mtp = r.spec == "mtp"
+        k = 3 if mtp else 0  # SGLang GLM-5: 3 steps, top-k 1 (reference/methodology.md)
+        if not sc.memory(dep, mtp).fits(int(r.concurrency)):
+            continue
+        label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"
+        for metric, value in (("interactivity", r.interactivity), ("tput_per_gpu", r.tput_per_gpu)):
+            out.append(PointObs("glm5_sweeps", Case(sc, dep, with_draft=mtp), int(r.concurrency), k, metric,
+                                float(value), label))
+    return out
+
+
+def page_observations(pages: list[Page]) -> list[PageObs]:
+    """Each page target and side, with the benchmark's own deployments as the candidates to search."""
+    out: list[PageObs] = []
+    for page in pages:
+        isl, osl = next(k for k, v in WORKLOADS.items() if v == page.workload)
+        sc = scenario_for(page.model, page.hardware, page.precision, isl, osl)
+        for side in ("mtp", "off"):
+            cands = benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
+            pairs = tuple((Case(sc, c.deployment, with_draft=side == "mtp"), c) for c in cands)
+            for p in page.points:
+                fig = getattr(p, side)
+                out.append(PageObs("pages", page.source, side, p.interactivity, fig.tput_per_gpu, pairs,
+                                   f"{page.source}/{side}@{p.interactivity:g}"))
+    return out

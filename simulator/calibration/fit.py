@@ -1,0 +1,67 @@
+"""Fit the parameters by least squares on log errors (each dataset weighted to equal total weight) with a
+weak prior toward the hardware defaults; uncertainty from the Gauss-Newton covariance at the optimum."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simulator.calibration.problem import FAMILIES, PRIOR_SIGMA_Z, Problem
+
+
+@dataclass
+class FitResult:
+    names: list[str]
+    z: np.ndarray
+    cov_z: np.ndarray
+    values: dict[str, float]
+    sigma: dict[str, float]  # one standard deviation in natural units (delta method)
+    residuals: dict[str, dict[str, float]] = field(default_factory=dict)  # per dataset summary
+    transferred: dict[str, str] = field(default_factory=dict)
+    n_obs: int = 0
+    cost: float = 0.0
+
+
+def dataset_weights(datasets: list[str]) -> np.ndarray:
+    counts = {d: datasets.count(d) for d in set(datasets)}
+    return np.array([1.0 / np.sqrt(counts[d]) for d in datasets])
+
+
+def summarize(errors: np.ndarray, datasets: list[str]) -> dict[str, dict[str, float]]:
+    out = {}
+    for d in sorted(set(datasets)):
+        e = errors[np.array(datasets) == d]
+        pct = np.abs(np.expm1(e)) * 100
+        out[d] = {"n": int(e.size), "median_abs_pct": float(np.median(pct)), "max_abs_pct": float(pct.max()),
+                  "bias_pct": float(np.expm1(np.mean(e)) * 100), "sigma_log": float(np.std(e))}
+    return out
+
+
+def fit(problem: Problem, max_nfev: int = 60) -> FitResult:
+    space = problem.space
+    z0 = space.prior()
+    _, datasets, _ = problem.observations()
+    w = dataset_weights(datasets)
+
+    def residuals(z: np.ndarray) -> np.ndarray:
+        data = w * problem.log_errors(z)
+        return np.concatenate([data, (z - z0) / PRIOR_SIGMA_Z * 0.1])
+
+    sol = least_squares(residuals, z0, method="trf", x_scale=1.0, diff_step=1e-3, max_nfev=max_nfev)
+    jac = sol.jac
+    dof = max(len(sol.fun) - len(z0), 1)
+    s2 = float(np.sum(sol.fun**2) / dof)
+    cov = np.linalg.pinv(jac.T @ jac) * s2
+    values, sigma = {}, {}
+    for i, name in enumerate(space.names):
+        values[name] = space.value(name, sol.x[i])
+        h = 1e-4
+        deriv = (space.value(name, sol.x[i] + h) - space.value(name, sol.x[i] - h)) / (2 * h)
+        sigma[name] = float(abs(deriv) * np.sqrt(max(cov[i, i], 0.0)))
+    data_hw = {c.scenario.hardware.name for c in problem.cases}
+    transferred = {hw: fam for fam in space.families for hw in FAMILIES[fam] if hw not in data_hw}
+    errors = problem.log_errors(sol.x)
+    return FitResult(space.names, sol.x, cov, values, sigma, summarize(errors, datasets), transferred,
+                     len(errors), float(sol.cost))

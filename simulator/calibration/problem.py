@@ -1,0 +1,185 @@
+"""The calibration problem: every observation predicted in one batched evaluation of the torch model.
+
+Parameters live in an unconstrained space z: fractions = sigmoid(z), latencies = exp(z),
+imbalance = 1 + exp(z), acceptance scale = exp(z). Knobs are shared by a hardware family; B300/GB300 and
+MI300X/MI325X have no data here and take their family's fitted values (reported as transferred).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kernels.lowering import Case, lower_cases
+from simulator.calibration.data import PageObs, PointObs
+from simulator.frontier import pareto_front, steffen_interpolate
+from simulator.knobs import KNOB_NAMES, KnobTensors
+from simulator.serving import closed_loop_tokens
+from simulator.specs import EfficiencyKnobs
+from simulator.speculative import StepTables
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "hopper": ("h100", "h200"),
+    "blackwell": ("b200", "gb200", "b300", "gb300"),
+    "cdna": ("mi355x", "mi300x", "mi325x"),
+}
+FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
+                "step_latency_us", "moe_imbalance")
+FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction")
+PRIOR_SIGMA_Z = 1.0  # prior width in z: a factor ~e on latencies, ~0.2 on a fraction near 0.75
+
+
+def family_of(hardware: str) -> str:
+    return next(f for f, members in FAMILIES.items() if hardware in members)
+
+
+def to_z(name: str, value: float) -> float:
+    if name in FRACTIONS:
+        return math.log(value / (1.0 - value)) if value < 1.0 else 6.0
+    if name == "moe_imbalance":
+        return math.log(max(value - 1.0, 1e-3))
+    return math.log(max(value, 1e-6))
+
+
+def from_z(name: str, z: torch.Tensor) -> torch.Tensor:
+    if name in FRACTIONS:
+        return torch.sigmoid(z)
+    if name == "moe_imbalance":
+        return 1.0 + torch.exp(z)
+    return torch.exp(z)
+
+
+@dataclass(frozen=True)
+class ParamSpace:
+    families: tuple[str, ...]
+    models: tuple[str, ...]  # models whose acceptance scale is fitted
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{f}.{k}" for f in self.families for k in FITTED_KNOBS] + [f"acceptance_scale.{m}"
+                                                                         for m in self.models]
+
+    def prior(self) -> np.ndarray:
+        d = EfficiencyKnobs()
+        knobs = [to_z(k, getattr(d, k)) for _ in self.families for k in FITTED_KNOBS]
+        return np.array(knobs + [0.0] * len(self.models))
+
+    def value(self, name: str, z: float) -> float:
+        knob = name.split(".", 1)[1]
+        return float(torch.exp(torch.tensor(z))) if name.startswith("acceptance_scale") else float(
+            from_z(knob, torch.tensor(z)))
+
+
+class Problem:
+    """Observations + one lowered batch of every case they need."""
+
+    def __init__(self, points: list[PointObs], pages: list[PageObs]) -> None:
+        self.points, self.pages = points, pages
+        cases: dict[tuple, int] = {}
+        ordered: list[Case] = []
+
+        def index(case: Case) -> int:
+            key = (id(case.scenario), case.deployment, case.has_draft)
+            if key not in cases:
+                cases[key] = len(ordered)
+                ordered.append(case)
+            return cases[key]
+
+        flat_case, flat_c, flat_k = [], [], []
+        for p in points:
+            flat_case.append(index(p.case))
+            flat_c.append(p.concurrency)
+            flat_k.append(p.draft_tokens)
+        self.page_groups: dict[tuple[str, str], tuple[np.ndarray, list[int]]] = {}
+        for j, obs in enumerate(pages):
+            key = (obs.page, obs.side)
+            if key not in self.page_groups:
+                start = len(flat_case)
+                for case, cand in obs.candidates:
+                    for c in cand.concurrencies:
+                        for k in cand.draft_tokens:
+                            flat_case.append(index(case))
+                            flat_c.append(c)
+                            flat_k.append(k)
+                self.page_groups[key] = (np.arange(start, len(flat_case)), [])
+            self.page_groups[key][1].append(j)
+        self.cases = ordered
+        self.batch = lower_cases(ordered)
+        self.case_idx = torch.tensor(flat_case, dtype=torch.long)
+        self.conc = torch.tensor(flat_c, dtype=torch.float64)
+        self.k = torch.tensor(flat_k, dtype=torch.float64)
+        hw = [c.scenario.hardware.name for c in ordered]
+        models = [c.scenario.model.name for c in ordered]
+        fams = tuple(f for f in FAMILIES if any(family_of(h) == f for h in hw))
+        mtp_models = sorted({p.case.scenario.model.name for p in points if p.draft_tokens > 0}
+                            | {o.candidates[0][0].scenario.model.name for o in pages
+                               if o.side == "mtp" and o.candidates})
+        self.space = ParamSpace(fams, tuple(mtp_models))
+        self.family_idx = torch.tensor([fams.index(family_of(h)) for h in hw])[self.case_idx]
+        acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]
+        self.acc_idx = torch.tensor(acc)[self.case_idx]
+        sel = self.case_idx
+        self.tables = StepTables(self.batch.table(0, lambda x: x[sel]), self.batch.table(1, lambda x: x[sel]))
+        self.base_knobs = self.batch.knob_tensors(lambda x: x[sel])
+        self.scalar = {n: self.batch.scalar(n)[sel] for n in ("input_tokens", "output_tokens",
+                       "prefill_chunk_tokens", "chunked_prefill", "gpus", "max_concurrency", "acceptance_scale")}
+        self.raw_al = torch.take_along_dim(self.batch.al[sel], self.k.long()[:, None], 1)[:, 0]
+        self.feasible = (self.conc <= self.scalar["max_concurrency"]).numpy()
+
+    def knobs(self, z: torch.Tensor) -> KnobTensors:
+        n_f = len(self.space.families)
+        fam = z[: n_f * len(FITTED_KNOBS)].reshape(n_f, len(FITTED_KNOBS))
+        values = {}
+        for j, name in enumerate(FITTED_KNOBS):
+            values[name] = from_z(name, fam[:, j])[self.family_idx]
+        return KnobTensors(*(values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES))
+
+    def metrics(self, z: np.ndarray | torch.Tensor):
+        z = torch.as_tensor(z, dtype=torch.float64)
+        n_knobs = len(self.space.families) * len(FITTED_KNOBS)
+        scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
+        scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
+                            self.scalar["acceptance_scale"])
+        al = torch.minimum(1.0 + scale * (self.raw_al - 1.0), self.k + 1.0)
+        s = self.scalar
+        return closed_loop_tokens(self.tables, self.knobs(z), s["input_tokens"], s["output_tokens"],
+                                  s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"])
+
+    def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Predicted value of every observation (points first, then page targets)."""
+        m = self.metrics(z)
+        out = np.empty(len(self.points) + len(self.pages))
+        for i, p in enumerate(self.points):
+            out[i] = float(getattr(m, p.metric)[i])
+        x_all, y_all = m.interactivity.detach().numpy(), m.tput_per_gpu.detach().numpy()
+        for (idx, obs_ids) in self.page_groups.values():
+            ok = idx[self.feasible[idx]]
+            x, y = x_all[ok], y_all[ok]
+            front = pareto_front(x, y)
+            fx, fy = x[front], y[front]
+            for j in obs_ids:
+                t = self.pages[j].interactivity
+                if fx.size == 0:
+                    out[len(self.points) + j] = 1e-3
+                elif fx.size == 1 or t <= fx[0] or t >= fx[-1]:  # clamp to the front's ends
+                    out[len(self.points) + j] = fy[0] if t <= fx[0] else fy[-1]
+                else:
+                    out[len(self.points) + j] = float(steffen_interpolate(fx, fy, t))
+        return out
+
+    def observations(self) -> tuple[np.ndarray, list[str], list[str]]:
+        measured = np.array([p.measured for p in self.points] + [o.measured for o in self.pages])
+        datasets = [p.dataset for p in self.points] + [o.dataset for o in self.pages]
+        labels = [f"{p.label}:{p.metric}" for p in self.points] + [o.label for o in self.pages]
+        return measured, datasets, labels
+
+    def log_errors(self, z: np.ndarray) -> np.ndarray:
+        """log(predicted / measured) with the sign such that > 0 means the model is optimistic."""
+        pred = self.predict(z)
+        measured, _, _ = self.observations()
+        metric = [p.metric for p in self.points] + ["tput_per_gpu"] * len(self.pages)
+        err = np.log(np.maximum(pred, 1e-12) / measured)
+        return np.where(np.array(metric) == "tpot_s", -err, err)

@@ -1,0 +1,78 @@
+"""Read and write calibration files (conf/calibration/<name>.yaml) and map fitted z between problems."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from simulator.calibration.fit import FitResult
+from simulator.calibration.problem import FAMILIES, FITTED_KNOBS, ParamSpace, family_of
+from simulator.specs import EfficiencyKnobs
+
+
+def transfer_scale_z(names: list[str], z: np.ndarray) -> float:
+    """Acceptance scale for a model with no MTP data: the geometric mean of the fitted ones (0 if none)."""
+    acc = [z[i] for i, n in enumerate(names) if n.startswith("acceptance_scale.")]
+    return float(np.mean(acc)) if acc else 0.0
+
+
+def map_z(space: ParamSpace, names: list[str], z: np.ndarray) -> np.ndarray:
+    """z for `space` from a fit over `names`: same name -> fitted value; a knob of an unfitted family ->
+    prior; an unfitted model's acceptance scale -> the transfer value."""
+    fitted = dict(zip(names, z, strict=True))
+    prior = dict(zip(space.names, space.prior(), strict=True))
+    out = []
+    for n in space.names:
+        if n in fitted:
+            out.append(fitted[n])
+        elif n.startswith("acceptance_scale."):
+            out.append(transfer_scale_z(names, z))
+        else:
+            out.append(prior[n])
+    return np.array(out)
+
+
+def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[str, Any]:
+    defaults = EfficiencyKnobs().model_dump()
+    hardware = {}
+    for fam in {n.split(".")[0] for n in result.names if not n.startswith("acceptance_scale")}:
+        for hw in FAMILIES[fam]:
+            hardware[hw] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
+    scales = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items() if n.startswith("acceptance_scale.")}
+    return {"calibration": {
+        "name": name,
+        "created": dt.date.today().isoformat(),
+        "method": "least squares on log errors, datasets equally weighted, weak prior at the defaults; "
+                  "sigma from the Gauss-Newton covariance",
+        "sources": sources,
+        "hardware": dict(sorted(hardware.items())),
+        "transferred": result.transferred,
+        "acceptance_scale": scales,
+        "acceptance_scale_transfer": round(float(np.exp(transfer_scale_z(result.names, result.z))), 6),
+        "parameters": {n: {"value": round(result.values[n], 6), "sigma": round(result.sigma[n], 6),
+                           "z": float(result.z[i])} for i, n in enumerate(result.names)},
+        "covariance_z": {"names": result.names, "matrix": np.round(result.cov_z, 10).tolist()},
+        "residuals_log_pct": result.residuals,
+        "observations": result.n_obs,
+    }}
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ("# Fitted by `specsim task=calibrate` (simulator/calibration). Knobs per hardware family; hardware\n"
+              "# without data takes its family's values (see `transferred`). Do not edit by hand: refit.\n")
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120))
+
+
+def fitted_z(calibration: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    cov = calibration["covariance_z"]
+    names = list(cov["names"])
+    z = np.array([calibration["parameters"][n]["z"] for n in names])
+    return names, z, np.array(cov["matrix"])
+
+
+__all__ = ["family_of", "fitted_z", "map_z", "to_yaml_dict", "transfer_scale_z", "write"]

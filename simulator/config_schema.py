@@ -69,5 +69,6 @@ class SpecsimConfig:
     cv: Any = "none"
     calibrate: Any = None
     pages: Any = None  # validate: page files (default: the bundled ones)
-    cv: str = "none"  # validate: none | leave_one_page_out | leave_one_hardware_out
+    cv: str = "none"
+    validate_after: bool = True  # compare: end with the validation table against the bundled pages  # validate: none | leave_one_page_out | leave_one_hardware_out
     calibrate: CalibrateConf = field(default_factory=CalibrateConf)

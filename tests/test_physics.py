@@ -13,8 +13,8 @@ from simulator.catalog import load_model
 from simulator.moe import expected_experts_touched
 from simulator.operators import draft_ops, target_ops
 from simulator.serving import closed_loop
-from simulator.speculative import decode_step_time_s
 from simulator.specs import AcceptanceSpec
+from simulator.speculative import decode_step_time_s
 from simulator.step_cost import pass_cost
 
 

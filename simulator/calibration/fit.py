@@ -39,7 +39,7 @@ def summarize(errors: np.ndarray, datasets: list[str]) -> dict[str, dict[str, fl
     return out
 
 
-def fit(problem: Problem, max_nfev: int = 60) -> FitResult:
+def fit(problem: Problem, max_nfev: int = 60, prior_weight: float = 0.1) -> FitResult:
     space = problem.space
     z0 = space.prior()
     _, datasets, _ = problem.observations()
@@ -47,7 +47,7 @@ def fit(problem: Problem, max_nfev: int = 60) -> FitResult:
 
     def residuals(z: np.ndarray) -> np.ndarray:
         data = w * problem.log_errors(z)
-        return np.concatenate([data, (z - z0) / PRIOR_SIGMA_Z * 0.1])
+        return np.concatenate([data, (z - z0) / PRIOR_SIGMA_Z * prior_weight])
 
     sol = least_squares(residuals, z0, method="trf", x_scale=1.0, diff_step=1e-3, max_nfev=max_nfev)
     jac = sol.jac

@@ -1,0 +1,81 @@
+"""Calibration recovers known knobs from data the model itself generated; validate/calibrate CLIs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import scenario
+from kernels.lowering import Case
+from simulator.calibration.data import PointObs
+from simulator.calibration.fit import fit
+from simulator.calibration.problem import Problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_problem() -> tuple[Problem, list[PointObs]]:
+    obs = []
+    # varied layer counts, TP degrees (1 = no collectives), MoE and dense: the latency floors separate
+    for model, hw, prec, tp, mtp in (("llama3_3_70b", "h200", "fp8", 1, False), ("llama3_3_70b", "h200", "fp8", 4, False),
+                                     ("glm5", "h200", "fp8", 8, True), ("gpt_oss_120b", "h200", "fp8", 1, False),
+                                     ("glm5", "b200", "fp4", 4, True), ("glm5", "b200", "fp4", 4, False),
+                                     ("gpt_oss_120b", "b200", "fp4", 1, False), ("llama3_3_70b", "b200", "fp8", 2, False),
+                                     ("qwen3_235b", "b200", "fp8", 8, False), ("deepseek_r1", "h200", "fp8", 8, False)):
+        sc = scenario(model, hw, prec)
+        case = Case(sc, sc.deployment(tp=tp), with_draft=mtp)
+        for c in (1, 2, 4, 16, 64, 256):
+            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tpot_s", 1.0, f"{model}/{hw}/c{c}"))
+            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tput_per_gpu", 1.0, f"{model}/{hw}/c{c}"))
+    return Problem(obs, []), obs
+
+
+def test_calibration_recovers_known_knobs() -> None:
+    problem, obs = synthetic_problem()
+    truth = problem.space.prior() + np.random.default_rng(1).normal(0, 0.3, len(problem.space.names))
+    measured = problem.predict(truth)
+    problem.points = [PointObs(o.dataset, o.case, o.concurrency, o.draft_tokens, o.metric, float(m), o.label)
+                      for o, m in zip(obs, measured, strict=True)]
+    result = fit(problem, max_nfev=200, prior_weight=1e-4)
+    assert np.max(np.abs(problem.log_errors(result.z))) < 1e-3  # the data are reproduced
+    for i, name in enumerate(problem.space.names):
+        true_value = problem.space.value(name, truth[i])
+        assert result.values[name] == pytest.approx(true_value, rel=0.05), name
+
+
+def specsim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "simulator", f"hydra.run.dir={tmp_path}", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None:
+    report = tmp_path / "v.json"
+    r = specsim(tmp_path, "task=validate", f"report={report}")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(report.read_text())
+    assert len(data["pages"]) == 3
+    for page in data["pages"]:
+        assert {"source", "model", "hardware", "precision", "workload", "points"} <= set(page)
+        for pt in page["points"]:
+            assert set(pt["measured"]) == {"mtp", "off"} and set(pt["predicted"]) == {"mtp", "off"}
+            for side in ("mtp", "off"):
+                lo, hi = pt["band_p10_p90"][side]
+                assert lo <= hi
+    assert {"mtp", "off", "gain", "direction_right"} <= set(data["summary"])
+    assert len(list(tmp_path.glob("validate_*.png"))) == 3
+
+
+def test_validate_missing_page_file_is_a_clear_error(tmp_path: Path) -> None:
+    r = specsim(tmp_path, "task=validate", "pages=[nowhere/page.txt]")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "nowhere/page.txt" in r.stderr
+
+
+def test_calibrate_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    r = specsim(tmp_path, "task=calibrate", f"calibrate.data_dir={tmp_path}", "calibrate.name=scratch")
+    assert r.returncode != 0 and "calibration data not found" in r.stderr and "Traceback" not in r.stderr

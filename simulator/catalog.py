@@ -57,11 +57,12 @@ def load_workload(key: str) -> WorkloadSpec:
     return validated(WorkloadSpec, read_yaml("workload", key), f"workload '{key}'")
 
 
-def load_calibration(name: str | None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """A calibration file: fitted knobs per hardware and acceptance scales per model ({} for None)."""
-    if not name:
+def load_calibration(ref: str | dict[str, Any] | None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """Fitted knobs per hardware and acceptance scales per model: a file's name in conf/calibration, or
+    its content as Hydra composed it (the `calibration` group); {} for None."""
+    if not ref:
         return {}
-    data = read_yaml("calibration", name, conf_dir)
+    data = read_yaml("calibration", ref, conf_dir) if isinstance(ref, str) else ref
     return data.get("calibration", data)
 
 

@@ -53,7 +53,7 @@ class SpecsimConfig:
     search: str = "benchmark"
     interactivity: Any = None  # a number or a list of numbers; checked by setup.targets_of
     report: str | None = None
-    calibration: str | None = None
+    calibration: Any = None  # the `calibration` group: a fitted file's content, or null
     acceptance_scale: float | None = None
     min_interactivity: Any = None  # plan floors: a number or a list; checked by plan.floors_of
     demand_tok_s: float = 1.0e6

@@ -3,7 +3,7 @@
 Two text layouts occur (see ../shared/pages): the table as one value per line, and as a markdown table.
 Both carry the same facts: model, GPU, precision, the pinned workload, the target interactivities (in
 the prose, in table-column order) and per target the MTP and Off throughput, cost, tok/s/MW and
-concurrency. ``bundled_pages`` reads the project's own extracted copies in conf/pages/*.yaml.
+concurrency. ``bundled_pages`` reads the project's own extracted copies in conf/page_figures/*.yaml.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = [
     "parse_page",
 ]
 
-PAGES_DIR = Path(__file__).resolve().parents[1] / "conf" / "pages"
+PAGES_DIR = Path(__file__).resolve().parents[1] / "conf" / "page_figures"
 
 # Display names as the pages write them -> catalog keys.
 MODEL_NAMES: dict[str, tuple[str, ...]] = {
@@ -300,7 +300,7 @@ def load_page_file(path: str | Path) -> Page:
 
 
 def bundled_pages(directory: str | Path | None = None) -> list[Page]:
-    """The extracted pages shipped in conf/pages/*.yaml, sorted by file name."""
+    """The extracted pages shipped in conf/page_figures/*.yaml, sorted by file name."""
     folder = Path(directory) if directory is not None else PAGES_DIR
     files = sorted(folder.glob("*.yaml"))
     if not files:

@@ -4,7 +4,7 @@ Sources (all under ../shared/data, read only when calibrating):
 - measured/silicon_sample.csv: aiconfigurator's silicon sample (Apache-2.0): TPOT per deployment and
   concurrency, no speculation. Single-node ("agg") rows of catalog models only.
 - measured/glm5_8k1k_mtp_sweeps.csv: InferenceX blog tables: GLM-5 8k/1k, MTP on and off, SGLang.
-- the comparison pages (bundled in conf/pages): MTP and Off throughput at matched interactivity.
+- the comparison pages (bundled in conf/page_figures): MTP and Off throughput at matched interactivity.
 """
 
 from __future__ import annotations

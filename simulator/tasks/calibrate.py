@@ -61,7 +61,7 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     data = store.to_yaml_dict(name, result, {
         "silicon": f"{SILICON} (aiconfigurator silicon sample, Apache-2.0): single-node TPOT",
         "sweeps": f"{SWEEPS} (InferenceX blog tables): GLM-5 8k/1k MTP on/off",
-        "pages": "conf/pages/*.yaml (InferenceX comparison pages)"})
+        "pages": "conf/page_figures/*.yaml (InferenceX comparison pages)"})
     path = CONF_DIR / "calibration" / f"{name}.yaml"
     store.write(path, data)
     store.write(out / f"calibration_{name}.yaml", data)

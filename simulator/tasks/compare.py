@@ -170,7 +170,7 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     plot_compare(result, str(out / "curves.png"))
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
     write_report(cfg, result.report())
-    if cfg.get("validate_after") and cfg.get("calibration"):
+    if cfg.get("validate_after"):
         from simulator.tasks.validate import format_validation, validate_all
 
         print()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.catalog import SpecError, load_calibration, read_yaml
+from simulator.catalog import load_calibration, read_yaml
 from simulator.pages import Page, bundled_pages, load_page_file
 from simulator.tasks.compare import CompareResult, run_compare
 from simulator.tasks.setup import build_rates, build_scenario
@@ -142,9 +142,9 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
                 b = pt["band"][s]
                 band = f"{b[0]:.0f}-{b[1]:.0f}" if b else "-"
                 cells.append(f"{pt['measured'][s]:8.1f} {_f(pt['predicted'][s], '7.1f')} {band:>13} "
-                             f"{_f(pt['error_pct'][s], '+5.0f')}%")
+                             f"{_f(pt['error_pct'][s], '+5.0f') + '%' if pt['error_pct'][s] is not None else '-':>6}")
             lines.append(f"{v.page.source[:34]:34s} {pt['interactivity']:10.0f} | {cells[0]} | {cells[1]} | "
-                         f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f')}x")
+                         f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f') + 'x' if pt['predicted']['gain'] else '-':>5}")
     lines.append("summary: " + ", ".join(
         f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % bias {v['bias_pct']:+.1f} %"
         for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}")
@@ -186,10 +186,7 @@ def load_pages(cfg: dict[str, Any]) -> list[Page]:
 
 
 def calibration_of(cfg: dict[str, Any]) -> dict[str, Any]:
-    name = cfg.get("calibration")
-    if not name:
-        raise SpecError("validate needs a calibration file: set calibration=NAME (conf/calibration/NAME.yaml)")
-    return load_calibration(name)
+    return load_calibration(cfg.get("calibration"))
 
 
 def validate_all(cfg: dict[str, Any]) -> tuple[list[PageValidation], dict[str, Any]]:

@@ -66,8 +66,14 @@ def load_calibration(ref: str | dict[str, Any] | None, conf_dir: Path = CONF_DIR
     return data.get("calibration", data)
 
 
+GENERATION_FAMILY = {"hopper": "hopper", "blackwell": "blackwell", "blackwell_ultra": "blackwell",
+                     "cdna3": "cdna", "cdna4": "cdna"}
+
+
 def calibrated_knobs(hw: HardwareSpec, calibration: dict[str, Any]) -> EfficiencyKnobs:
-    fitted = (calibration.get("hardware") or {}).get(hw.name)
+    """The calibration's knobs for `hw`: by name, else (a user's GPU) those of its generation's family."""
+    fitted = (calibration.get("hardware") or {}).get(hw.name) or (calibration.get("families") or {}).get(
+        GENERATION_FAMILY.get(hw.generation, ""))
     if not fitted:
         return hw.efficiency
     values = {k: v for k, v in fitted.items() if k in EfficiencyKnobs.model_fields}

@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from simulator.catalog import CONF_DIR, SpecError
@@ -51,6 +52,13 @@ def run_dir() -> Path:
         return Path.cwd()
 
 
+def in_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
@@ -61,6 +69,9 @@ def app(cfg: DictConfig) -> None:
         importlib.import_module(TASKS[task]).run(plain, run_dir())
     except (SpecError, RateLookupError, PageParseError, FileNotFoundError) as e:
         print(f"specsim: error: {e}", file=sys.stderr)
+        if in_multirun():  # one bad job must not end the sweep: record it for task=summarize and go on
+            (run_dir() / "error.txt").write_text(f"{e}\n")
+            return
         sys.exit(2)
 
 

@@ -38,10 +38,11 @@ def map_z(space: ParamSpace, names: list[str], z: np.ndarray) -> np.ndarray:
 
 def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[str, Any]:
     defaults = EfficiencyKnobs().model_dump()
-    hardware = {}
-    for fam in {n.split(".")[0] for n in result.names if not n.startswith("acceptance_scale")}:
+    hardware, families = {}, {}
+    for fam in sorted({n.split(".")[0] for n in result.names if not n.startswith("acceptance_scale")}):
+        families[fam] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
         for hw in FAMILIES[fam]:
-            hardware[hw] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
+            hardware[hw] = dict(families[fam])
     scales = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items() if n.startswith("acceptance_scale.")}
     return {"calibration": {
         "name": name,
@@ -50,6 +51,7 @@ def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[
                   "sigma from the Gauss-Newton covariance",
         "sources": sources,
         "hardware": dict(sorted(hardware.items())),
+        "families": families,  # for GPUs not listed (a user's own), by generation: simulator.catalog
         "transferred": result.transferred,
         "acceptance_scale": scales,
         "acceptance_scale_transfer": round(float(np.exp(transfer_scale_z(result.names, result.z))), 6),
@@ -61,11 +63,16 @@ def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[
     }}
 
 
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Fitted by `specsim task=calibrate` (simulator/calibration). Knobs per hardware family; hardware\n"
               "# without data takes its family's values (see `transferred`). Do not edit by hand: refit.\n")
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120))
+    path.write_text(header + yaml.dump(data, Dumper=_NoAliases, sort_keys=False, width=120))
 
 
 def fitted_z(calibration: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -48,7 +48,8 @@ class CompareResult:
         return {**self.keys, "points": self.rows}
 
     def points_frame(self) -> pd.DataFrame:
-        return pd.concat([s.points for s in self.sides.values()], ignore_index=True)
+        frames = [s.points for s in self.sides.values() if not s.points.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def read_front(front: pd.DataFrame, target: float, rate_usd_h: float, kw: float) -> dict[str, Any] | None:
@@ -161,12 +162,14 @@ def run(cfg: dict[str, Any], out: Path) -> None:
         targets_of,
         write_report,
     )
+    from simulator.tasks.summarize import write_summary
 
     sc = build_scenario(cfg)
     rates, tier = build_rates(cfg)
     result = run_compare(sc, keys_of(cfg), search_of(cfg), rates, tier, targets_of(cfg))
     print(format_table(result))
     result.points_frame().to_csv(out / "curves.csv", index=False)
+    write_summary(result, out)
     plot_compare(result, str(out / "curves.png"))
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
     write_report(cfg, result.report())

@@ -1,0 +1,181 @@
+"""Draft-length advice: per GPU, precision and interactivity floor, the k that maximises throughput, and
+the interactivity ranges where MTP stops paying (the Off frontier above every MTP k's frontier).
+
+A frontier here is the staircase f(x) = max throughput over feasible points with interactivity >= x, the
+same reading `plan` uses (a real configuration that meets the floor). k = 0 is MTP off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_K = 4
+K_COLORS = {0: "black", 1: "tab:purple", 2: "tab:blue", 3: "tab:green", 4: "tab:brown"}
+PRECISION_STYLES = {"fp4": "-", "fp8": "--", "bf16": ":"}
+
+
+def staircase(interactivity: np.ndarray, tput: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """For each x in `xs`, the max `tput` over points with interactivity >= x (NaN where none)."""
+    out = np.full(len(xs), np.nan)
+    ok = np.isfinite(interactivity) & np.isfinite(tput)
+    if not ok.any():
+        return out
+    order = np.argsort(interactivity[ok])
+    xi, yi = interactivity[ok][order], tput[ok][order]
+    suffix = np.maximum.accumulate(yi[::-1])[::-1]
+    pos = np.searchsorted(xi, np.asarray(xs, dtype=float), side="left")
+    valid = pos < len(xi)
+    out[valid] = suffix[pos[valid]]
+    return out
+
+
+def with_k(points: pd.DataFrame) -> pd.DataFrame:
+    """Points with `k`: 0 on the Off side, the draft length on the MTP side."""
+    return points.assign(k=np.where(points["side"] == "off", 0, points["draft_tokens"]).astype(int))
+
+
+def by_k(points: pd.DataFrame, xs: np.ndarray) -> dict[int, np.ndarray]:
+    """The staircase of every k present in `points` (which carries a `k` column), at `xs`."""
+    return {int(k): staircase(g["interactivity"].to_numpy(float), g["tput_per_gpu"].to_numpy(float), xs)
+            for k, g in points.groupby("k")}
+
+
+def hurt_mask(curves: dict[int, np.ndarray]) -> np.ndarray:
+    """True where Off is reachable and above every MTP k (or no MTP k reaches); needs k = 0 and some k > 0."""
+    off = curves.get(0)
+    mtp = [v for k, v in curves.items() if k > 0]
+    if off is None or not mtp:
+        return np.zeros(0 if off is None else len(off), dtype=bool)
+    best = np.fmax.reduce(mtp)
+    return np.isfinite(off) & ~(best >= off)
+
+
+def hurt_ranges(points: pd.DataFrame) -> list[tuple[float, float]]:
+    """Interactivity intervals (lo, hi] where MTP hurts, for one GPU x precision (lo = 0: from the start)."""
+    pts = with_k(points)
+    xs = np.unique(pts["interactivity"].to_numpy(float))
+    hurt = hurt_mask(by_k(pts, xs))
+    ranges: list[tuple[float, float]] = []
+    for i in np.flatnonzero(hurt):
+        lo = float(xs[i - 1]) if i > 0 else 0.0
+        if ranges and ranges[-1][1] == lo:
+            ranges[-1] = (ranges[-1][0], float(xs[i]))
+        else:
+            ranges.append((lo, float(xs[i])))
+    return ranges
+
+
+def format_ranges(ranges: list[tuple[float, float]]) -> str:
+    if not ranges:
+        return "none"
+    return "; ".join(f"<= {hi:.1f}" if lo == 0 else f"{lo:.1f}-{hi:.1f}" for lo, hi in ranges)
+
+
+def advice_table(points: pd.DataFrame, floors: list[float]) -> pd.DataFrame:
+    """One row per GPU x precision x floor: throughput by k, the best k, MTP's gain and where MTP hurts."""
+    rows: list[dict[str, Any]] = []
+    if points.empty:
+        return pd.DataFrame(rows)
+    pts = with_k(points)
+    xs = np.asarray(floors, dtype=float)
+    for (gpu, precision), g in pts.groupby(["gpu", "precision"], sort=False):
+        curves = by_k(g, xs)
+        has_mtp = any(k > 0 for k in curves)
+        hurts = format_ranges(hurt_ranges(g)) if has_mtp and 0 in curves else "n/a"
+        for i, floor in enumerate(xs):
+            row: dict[str, Any] = {"gpu": gpu, "precision": precision, "floor": float(floor)}
+            values = {k: float(curves[k][i]) if k in curves else np.nan for k in range(MAX_K + 1)}
+            row.update({f"tput_k{k}": v for k, v in values.items()})
+            reached = {k: v for k, v in values.items() if np.isfinite(v)}
+            best_k = max(reached, key=lambda k: (reached[k], -k)) if reached else None
+            mtp_best = max((v for k, v in reached.items() if k > 0), default=np.nan)
+            row["best_k"] = best_k
+            row["mtp_gain"] = mtp_best / values[0] if np.isfinite(values[0]) else np.nan
+            row["verdict"] = ("unreachable" if best_k is None else "MTP hurts: run Off" if best_k == 0
+                              else f"MTP k={best_k}")
+            row["mtp_hurts_at"] = hurts
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_advice(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "draft-length advice: no feasible points"
+    head = f"{'GPU':<10} {'prec':<4} {'floor':>6} {'best k':>6} {'MTP/Off':>8}  {'verdict':<20} MTP hurts at (tok/s/user)"
+    lines = ["draft-length advice (k that maximises tok/s/GPU at each floor):", head, "-" * len(head)]
+    for r in table.itertuples(index=False):
+        k = "-" if r.best_k is None or pd.isna(r.best_k) else str(int(r.best_k))
+        gain = f"{r.mtp_gain:.2f}x" if np.isfinite(r.mtp_gain) else "-"
+        lines.append(f"{r.gpu:<10} {r.precision:<4} {r.floor:>6g} {k:>6} {gain:>8}  {r.verdict:<20} {r.mtp_hurts_at}")
+    return "\n".join(lines)
+
+
+def plot_advice(points: pd.DataFrame, floors: list[float], path: str) -> None:
+    """Per GPU: best-MTP / Off throughput ratio vs interactivity, dots coloured by the best k, red = MTP hurts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simulator.tasks.plan_plot import panel_grid
+
+    pts = with_k(points) if not points.empty else points
+    gpus = list(dict.fromkeys(pts["gpu"])) if not pts.empty else []
+    rows, cols = panel_grid(max(1, len(gpus)))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows), sharex=True, squeeze=False)
+    for ax, gpu in zip(axes.ravel()[:len(gpus)], gpus, strict=True):
+        for precision, g in pts[pts["gpu"] == gpu].groupby("precision"):
+            xs = np.unique(g["interactivity"].to_numpy(float))
+            curves = by_k(g, xs)
+            mtp = [v for k, v in curves.items() if k > 0]
+            if 0 not in curves or not mtp:
+                continue
+            ratio = np.fmax.reduce(mtp) / curves[0]
+            ax.step(xs, ratio, PRECISION_STYLES.get(str(precision), "-."), where="pre", color="0.45",
+                    lw=1, label=str(precision))
+            stack = np.vstack([np.nan_to_num(curves.get(k, np.full(len(xs), np.nan)), nan=-1.0)
+                               for k in range(MAX_K + 1)])
+            best = stack.argmax(axis=0)
+            ax.scatter(xs, ratio, c=[K_COLORS[int(k)] for k in best], s=9, zorder=3)
+            for lo, hi in hurt_ranges(g):
+                ax.axvspan(lo, hi, color="red", alpha=0.08)
+        ax.axhline(1.0, color="k", lw=0.8)
+        for floor in floors:
+            ax.axvline(floor, color="gray", lw=0.8, ls=":")
+        ax.set_title(str(gpu), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for ax in axes.ravel()[len(gpus):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("best MTP / Off tok/s/GPU")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("interactivity (tok/s/user)")
+    keys = "  ".join(f"k={k}: {c.removeprefix('tab:')}" for k, c in K_COLORS.items())
+    fig.suptitle(f"Draft-length advice (dots: best k; {keys}; red band: MTP hurts)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_advice(points: pd.DataFrame, floors: list[float], out: Path) -> pd.DataFrame:
+    table = advice_table(points, floors)
+    print()
+    print(format_advice(table))
+    table.to_csv(out / "advice.csv", index=False)
+    plot_advice(points, floors, str(out / "advice.png"))
+    print(f"wrote {out / 'advice.csv'} and {out / 'advice.png'}")
+    return table
+
+
+def run(cfg: dict[str, Any], out: Path) -> None:
+    """The `advise` task: draft-length advice alone (same GPUs, precisions and floors as `plan`)."""
+    from simulator.tasks.plan import collect_options, floors_of
+
+    floors = floors_of(cfg)
+    points, _ = collect_options(cfg)
+    write_advice(points, floors, out)

@@ -52,35 +52,30 @@ def _evaluate(batch: CaseBatch, sel: Select, c: torch.Tensor, k: torch.Tensor, a
 def evaluate_grid_torch(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
                         acceptance_scale: torch.Tensor) -> dict[str, torch.Tensor]:
     """All metrics on the full grid, each of shape [n_cases, n_c, n_k, n_a]."""
+    n_c = torch.as_tensor(concurrency).numel()
+    rows = torch.arange(batch.n_cases * n_c, device=batch.ops.device)
+    res = evaluate_rows_torch(batch, rows, concurrency, draft_tokens, acceptance_scale)
+    return {name: v.view(batch.n_cases, n_c, *v.shape[1:]) for name, v in res.items()}
+
+
+def evaluate_rows_torch(batch: CaseBatch, rows: torch.Tensor, concurrency: torch.Tensor,
+                        draft_tokens: torch.Tensor, acceptance_scale: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All metrics of grid rows (row = case x n_c + concurrency index), each of shape [n_rows, n_k, n_a].
+
+    Rows r0 .. r1 are the flat grid points r0 n_k n_a .. r1 n_k n_a - 1: a chunk of a sweep.
+    """
     c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
-    shape = (batch.n_cases, c.numel(), k.numel(), a.numel())
-    c, k, a = c.view(1, -1, 1, 1), k.view(1, 1, -1, 1), a.view(1, 1, 1, -1)
+    case, shape = rows // c.numel(), (rows.numel(), k.numel(), a.numel())
+    c, k, a = c[rows % c.numel()].view(-1, 1, 1), k.view(1, -1, 1), a.view(1, 1, -1)
     out: dict[str, torch.Tensor] = {}
     for g, (workload, serving) in enumerate(batch.servings):
-        idx = (batch.serving_group == g).nonzero()[:, 0]
-        res = _evaluate(batch, lambda x, i=idx: x[i].view(len(i), 1, 1, 1, *x.shape[1:]), c, k, a, workload, serving)
+        p = (batch.serving_group[case] == g).nonzero()[:, 0] if len(batch.servings) > 1 else slice(None)
+        res = _evaluate(batch, lambda x, i=case[p]: x[i].view(-1, 1, 1, *x.shape[1:]), c[p], k, a, workload, serving)
         for name, v in res.items():
-            out.setdefault(name, torch.empty(shape, dtype=v.dtype, device=v.device))[idx] = v.expand(len(idx), *shape[1:])
+            out.setdefault(name, torch.empty(shape, dtype=v.dtype, device=v.device))[p] = v.expand(-1, *shape[1:])
     return out
 
 
 def unravel(flat: torch.Tensor, n_c: int, n_k: int, n_a: int) -> tuple[torch.Tensor, ...]:
     """(case, concurrency, k, acceptance) indices of flat grid indices."""
     return flat // (n_a * n_k * n_c), flat // (n_a * n_k) % n_c, flat // n_a % n_k, flat % n_a
-
-
-def evaluate_points_torch(batch: CaseBatch, flat: torch.Tensor, concurrency: torch.Tensor,
-                          draft_tokens: torch.Tensor, acceptance_scale: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All metrics at the given flat grid indices (1-D), e.g. one chunk of a sweep."""
-    c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
-    case, ic, ik, ia = unravel(flat, c.numel(), k.numel(), a.numel())
-    c, k, a = c[ic], k[ik], a[ia]
-    if len(batch.servings) == 1:
-        return _evaluate(batch, lambda x: x[case], c, k, a, *batch.servings[0])
-    out: dict[str, torch.Tensor] = {}
-    for g, (workload, serving) in enumerate(batch.servings):
-        p = (batch.serving_group[case] == g).nonzero()[:, 0]
-        res = _evaluate(batch, lambda x, i=case[p]: x[i], c[p], k[p], a[p], workload, serving)
-        for name, v in res.items():
-            out.setdefault(name, torch.empty(flat.shape, dtype=v.dtype, device=v.device))[p] = v
-    return out

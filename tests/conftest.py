@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+# Triton kernels run under the interpreter on the CPU in tests (no GPU in CI); set before triton loads.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from simulator.catalog import load_hardware, load_model, load_workload
-from simulator.scenario import Scenario
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from simulator.catalog import load_hardware, load_model, load_workload  # noqa: E402
+from simulator.scenario import Scenario  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

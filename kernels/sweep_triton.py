@@ -1,0 +1,315 @@
+"""Fused Triton sweep over the flat grid case x concurrency x draft tokens k x acceptance scale a.
+
+One program evaluates BLOCK consecutive flat points: it decodes (case, C, k, a) from its indices, reads the
+case's packed row (operator tables, pass scalars, knobs, workload, memory limit, AL table) and computes the
+closed loop of `simulator.serving` in float64: 2 target + 2 draft roofline passes (decode and prefill), the
+separate-prefill stall (or chunked prefill), TTFT, TPOT, interactivity, throughput per GPU and feasibility.
+
+`sweep` streams chunks of the grid through the kernel (or the torch reference) and reduces each chunk on
+the device into the best throughput per log-spaced interactivity bin, per (case group, spec side), with the
+arg-best flat index, so peak memory is chunk_points x bytes_per_point whatever the sweep's size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kernels.lowering import SCALAR_FIELDS, CaseBatch
+from kernels.reference import METRICS, check_grid, evaluate_rows_torch, unravel
+from simulator.frontier import pareto_front
+from simulator.knobs import KNOB_NAMES
+from simulator.lowering import OP_FIELDS, PASS_FIELDS
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # the torch backend still works
+    triton = None
+
+# The kernel reads fields by position: fail loudly if the simulator's layout changes.
+assert OP_FIELDS == (
+    "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
+    "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
+    "bytes_per_request", "peak_flops", "dp_sharded", "moe")
+assert PASS_FIELDS == ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
+                       "hbm_bytes_s")
+assert KNOB_NAMES == ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction",
+                      "layer_pass_latency_us", "collective_latency_us", "step_latency_us", "moe_imbalance")
+assert SCALAR_FIELDS[:4] == ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill")
+
+OUTPUTS = (*METRICS, "feasible")
+BLOCK = 128
+DEFAULT_CHUNK = 2**22
+TORCH_CHUNK = 2**17  # the torch backend is fastest on the CPU at ~1e5-point chunks (cache)
+TRITON_BYTES_PER_POINT = 8 * (len(OUTPUTS) + 14)  # kernel outputs + binning temporaries
+
+
+def bytes_per_point(batch: CaseBatch, backend: str) -> int:
+    """Declared peak device bytes per point of a chunk (outputs, temporaries, gathered tables)."""
+    if backend == "triton":
+        return TRITON_BYTES_PER_POINT
+    # per point: <= 24 live [n_ops] temporaries of pass_cost, ~64 of closed_loop, outputs and binning
+    return 8 * (24 * batch.n_ops + 64) + TRITON_BYTES_PER_POINT
+
+
+if triton is not None:
+
+    @triton.jit
+    def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb):
+        """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows, q -> its pass scalars."""
+        attn_dp = tl.load(q + 0, mask=mask, other=1.0)
+        comm_per_token = tl.load(q + 1, mask=mask, other=0.0)
+        collectives = tl.load(q + 2, mask=mask, other=0.0)
+        layer_passes = tl.load(q + 3, mask=mask, other=0.0)
+        link = tl.load(q + 4, mask=mask, other=1.0)
+        hbm = tl.load(q + 5, mask=mask, other=1.0)
+        share = tl.maximum(1.0 / attn_dp, 1.0 / tl.maximum(requests, 1.0))
+        total = tl.full(tokens.shape, 0.0, tl.float64)
+        for j in range(n_ops):
+            r = p + j
+            fpt = tl.load(r + 0 * n_ops, mask=mask, other=0.0)
+            fpt_ctx = tl.load(r + 1 * n_ops, mask=mask, other=0.0)
+            ctx_scale = tl.load(r + 2 * n_ops, mask=mask, other=0.0)
+            ctx_offset = tl.load(r + 3 * n_ops, mask=mask, other=0.0)
+            ctx_cap = tl.load(r + 4 * n_ops, mask=mask, other=0.0)
+            weight_bytes = tl.load(r + 5 * n_ops, mask=mask, other=0.0)
+            expert_bytes = tl.load(r + 6 * n_ops, mask=mask, other=0.0)
+            experts = tl.load(r + 7 * n_ops, mask=mask, other=0.0)
+            route = tl.load(r + 8 * n_ops, mask=mask, other=0.0)
+            per_token = tl.load(r + 9 * n_ops, mask=mask, other=0.0)
+            per_request_ctx = tl.load(r + 10 * n_ops, mask=mask, other=0.0)
+            per_request = tl.load(r + 11 * n_ops, mask=mask, other=0.0)
+            peak = tl.load(r + 12 * n_ops, mask=mask, other=1.0)
+            dp = tl.load(r + 13 * n_ops, mask=mask, other=0.0)
+            moe = tl.load(r + 14 * n_ops, mask=mask, other=0.0)
+            rank = dp * share + (1.0 - dp)
+            tok = tokens * rank
+            req = requests * rank
+            ctx = tl.minimum(ctx_scale * context + ctx_offset, ctx_cap)
+            flops = (fpt * tok + fpt_ctx * tok * ctx) * (1.0 + moe * (imb - 1.0))
+            touched = experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route)))  # moe.expected_experts_touched
+            nbytes = weight_bytes + expert_bytes * touched + per_token * tok + per_request_ctx * req * ctx \
+                + per_request * req
+            total += tl.maximum(flops / (peak * compute_f), nbytes / (hbm * hbm_f))
+        return total + comm_per_token * tokens / (link * link_f) + collectives * coll_us * 1e-6 \
+            + layer_passes * layer_us * 1e-6
+
+    @triton.jit(do_not_specialize=["start", "n_points"])
+    def _sweep_kernel(row_ptr, conc_ptr, k_ptr, a_ptr, out_ptr, start, n_points, n_c, n_k, n_a, row_len, n_ops,
+                      n_al, off_pass, off_knob, off_scalar, off_al, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n_points
+        g = start.to(tl.int64) + offs
+        ia = g % n_a
+        ik = g // n_a % n_k
+        ic = g // (n_a * n_k) % n_c
+        row = row_ptr + g // (n_a * n_k * n_c) * row_len  # this point's case
+        c = tl.load(conc_ptr + ic, mask=mask, other=1.0)
+        k = tl.load(k_ptr + ik, mask=mask, other=0.0)
+        a = tl.load(a_ptr + ia, mask=mask, other=1.0)
+        hbm_f = tl.load(row + off_knob + 0, mask=mask, other=1.0)
+        compute_f = tl.load(row + off_knob + 1, mask=mask, other=1.0)
+        link_f = tl.load(row + off_knob + 2, mask=mask, other=1.0)
+        layer_us = tl.load(row + off_knob + 3, mask=mask, other=0.0)
+        coll_us = tl.load(row + off_knob + 4, mask=mask, other=0.0)
+        step_lat = tl.load(row + off_knob + 5, mask=mask, other=1.0) * 1e-6
+        imb = tl.load(row + off_knob + 6, mask=mask, other=1.0)
+        n_in = tl.load(row + off_scalar + 0, mask=mask, other=1.0)
+        n_out = tl.load(row + off_scalar + 1, mask=mask, other=1.0)
+        chunk = tl.load(row + off_scalar + 2, mask=mask, other=1.0)
+        chunked = tl.load(row + off_scalar + 3, mask=mask, other=0.0)
+        gpus = tl.load(row + off_scalar + 4, mask=mask, other=1.0)
+        max_c = tl.load(row + off_scalar + 6, mask=mask, other=0.0)
+        max_k = tl.load(row + off_scalar + 7, mask=mask, other=0.0)
+        scale = tl.load(row + off_scalar + 8, mask=mask, other=1.0) * a
+        # acceptance.al_table: AL = min(1 + scale (AL_raw - 1), k + 1)
+        raw = tl.load(row + off_al + tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32), mask=mask, other=1.0)
+        al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
+        tgt, tgt_q = row, row + off_pass
+        drf, drf_q = row + 15 * n_ops, row + off_pass + 6
+        # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
+        arrivals = c * al / n_out
+        spec = tl.where(k > 0.0, 1.0, 0.0)
+        p_tokens = tl.maximum(arrivals, 1.0) * n_in
+        n_chunks = tl.maximum(tl.ceil(p_tokens / chunk), 1.0)
+        per_chunk = p_tokens / n_chunks
+        p_req = per_chunk / n_in
+        p_ctx = n_in / 2.0
+        prefill = n_chunks * (
+            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb)
+            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us,
+                             coll_us, imb)
+            + step_lat)
+        # speculative.decode_step_time_s: verify over C (k + 1) (+ chunked prompt tokens), k draft passes over C
+        ctx = n_in + n_out / 2.0
+        tokens = c * (k + 1.0) + chunked * arrivals * n_in
+        step = _pass_s(tgt, tgt_q, n_ops, mask, c, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb) \
+            + k * _pass_s(drf, drf_q, n_ops, mask, c, c, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb) \
+            + step_lat
+        stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
+        ttft = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0) + step / 2.0,
+                        prefill + (step + stall) / 2.0)
+        tpot = (step + stall) / al
+        lifetime = ttft + n_out * tpot
+        feasible = mask & (c >= 1.0) & (c <= max_c) & (k >= 0.0) & (k <= max_k)
+        nan = float("nan")
+        tl.store(out_ptr + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
+        tl.store(out_ptr + n_points + offs, tl.where(feasible, c * (n_in + n_out) / lifetime / gpus, nan), mask=mask)
+        tl.store(out_ptr + 2 * n_points + offs, tl.where(feasible, c * n_out / lifetime / gpus, nan), mask=mask)
+        tl.store(out_ptr + 3 * n_points + offs, tl.where(feasible, step, nan), mask=mask)
+        tl.store(out_ptr + 4 * n_points + offs, tl.where(feasible, ttft, nan), mask=mask)
+        tl.store(out_ptr + 5 * n_points + offs, tl.where(feasible, 1.0, 0.0), mask=mask)
+
+
+def pack(batch: CaseBatch) -> tuple[torch.Tensor, dict[str, int]]:
+    """One contiguous float64 row per case: ops | passes | knobs | scalars | AL, and the section offsets."""
+    parts = [batch.ops.flatten(1), batch.passes.flatten(1), batch.knobs, batch.scalars, batch.al]
+    offsets, at = {}, 0
+    for name, p in zip(("ops", "pass", "knob", "scalar", "al"), parts, strict=True):
+        offsets[name], at = at, at + p.shape[1]
+    return torch.cat(parts, 1).contiguous(), offsets
+
+
+def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurrency: torch.Tensor,
+                           draft_tokens: torch.Tensor, acceptance_scale: torch.Tensor,
+                           packed: tuple[torch.Tensor, dict[str, int]] | None = None) -> dict[str, torch.Tensor]:
+    """All metrics at flat indices start .. start + n_points - 1 (one kernel launch)."""
+    if triton is None:
+        raise ValueError("the triton backend needs the triton package")
+    c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
+    if c.device.type != "cuda" and type(_sweep_kernel).__name__ != "InterpretedFunction":
+        raise ValueError("the triton backend needs a CUDA device, or TRITON_INTERPRET=1 set before "
+                         "kernels.sweep_triton is imported (then it runs in the interpreter on the CPU)")
+    rows, off = packed or pack(batch)
+    out = torch.empty(len(OUTPUTS), n_points, dtype=torch.float64, device=rows.device)
+    _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
+        rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
+        batch.al.shape[1], off["pass"], off["knob"], off["scalar"], off["al"], BLOCK=BLOCK)
+    return {**dict(zip(METRICS, out[:-1], strict=True)), "feasible": out[-1] > 0.5}
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """Best `metric` per (case group, spec side, interactivity bin). Side 0: k = 0, side 1: k > 0.
+
+    Bin b holds interactivity x with floor((ln x - ln lo) / (ln hi - ln lo) x n_bins) = b; points outside
+    [lo, hi) are not binned. Empty bins: best and interactivity NaN, index -1. `index` is the flat grid
+    index of the best point (ties: the lowest); `unravel(index)` gives (case, C, k, a) indices.
+    """
+
+    edges: torch.Tensor  # [n_bins + 1]
+    best: torch.Tensor  # [n_groups, 2, n_bins]
+    index: torch.Tensor  # [n_groups, 2, n_bins] int64
+    interactivity: torch.Tensor  # [n_groups, 2, n_bins] of the best point
+    group_names: tuple[str, ...]
+    shape: tuple[int, int, int, int]  # (n_cases, n_c, n_k, n_a)
+    metric: str
+    points: dict[str, torch.Tensor] | None = None  # full [n_cases, n_c, n_k, n_a] tensors when asked for
+
+    def unravel(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return unravel(index, *self.shape[1:])
+
+    def front(self, group: int | str, side: int) -> dict[str, np.ndarray]:
+        """The Pareto front (simulator.frontier.pareto_front) of one group and side's bin winners."""
+        g = self.group_names.index(group) if isinstance(group, str) else group
+        x, y, i = (v[g, side].cpu().numpy() for v in (self.interactivity, self.best, self.index))
+        keep = pareto_front(x, y)
+        return {"interactivity": x[keep], self.metric: y[keep], "index": i[keep]}
+
+
+def frontier_bins(res: dict[str, torch.Tensor], flat: torch.Tensor, group: torch.Tensor, k: torch.Tensor,
+                  n_groups: int, bins: int, log_range: tuple[float, float], metric: str
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-slot (group x side x bin) max of `metric`, its lowest flat index and interactivity, for one chunk."""
+    lo, hi = log_range
+    n_slots = n_groups * 2 * bins  # slot n_slots collects everything unbinned
+    x, y = res["interactivity"], res[metric]
+    b = torch.floor((torch.log(x) - lo) * (bins / (hi - lo)))
+    ok = res["feasible"] & (b >= 0) & (b < bins) & torch.isfinite(y)
+    slot = torch.where(ok, (group * 2 + (k > 0).long()) * bins + b.nan_to_num(0).long(), n_slots)
+    y = torch.where(ok, y, -torch.inf)
+    best = y.new_full((n_slots + 1,), -torch.inf).scatter_reduce(0, slot, y, "amax")
+    win = ok & (y == best[slot])
+    idx = flat.new_full((n_slots + 1,), torch.iinfo(torch.int64).max)
+    idx = idx.scatter_reduce(0, torch.where(win, slot, n_slots), flat, "amin")
+    hit = win & (flat == idx[slot])
+    xb = x.new_full((n_slots + 1,), torch.nan).scatter_(0, torch.where(hit, slot, n_slots), x)
+    return best[:-1], idx[:-1], xb[:-1]
+
+
+def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+          acceptance_scale: torch.Tensor, backend: str = "auto", chunk_points: int | None = None,
+          bins: int = 2048, interactivity_range: tuple[float, float] = (0.1, 1e4), metric: str = "tput_per_gpu",
+          return_points: bool = False, max_chunk_bytes: int = 2**30, device: str | torch.device | None = None,
+          progress: bool | None = None) -> Frontier:
+    """Stream the grid case x C x k x a through `backend` in chunks; reduce each chunk to the binned frontier.
+
+    backend: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1), "torch" (the reference), or
+    "auto" (triton when CUDA is available). chunk_points: points per chunk (default 2**22 for triton, 2**17
+    for torch, lowered to fit max_chunk_bytes); an explicit chunk over max_chunk_bytes is an error.
+    return_points keeps the full [n_cases, n_c, n_k, n_a] tensors (only if their outputs fit max_chunk_bytes).
+    """
+    if backend not in ("auto", "triton", "torch"):
+        raise ValueError(f"unknown backend '{backend}'; use 'auto', 'triton' or 'torch'")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric '{metric}'; one of {', '.join(METRICS)}")
+    lo, hi = interactivity_range
+    if bins < 1 or not 0 < lo < hi:
+        raise ValueError(f"need bins >= 1 and 0 < lo < hi, got bins={bins}, interactivity_range={interactivity_range}")
+    if backend == "auto":
+        backend = "triton" if torch.cuda.is_available() and triton is not None else "torch"
+    batch = batch.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    c, k, a = check_grid(batch, concurrency, draft_tokens, acceptance_scale)
+    shape = (batch.n_cases, c.numel(), k.numel(), a.numel())
+    total = math.prod(shape)
+    if return_points and total * 8 * len(OUTPUTS) > max_chunk_bytes:
+        raise ValueError(f"return_points: {total} points x {8 * len(OUTPUTS)} bytes exceed max_chunk_bytes="
+                         f"{max_chunk_bytes}; sweep without return_points")
+    per_point = bytes_per_point(batch, backend)
+    # the torch backend evaluates whole rows (case, C) of n_k x n_a points
+    unit = shape[2] * shape[3] if backend == "torch" else 1
+    default = DEFAULT_CHUNK if backend == "triton" else TORCH_CHUNK
+    chunk = chunk_points if chunk_points is not None else min(default, total, max_chunk_bytes // per_point)
+    chunk = chunk // unit * unit
+    if chunk < 1 or chunk * per_point > max_chunk_bytes:
+        raise ValueError(f"a chunk of {chunk_points or 'the default'} points x {per_point} bytes/point "
+                         f"(the torch backend takes whole rows of {unit} points) does not fit max_chunk_bytes="
+                         f"{max_chunk_bytes}; change chunk_points or max_chunk_bytes")
+    n_groups, dev = len(batch.group_names), batch.ops.device
+    log_range = (math.log(lo), math.log(hi))
+    best = torch.full((n_groups * 2 * bins,), -torch.inf, dtype=torch.float64, device=dev)
+    index = torch.full_like(best, torch.iinfo(torch.int64).max, dtype=torch.int64)
+    inter = torch.full_like(best, torch.nan)
+    points: dict[str, list[torch.Tensor]] = {name: [] for name in OUTPUTS}
+    packed = pack(batch) if backend == "triton" else None
+    with tqdm(total=total, unit="pt", unit_scale=True, disable=None if progress is None else not progress) as bar:
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            flat = torch.arange(start, start + n, device=dev)
+            if backend == "triton":
+                res = evaluate_points_triton(batch, start, n, c, k, a, packed)
+            else:
+                rows = torch.arange(start // unit, (start + n) // unit, device=dev)
+                res = {name: v.flatten() for name, v in evaluate_rows_torch(batch, rows, c, k, a).items()}
+            case, _, ik, _ = unravel(flat, *shape[1:])
+            cb, ci, cx = frontier_bins(res, flat, batch.group[case], k[ik], n_groups, bins, log_range, metric)
+            better = (cb > best) | ((cb == best) & (ci < index))
+            best, index, inter = torch.where(better, cb, best), torch.where(better, ci, index), \
+                torch.where(better, cx, inter)
+            if return_points:
+                for name in OUTPUTS:
+                    points[name].append(res[name])
+            bar.update(n)
+    empty = torch.isinf(best)
+    view = (n_groups, 2, bins)
+    return Frontier(
+        edges=torch.exp(torch.linspace(*log_range, bins + 1, dtype=torch.float64)),
+        best=best.masked_fill(empty, torch.nan).view(view), index=index.masked_fill(empty, -1).view(view),
+        interactivity=inter.masked_fill(empty, torch.nan).view(view), group_names=batch.group_names,
+        shape=shape, metric=metric,
+        points={name: torch.cat(v).view(shape) for name, v in points.items()} if return_points else None)

@@ -1,0 +1,186 @@
+"""Sweep engine: lowering == the torch model, Triton kernel == torch reference, binned frontier, chunking."""
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined: run them in the interpreter on the CPU
+
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+if "kernels.sweep_triton" in sys.modules:  # an earlier test module imported it: redefine the kernels
+    importlib.reload(sys.modules["kernels.sweep_triton"])
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import kernels.sweep_triton as st  # noqa: E402
+from kernels import Case, CaseBatch, evaluate_grid_torch, lower_cases, sweep  # noqa: E402
+from kernels.lowering import OP_FIELDS, OP_PAD, PASS_FIELDS  # noqa: E402
+from simulator.acceptance import al_table  # noqa: E402
+from simulator.catalog import list_keys, load_hardware, load_model, load_workload  # noqa: E402
+from simulator.knobs import KNOB_NAMES  # noqa: E402
+from simulator.scenario import Scenario  # noqa: E402
+from simulator.serving import closed_loop  # noqa: E402
+from simulator.specs import ServingSpec  # noqa: E402
+
+needs_triton = pytest.mark.skipif(st.triton is None, reason="triton is not importable: only the torch backend runs")
+C = torch.tensor([1.0, 3.0, 64.0, 700.0, 1e5])  # 1e5 exceeds every case's memory
+K = torch.tensor([0.0, 1.0, 2.0, 5.0, 9.0])  # 9 is beyond every AL table (K <= 8)
+A = torch.tensor([0.6, 1.0, 1.3])
+
+
+def scenario(model: str, hw: str, precision: str = "fp8", workload: str = "1k1k", **serving: object) -> Scenario:
+    m, acc = load_model(model)
+    return Scenario(model=m, hardware=load_hardware(hw), precision=precision, workload=load_workload(workload),
+                    acceptance=acc, serving=ServingSpec(**serving))
+
+
+@pytest.fixture(scope="module")
+def small() -> CaseBatch:
+    """Draft / no-draft / no-draft model, separate and chunked prefill, DP-attention, linear attention."""
+    glm, llama = scenario("glm5", "b200", "fp4"), scenario("llama3_3_70b", "h200", "fp8", "8k1k")
+    chunked = scenario("qwen3_5_397b", "mi355x", "fp8", prefill_mode="chunked", prefill_chunk_tokens=512)
+    return lower_cases([
+        Case(glm, glm.deployment(tp=4)),
+        Case(glm, glm.deployment(tp=8, ep=8, dp_attention=True), with_draft=False),
+        Case(llama, llama.deployment(tp=2)),
+        Case(chunked, chunked.deployment(tp=8)),
+        Case(glm, glm.deployment(tp=4)),  # a duplicate of case 0: ties resolve to the lowest flat index
+    ])
+
+
+def catalog_cases() -> list[Case]:
+    cases = []
+    for mk in list_keys("model"):
+        for hk in list_keys("hardware"):
+            sc = scenario(mk, hk)
+            cases.append(Case(sc, sc.deployment(tp=min(8, sc.hardware.scale_up_domain_gpus))))
+    return cases
+
+
+def test_lowering_matches_torch_model() -> None:
+    cases = catalog_cases()
+    batch = lower_cases(cases)
+    c, a = torch.tensor([1.0, 8.0, 64.0, 512.0]), torch.tensor([0.7, 1.0])
+    grid = evaluate_grid_torch(batch, c, torch.tensor([0.0, 1.0, 3.0]), a)
+    for i, case in enumerate(cases):
+        sc, dep = case.scenario, case.deployment
+        t = sc.tables(dep)
+        for side, table in enumerate((t.target, t.draft)):
+            if table is None:
+                pad = torch.tensor([OP_PAD[f] for f in OP_FIELDS], dtype=torch.float64)[:, None]
+                assert torch.equal(batch.ops[i, 1], pad.expand_as(batch.ops[i, 1]))  # costs 0 s
+                continue
+            n = len(table.names)
+            for f_i, f in enumerate(OP_FIELDS):
+                assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.label, f)
+            assert torch.equal(batch.passes[i, side], torch.stack([getattr(table, f) for f in PASS_FIELDS]))
+        assert torch.equal(batch.knobs[i], torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
+        assert batch.scalar("max_concurrency")[i] == sc.memory(dep, with_draft=True).max_concurrency
+        assert batch.scalar("input_tokens")[i] == sc.workload.mean_input_tokens
+        assert batch.scalar("gpus")[i] == dep.gpus
+        for ik, k in enumerate([0, 1, 3] if sc.has_draft else [0]):
+            for ia, scale in enumerate(a.tolist()):
+                al = al_table(sc.acceptance, scale=scale)[k] if sc.has_draft else torch.tensor(1.0)
+                ref = closed_loop(t, sc.knob_tensors, sc.workload, sc.serving, c, torch.tensor(float(k)), al, dep.gpus)
+                fits = torch.tensor([sc.memory(dep, True).fits(int(x)) for x in c])
+                assert torch.equal(grid["feasible"][i, :, ik, ia], fits)
+                for name in ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s"):
+                    want = torch.where(fits, getattr(ref, name), torch.nan).expand(len(c))
+                    torch.testing.assert_close(grid[name][i, :, ik, ia], want, rtol=1e-12, atol=0, equal_nan=True,
+                                               msg=f"{case.label} {name} k={k} a={scale}")
+        if not sc.has_draft:
+            assert not grid["feasible"][i, :, 1:].any()
+
+
+@needs_triton
+def test_triton_matches_torch_reference(small: CaseBatch) -> None:
+    ref = evaluate_grid_torch(small, C, K, A)
+    n = small.n_cases * C.numel() * K.numel() * A.numel()
+    assert n % st.BLOCK  # a masked tail
+    got = st.evaluate_points_triton(small, 0, n, C, K, A)
+    assert torch.equal(got["feasible"], ref["feasible"].flatten())
+    assert 0 < int(got["feasible"].sum()) < n
+    for name in ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s"):
+        torch.testing.assert_close(got[name], ref[name].flatten(), rtol=1e-5, atol=0, equal_nan=True, msg=name)
+
+
+@needs_triton
+def test_triton_matches_torch_reference_on_catalog() -> None:
+    batch = lower_cases(catalog_cases())  # every model's operators, padded to the longest
+    c, k, a = torch.tensor([2.0, 300.0]), torch.tensor([0.0, 3.0]), torch.tensor([0.9])
+    ref = evaluate_grid_torch(batch, c, k, a)
+    got = st.evaluate_points_triton(batch, 0, ref["feasible"].numel(), c, k, a)
+    for name, v in ref.items():
+        torch.testing.assert_close(got[name], v.flatten(), rtol=1e-5, atol=0, equal_nan=True, msg=name)
+
+
+def brute_force(batch: CaseBatch, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The binned frontier by a Python loop over every point."""
+    pts = {k: v.flatten().numpy() for k, v in evaluate_grid_torch(batch, C, K, A).items()}
+    best = np.full((len(batch.group_names), 2, bins), np.nan)
+    index = np.full(best.shape, -1)
+    for i in range(pts["feasible"].size):
+        x, y = pts["interactivity"][i], pts["tput_per_gpu"][i]
+        b = int(np.floor((np.log(x) - np.log(lo)) * (bins / (np.log(hi) - np.log(lo))))) if pts["feasible"][i] else -1
+        if not 0 <= b < bins:
+            continue
+        case, ik = i // (C.numel() * K.numel() * A.numel()), i // A.numel() % K.numel()
+        slot = (int(batch.group[case]), int(K[ik] > 0), b)
+        if index[slot] < 0 or y > best[slot]:  # strict: ties keep the lower index
+            best[slot], index[slot] = y, i
+    return best, index
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_frontier_bins_match_brute_force(small: CaseBatch, backend: str) -> None:
+    bins, lo, hi = 64, 1.0, 1e3
+    best, index = brute_force(small, bins, lo, hi)
+    f = sweep(small, C, K, A, backend=backend, bins=bins, interactivity_range=(lo, hi), return_points=True)
+    assert (index >= 0).sum() > 10 and (index >= 0).any(axis=(0, 2)).all()  # both sides populated
+    np.testing.assert_array_equal(f.index.numpy(), index)
+    np.testing.assert_allclose(f.best.numpy(), best, rtol=1e-5)
+    hit = f.index >= 0
+    case, ic, ik, ia = f.unravel(f.index[hit])
+    np.testing.assert_allclose(f.interactivity[hit], f.points["interactivity"][case, ic, ik, ia], rtol=1e-12)
+    assert torch.equal(f.points["feasible"], evaluate_grid_torch(small, C, K, A)["feasible"])
+    assert not (case == 4).any()  # the duplicate of case 0 never wins a tie
+    front = f.front(small.group_names[0], 1)
+    assert front["index"].size and (np.diff(front["interactivity"]) > 0).all() and (np.diff(front["tput_per_gpu"]) < 0).all()
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_chunked_sweep_equals_one_chunk(small: CaseBatch, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = sweep(small, C, K, A, backend=backend, bins=512)
+    seen: list[int] = []
+    name = "evaluate_points_triton" if backend == "triton" else "evaluate_rows_torch"
+    inner = getattr(st, name)
+    monkeypatch.setattr(st, name, lambda *args: seen.append(args[2] if backend == "triton" else 15 * len(args[1]))
+                        or inner(*args))  # a torch row: 5 k x 3 a = 15 points
+    per_point = st.bytes_per_point(small, backend)
+    parts = sweep(small, C, K, A, backend=backend, bins=512, max_chunk_bytes=37 * per_point)  # chunk: 37 points
+    assert max(seen) == (37 if backend == "triton" else 30) and sum(seen) == small.n_cases * C.numel() * K.numel() * A.numel()
+    assert torch.equal(parts.index, whole.index)
+    torch.testing.assert_close(parts.best, whole.best, rtol=0, atol=0, equal_nan=True)
+
+
+def test_clear_errors(small: CaseBatch, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="no cases"):
+        lower_cases([])
+    with pytest.raises(ValueError, match="unknown backend"):
+        sweep(small, C, K, A, backend="cuda")
+    with pytest.raises(ValueError, match="concurrency must be a non-empty"):
+        sweep(small, torch.tensor([]), K, A)
+    with pytest.raises(ValueError, match="whole numbers"):
+        evaluate_grid_torch(small, C, torch.tensor([1.5]), A)
+    with pytest.raises(ValueError, match="max_chunk_bytes"):
+        sweep(small, C, K, A, backend="torch", chunk_points=1 << 20, max_chunk_bytes=1 << 20)
+    with pytest.raises(ValueError, match="return_points"):
+        sweep(small, C, K, A, backend="torch", return_points=True, max_chunk_bytes=1 << 14)
+    with pytest.raises(ValueError, match="unknown metric"):
+        sweep(small, C, K, A, metric="goodput")
+    if st.triton is not None:
+        monkeypatch.setattr(st, "_sweep_kernel", object())  # as if imported without TRITON_INTERPRET=1
+        with pytest.raises(ValueError, match="CUDA device"):
+            st.evaluate_points_triton(small, 0, 10, C, K, A)

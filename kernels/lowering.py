@@ -121,7 +121,8 @@ def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
         wl, sv = sc.workload, sc.serving
         scalars.append(torch.tensor([
             wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, sv.prefill_mode == "chunked",
-            dep.gpus, dep.attention_dp, sc.memory(dep, with_draft=c.has_draft).max_concurrency, al.numel() - 1,
+            dep.gpus, dep.attention_dp,
+            min(sc.memory(dep, with_draft=c.has_draft).max_concurrency, sv.max_running_requests), al.numel() - 1,
             sc.acceptance.scale if c.has_draft else 1.0], dtype=torch.float64))
     return CaseBatch(
         ops=torch.stack(ops), passes=torch.stack(passes), knobs=torch.stack(knobs), scalars=torch.stack(scalars),

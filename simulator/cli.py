@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "compare": "simulator.tasks.compare",
     "validate": "simulator.tasks.validate",
     "calibrate": "simulator.tasks.calibrate",
+    "sweep": "simulator.tasks.sweep",
     "plan": "simulator.tasks.plan",
     "advise": "simulator.tasks.advise",
     "summarize": "simulator.tasks.summarize",

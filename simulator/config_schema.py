@@ -47,6 +47,23 @@ class CalibrateConf:
 
 
 @dataclass
+class SweepConf:
+    """task=sweep: lists to sweep in one launch (null = the run's own value; hardware null = all GPUs)."""
+
+    hardware: list[str] | None = None
+    model: list[str] | None = None
+    precision: list[str] | None = None
+    workload: list[str] | None = None
+    concurrency: list[int] | None = None
+    draft_tokens: list[int] | None = None
+    acceptance_scale: list[float] | None = None
+    backend: str = "auto"
+    bins: int = 256
+    chunk_points: int | None = None
+    max_chunk_bytes: int = 2**30
+
+
+@dataclass
 class SpecsimConfig:
     task: str = "compare"
     precision: str = "fp4"
@@ -72,3 +89,4 @@ class SpecsimConfig:
     cv: str = "none"
     validate_after: bool = True  # compare: end with the validation table against the bundled pages  # validate: none | leave_one_page_out | leave_one_hardware_out
     calibrate: CalibrateConf = field(default_factory=CalibrateConf)
+    sweep: SweepConf = field(default_factory=SweepConf)

@@ -77,7 +77,8 @@ def test_lowering_matches_torch_model() -> None:
                 assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.label, f)
             assert torch.equal(batch.passes[i, side], torch.stack([getattr(table, f) for f in PASS_FIELDS]))
         assert torch.equal(batch.knobs[i], torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
-        assert batch.scalar("max_concurrency")[i] == sc.memory(dep, with_draft=True).max_concurrency
+        assert batch.scalar("max_concurrency")[i] == min(sc.memory(dep, with_draft=True).max_concurrency,
+                                                         sc.serving.max_running_requests)
         assert batch.scalar("input_tokens")[i] == sc.workload.mean_input_tokens
         assert batch.scalar("gpus")[i] == dep.gpus
         for ik, k in enumerate([0, 1, 3] if sc.has_draft else [0]):

@@ -1,0 +1,151 @@
+"""sweep: one launch of the sweep engine over lists of models x GPUs x precisions x workloads x every
+deployment that fits x concurrency x draft length x acceptance scale; the binned frontiers out.
+
+`specsim task=sweep 'sweep.hardware=[b200,h200,mi355x]' 'sweep.model=[glm5,deepseek_r1]'` — no multirun:
+the grid is lowered once and streamed through the Triton kernel (GPU) or its torch reference (CPU).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from simulator.catalog import SpecError, list_keys, read_yaml
+from simulator.search import open_concurrencies, open_deployments
+from simulator.tasks.setup import build_rates, build_scenario
+
+SIDES = ("off", "mtp")
+
+
+def _list(s: dict[str, Any], key: str, default: list[Any]) -> list[Any]:
+    v = s.get(key)
+    values = default if v is None else ([v] if isinstance(v, (str, int, float)) else list(v))
+    if not values:
+        raise SpecError(f"sweep.{key} is an empty list; give at least one value or null for the default")
+    return values
+
+
+def sweep_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    s = cfg.get("sweep") or {}
+    out = {
+        "hardware": _list(s, "hardware", list_keys("hardware")),
+        "model": _list(s, "model", [cfg["model"]["name"]]),
+        "precision": _list(s, "precision", [cfg.get("precision")]),
+        "workload": _list(s, "workload", [cfg["workload"]["name"]]),
+        "concurrency": [int(c) for c in _list(s, "concurrency", list(open_concurrencies(2048)))],
+        "draft_tokens": [int(k) for k in _list(s, "draft_tokens", [0, 1, 2, 3, 4])],
+        "acceptance_scale": [float(a) for a in _list(s, "acceptance_scale", [1.0])],
+        "backend": s.get("backend") or "auto",
+        "bins": int(s.get("bins") or 256),
+        "chunk_points": s.get("chunk_points"),
+        "max_chunk_bytes": int(s.get("max_chunk_bytes") or 2**30),
+    }
+    if min(out["concurrency"]) < 1 or min(out["draft_tokens"]) < 0:
+        raise SpecError("sweep.concurrency must be >= 1 and sweep.draft_tokens >= 0")
+    return out
+
+
+def build_cases(cfg: dict[str, Any], s: dict[str, Any]) -> tuple[list, list[str]]:
+    """Every (model, GPU, precision, workload) x open deployment, without and with the draft module."""
+    from kernels.lowering import Case
+
+    cases, skipped = [], []
+    for model in s["model"]:
+        for hw in s["hardware"]:
+            for precision in s["precision"]:
+                for wl in s["workload"]:
+                    c = {**cfg, "model": read_yaml("model", model), "hardware": read_yaml("hardware", hw),
+                         "workload": read_yaml("workload", wl), "precision": precision}
+                    try:
+                        sc = build_scenario(c)
+                    except SpecError as e:
+                        skipped.append(f"{model}/{hw}/{precision}/{wl}: {str(e).splitlines()[-1].strip()}")
+                        continue
+                    for dep in open_deployments(sc):
+                        cases.append(Case(sc, dep, with_draft=False))
+                        if sc.has_draft:
+                            cases.append(Case(sc, dep, with_draft=True))
+    if not cases:
+        raise SpecError("sweep: no valid (model, GPU, precision, workload) combination:\n  " + "\n  ".join(skipped))
+    return cases, skipped
+
+
+def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:
+    c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_scale"))
+    rows = []
+    for g, name in enumerate(frontier.group_names):
+        model, hw, precision, wl = name.split("/")
+        for side in (0, 1):
+            front = frontier.front(g, side)
+            for x, y, idx in zip(front["interactivity"], front[frontier.metric], front["index"], strict=True):
+                ci, ic, ik, ia = (int(v) for v in frontier.unravel(torch.tensor(int(idx))))
+                rate = rates.rate(hw, tier) if hw in rates.gpus else float("nan")
+                rows.append({"model": model, "hardware": hw, "precision": precision, "workload": wl,
+                             "side": SIDES[side], "interactivity": float(x), "tput_per_gpu": float(y),
+                             "cost_per_mtok": rate / (float(y) * 3600 / 1e6),
+                             "deployment": cases[ci].deployment.label, "concurrency": int(c[ic]),
+                             "draft_tokens": int(k[ik]), "acceptance_scale": float(a[ia])})
+    return pd.DataFrame(rows)
+
+
+def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for model, mf in frame.groupby("model"):
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for i, ((hw, precision, wl), g) in enumerate(mf.groupby(["hardware", "precision", "workload"])):
+            color = plt.cm.tab10(i % 10)
+            for side, style in (("mtp", "-"), ("off", "--")):
+                f = g[g["side"] == side].sort_values("interactivity")
+                if not f.empty:
+                    ax.plot(f["interactivity"], f["tput_per_gpu"], style, color=color,
+                            label=f"{hw} {precision} {wl} {side.upper()}")
+        ax.set(xscale="log", yscale="log", xlabel="interactivity (tok/s/user)", ylabel="throughput per GPU (tok/s)",
+               title=f"{model}: frontiers (MTP solid, Off dashed)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        path = out / f"sweep_{model}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def run(cfg: dict[str, Any], out: Path) -> None:
+    from kernels import lower_cases, sweep
+
+    s = sweep_settings(cfg)
+    rates, tier = build_rates(cfg)
+    cases, skipped = build_cases(cfg, s)
+    for line in skipped:
+        print(f"skipped {line}")
+    batch = lower_cases(cases)
+    n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_scale"])
+    t0 = time.perf_counter()
+    try:
+        frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
+                         torch.tensor(s["acceptance_scale"]), backend=s["backend"], bins=s["bins"],
+                         chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"])
+    except ValueError as e:
+        raise SpecError(f"sweep: {e}") from None
+    elapsed = time.perf_counter() - t0
+    frame = frontier_frame(frontier, cases, s, rates, tier)
+    frame.to_parquet(out / "frontiers.parquet", index=False)
+    frame.to_csv(out / "frontiers.csv", index=False)
+    plots = plot_fronts(frame, out)
+    best = frame.loc[frame.groupby(["model", "hardware", "precision", "workload", "side"])["tput_per_gpu"].idxmax()]
+    print(best[["model", "hardware", "precision", "workload", "side", "tput_per_gpu", "interactivity",
+                "deployment", "concurrency", "draft_tokens"]].to_string(index=False))
+    print(f"{n_points:,} points ({len(cases)} deployments) in {elapsed:.2f} s: {n_points / elapsed:,.0f} points/s "
+          f"on {frontier.best.device.type}")
+    print(f"wrote {out / 'frontiers.parquet'}, {out / 'frontiers.csv'} and {len(plots)} plot(s)")

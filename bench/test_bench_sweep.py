@@ -76,6 +76,16 @@ def test_torch_cpu(benchmark: BenchmarkFixture, batch: CaseBatch, points: int) -
         rounds=1 if points >= 10**7 else 3)
 
 
+@pytest.mark.parametrize("points", [10**6, 10**7])
+def test_torch_cpu_compiled(benchmark: BenchmarkFixture, batch: CaseBatch, points: int) -> None:
+    """The torch backend fused by torch.compile (the one-off compile runs in the warm-up round)."""
+    c = concurrency(points)
+    benchmark.extra_info["points"] = points
+    benchmark.pedantic(lambda: sweep(batch, c, K, A, backend="torch", device="cpu", progress=False,
+                                     compile_torch=True), rounds=1, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["points_per_s"] = points / benchmark.stats.stats.mean
+
+
 def gpu_sweep(batch: CaseBatch, c: torch.Tensor, backend: str) -> None:
     sweep(batch, c, K, A, backend=backend, device="cuda", progress=False)
     torch.cuda.synchronize()

@@ -61,6 +61,7 @@ class SweepConf:
     bins: int = 256
     chunk_points: int | None = None
     max_chunk_bytes: int = 2**30
+    compile: bool = False
 
 
 @dataclass

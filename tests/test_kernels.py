@@ -166,6 +166,14 @@ def test_chunked_sweep_equals_one_chunk(small: CaseBatch, backend: str, monkeypa
     torch.testing.assert_close(parts.best, whole.best, rtol=0, atol=0, equal_nan=True)
 
 
+def test_compiled_torch_backend_equals_eager(small: CaseBatch) -> None:
+    """compile_torch (torch.compile of the same reference) changes speed, not results."""
+    eager = sweep(small, C, K, A, backend="torch", bins=512)
+    fused = sweep(small, C, K, A, backend="torch", bins=512, compile_torch=True)
+    assert torch.equal(fused.index, eager.index)
+    torch.testing.assert_close(fused.best, eager.best, rtol=1e-12, atol=0, equal_nan=True)
+
+
 def test_clear_errors(small: CaseBatch, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="no cases"):
         lower_cases([])

@@ -44,6 +44,7 @@ def sweep_settings(cfg: dict[str, Any]) -> dict[str, Any]:
         "bins": int(s.get("bins") or 256),
         "chunk_points": s.get("chunk_points"),
         "max_chunk_bytes": int(s.get("max_chunk_bytes") or 2**30),
+        "compile": bool(s.get("compile")),
     }
     if min(out["concurrency"]) < 1 or min(out["draft_tokens"]) < 0:
         raise SpecError("sweep.concurrency must be >= 1 and sweep.draft_tokens >= 0")
@@ -135,7 +136,8 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     try:
         frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
                          torch.tensor(s["acceptance_scale"]), backend=s["backend"], bins=s["bins"],
-                         chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"])
+                         chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"],
+                         compile_torch=s["compile"])
     except ValueError as e:
         raise SpecError(f"sweep: {e}") from None
     elapsed = time.perf_counter() - t0

@@ -33,6 +33,8 @@ def test_compare_writes_table_curves_plot_and_report(tmp_path: Path) -> None:
             fig = p[side]
             assert fig is None or {"tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency",
                                    "draft_tokens"} <= set(fig)
+            if fig:  # the band over the calibration's uncertainty
+                assert 0 < fig["tput_per_gpu_p10"] <= fig["tput_per_gpu_p90"]
     curves = pd.read_csv(tmp_path / "curves.csv")
     for col in ("deployment", "concurrency", "draft_tokens", "step_ms", "ttft_ms", "interactivity",
                 "tput_per_gpu", "output_tput_per_gpu", "gpus", "feasible"):

@@ -132,17 +132,28 @@ def sweep_observations(path: Path) -> list[PointObs]:
     return out
 
 
+def target_observations(sc: Scenario, candidates: dict[str, list[Candidate]], targets: list[float],
+                        measured: dict[tuple[str, float], float] | None = None, source: str = "",
+                        dataset: str = "pages") -> list[PageObs]:
+    """Each side's throughput at each target interactivity, read off the front of its candidates
+    (`measured` NaN where not given: for predicting with uncertainty rather than fitting)."""
+    out: list[PageObs] = []
+    for side, cands in candidates.items():
+        pairs = tuple((Case(sc, c.deployment, with_draft=side == "mtp"), c) for c in cands)
+        for t in targets:
+            value = (measured or {}).get((side, t), float("nan"))
+            out.append(PageObs(dataset, source, side, t, value, pairs, f"{source}/{side}@{t:g}"))
+    return out
+
+
 def page_observations(pages: list[Page]) -> list[PageObs]:
     """Each page target and side, with the benchmark's own deployments as the candidates to search."""
     out: list[PageObs] = []
     for page in pages:
         isl, osl = next(k for k, v in WORKLOADS.items() if v == page.workload)
         sc = scenario_for(page.model, page.hardware, page.precision, isl, osl)
-        for side in ("mtp", "off"):
-            cands = benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
-            pairs = tuple((Case(sc, c.deployment, with_draft=side == "mtp"), c) for c in cands)
-            for p in page.points:
-                fig = getattr(p, side)
-                out.append(PageObs("pages", page.source, side, p.interactivity, fig.tput_per_gpu, pairs,
-                                   f"{page.source}/{side}@{p.interactivity:g}"))
+        cands = {side: benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
+                 for side in ("mtp", "off")}
+        measured = {(side, p.interactivity): getattr(p, side).tput_per_gpu for p in page.points for side in cands}
+        out += target_observations(sc, cands, [p.interactivity for p in page.points], measured, page.source)
     return out

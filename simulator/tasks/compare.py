@@ -28,6 +28,7 @@ class SideResult:
     points: pd.DataFrame
     front: pd.DataFrame
     note: str = ""
+    candidates: list = field(default_factory=list)
 
     @property
     def interactivity_range(self) -> tuple[float, float] | None:
@@ -84,7 +85,7 @@ def run_compare(sc: Scenario, keys: dict[str, str], search: SearchMode, rates: R
     for side in SIDES:
         cands, note = candidates(sc, side, search, keys["model"], keys["hardware"], keys["workload"])
         frame = evaluate(sc, cands, acceptance_scale).frame()
-        sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note)
+        sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note, cands)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
         targets = default_targets(*fronts) if len(fronts) == 2 else []
@@ -98,6 +99,20 @@ def run_compare(sc: Scenario, keys: dict[str, str], search: SearchMode, rates: R
     return result
 
 
+def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any]) -> None:
+    """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
+    from simulator.calibration.data import target_observations
+    from simulator.tasks.validate import bands
+
+    cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}
+    band = bands(target_observations(sc, cands, result.targets), calibration)
+    for row in result.rows:
+        for side in SIDES:
+            b = band.get((side, row["interactivity"]))
+            if row[side] and b:
+                row[side]["tput_per_gpu_p10"], row[side]["tput_per_gpu_p90"] = float(b[0]), float(b[2])
+
+
 def format_table(result: CompareResult) -> str:
     k = result.keys
     lines = [f"{k['model']} on {k['hardware']} {k['precision']} {k['workload']}: MTP vs Off at matched interactivity"]
@@ -107,17 +122,19 @@ def format_table(result: CompareResult) -> str:
     if not result.rows:
         lines.append("  no interactivity range covered by both sides")
         return "\n".join(lines)
-    head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'Off':>8} {'ratio':>6} | {'$/M MTP':>8} {'Off':>7} |" \
-           f" {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
+    head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} {'ratio':>6} |" \
+           f" {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
     lines += [head, "-" * len(head)]
     for r in result.rows:
         m, o = r["mtp"], r["off"]
         def f(d: dict[str, Any] | None, key: str, fmt: str) -> str:
             return format(d[key], fmt) if d else "-"
         ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
+        def band(d: dict[str, Any] | None) -> str:
+            return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"
         lines.append(
-            f"{r['interactivity']:>10.0f} | {f(m, 'tput_per_gpu', '13.1f')} {f(o, 'tput_per_gpu', '8.1f')} "
-            f"{ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
+            f"{r['interactivity']:>10.0f} | {f(m, 'tput_per_gpu', '13.1f')} {band(m):>11} {f(o, 'tput_per_gpu', '8.1f')} "
+            f"{band(o):>11} {ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
             f"{f(m, 'tok_s_per_mw', '12.0f')} {f(o, 'tok_s_per_mw', '9.0f')} | "
             f"{f(m, 'concurrency', '8d')} {f(o, 'concurrency', '5d')} | {f(m, 'draft_tokens', '2d')}")
     return "\n".join(lines)
@@ -140,8 +157,12 @@ def plot_compare(result: CompareResult, path: str) -> None:
                 label=f"{s.side.upper()} frontier")
     for r in result.rows:
         for side in SIDES:
-            if r[side]:
-                ax.plot(r["interactivity"], r[side]["tput_per_gpu"], "k*", ms=10)
+            d = r[side]
+            if d:
+                ax.plot(r["interactivity"], d["tput_per_gpu"], "k*", ms=10)
+                if "tput_per_gpu_p10" in d:  # the P10-P90 band over the calibration's uncertainty
+                    ax.plot([r["interactivity"]] * 2, [d["tput_per_gpu_p10"], d["tput_per_gpu_p90"]], "-",
+                            color=colors[side], lw=6, alpha=0.3)
     k = result.keys
     ax.set(xlabel="interactivity (tok/s/user)", ylabel="throughput per GPU (tok/s, input + output)",
            title=f"{k['model']} · {k['hardware']} {k['precision']} · {k['workload']} (predicted)")
@@ -154,6 +175,7 @@ def plot_compare(result: CompareResult, path: str) -> None:
 
 def run(cfg: dict[str, Any], out: Path) -> None:
     """The `compare` task: print the table, write curves.csv, curves.png and (report=PATH) JSON."""
+    from simulator.catalog import load_calibration
     from simulator.tasks.setup import (
         build_rates,
         build_scenario,
@@ -167,6 +189,7 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     sc = build_scenario(cfg)
     rates, tier = build_rates(cfg)
     result = run_compare(sc, keys_of(cfg), search_of(cfg), rates, tier, targets_of(cfg))
+    add_bands(result, sc, load_calibration(cfg.get("calibration")))
     print(format_table(result))
     result.points_frame().to_csv(out / "curves.csv", index=False)
     write_summary(result, out)

@@ -51,15 +51,16 @@ def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np
     return out
 
 
-def bands(page: Page, calibration: dict[str, Any], samples: int = BAND_SAMPLES) -> dict[tuple[str, float], tuple]:
-    """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty."""
-    from simulator.calibration.data import page_observations
+def bands(observations: list, calibration: dict[str, Any], samples: int = BAND_SAMPLES
+          ) -> dict[tuple[str, float], tuple]:
+    """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
+    parameter draws from its covariance, times the scatter of its page residuals (model error)."""
     from simulator.calibration.problem import Problem
     from simulator.calibration.store import fitted_z, map_z
 
-    if not calibration.get("covariance_z"):
+    if not calibration.get("covariance_z") or not observations:
         return {}
-    problem = Problem([], page_observations([page]))
+    problem = Problem([], observations)
     names, z, cov = fitted_z(calibration)
     mean = map_z(problem.space, names, z)
     c = _mapped_cov(problem.space.names, names, z, cov)
@@ -83,7 +84,9 @@ def validate_page(page: Page, cfg: dict[str, Any], calibration: dict[str, Any]) 
     rates, tier = build_rates(pcfg)
     keys = {"model": page.model, "hardware": page.hardware, "precision": page.precision, "workload": page.workload}
     result = run_compare(sc, keys, "benchmark", rates, tier, [p.interactivity for p in page.points])
-    band = bands(page, calibration)
+    from simulator.calibration.data import page_observations
+
+    band = bands(page_observations([page]), calibration)
     v = PageValidation(page, result)
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},

@@ -12,7 +12,7 @@ from typing import Literal
 
 from simulator.scenario import Scenario
 from simulator.search_space import load_search_spaces
-from simulator.specs import DeploymentSpec
+from simulator.specs import DeploymentSpec, SpeculativeSpec
 
 Side = Literal["off", "mtp"]
 SearchMode = Literal["benchmark", "open"]
@@ -29,6 +29,10 @@ class Candidate:
     concurrencies: tuple[int, ...]
     draft_tokens: tuple[int, ...]
     engine: str = "any"
+
+    def __post_init__(self) -> None:  # each k is a valid speculative setting for its side
+        for k in self.draft_tokens:
+            SpeculativeSpec(mode=self.side, draft_tokens=k)
 
 
 def open_concurrencies(limit: int) -> tuple[int, ...]:

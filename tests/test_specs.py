@@ -86,3 +86,14 @@ def test_model_without_draft_rejects_acceptance() -> None:
     with pytest.raises(ValidationError, match="no draft module"):
         Scenario(model=m, hardware=load_hardware("h200"), precision="fp8", workload=load_workload("1k1k"),
                  acceptance=AcceptanceSpec(al_by_draft_tokens=[1.8]))
+
+
+def test_candidates_carry_valid_speculative_settings() -> None:
+    from simulator.search import Candidate
+
+    dep = DeploymentSpec(tp=8)
+    Candidate("mtp", dep, (4, 8), (1, 3))
+    with pytest.raises(ValidationError, match="draft_tokens must be 0 when mode is 'off'"):
+        Candidate("off", dep, (4,), (3,))
+    with pytest.raises(ValidationError, match="draft_tokens must be >= 1"):
+        Candidate("mtp", dep, (4,), (0,))

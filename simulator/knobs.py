@@ -25,9 +25,5 @@ class KnobTensors:
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:
         return cls(*(torch.tensor(float(getattr(knobs, n)), dtype=torch.float64) for n in KNOB_NAMES))
 
-    @classmethod
-    def stack(cls, items: list[KnobTensors]) -> KnobTensors:
-        return cls(*(torch.stack([getattr(k, f.name) for k in items]) for f in fields(cls)))
-
     def to_spec(self) -> EfficiencyKnobs:
         return EfficiencyKnobs(**{f.name: float(getattr(self, f.name)) for f in fields(self)})

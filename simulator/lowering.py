@@ -7,7 +7,7 @@ it with arithmetic only, so the torch model and the Triton kernel read the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -57,9 +57,6 @@ class PassTable:
     layer_passes: torch.Tensor
     link_bytes_s: torch.Tensor
     hbm_bytes_s: torch.Tensor
-
-    def to(self, **kw: object) -> PassTable:
-        return PassTable(self.names, *(getattr(self, f.name).to(**kw) for f in fields(self)[1:]))
 
 
 @dataclass(frozen=True)

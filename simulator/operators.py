@@ -7,7 +7,6 @@ precision. Parameter counts (total, active, draft) are derived from the same def
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -220,7 +219,3 @@ def total_layers(ops: list[OpDef]) -> int:
         prefix = op.name.split(".")[0]
         seen[prefix] = max(seen.get(prefix, 0), op.layers)
     return int(sum(seen.values()))
-
-
-def log2_ceil(x: float) -> int:
-    return int(math.ceil(math.log2(max(x, 1.0))))

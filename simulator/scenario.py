@@ -65,4 +65,4 @@ class Scenario(BaseModel):
     def memory(self, dep: DeploymentSpec, with_draft: bool) -> MemoryCheck:
         fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, with_draft and self.has_draft)
         tokens = self.workload.mean_input_tokens + self.workload.mean_output_tokens
-        return check_memory(fp, self.hardware.hbm_capacity_gb, self.serving.mem_fraction, dep.attention_dp, tokens)
+        return check_memory(fp, self.hardware.usable_hbm_gb, self.serving.mem_fraction, dep.attention_dp, tokens)

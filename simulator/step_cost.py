@@ -59,10 +59,3 @@ def pass_time_s(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens
                 context: torch.Tensor) -> torch.Tensor:
     return pass_cost(t, knobs, requests, tokens, context).total_s
 
-
-def roofline_time_s(t: PassTable, requests: torch.Tensor, tokens: torch.Tensor,
-                    context: torch.Tensor) -> torch.Tensor:
-    """The pure roofline: peak compute and bandwidth, no imbalance, no latency floors, free collectives."""
-    ideal = KnobTensors(*(torch.tensor(v, dtype=torch.float64) for v in (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0)))
-    c = pass_cost(t, ideal, requests, tokens, context)
-    return c.operator_s.sum(-1)

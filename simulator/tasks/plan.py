@@ -103,17 +103,10 @@ def _economics(df: pd.DataFrame, demand_tok_s: float) -> pd.DataFrame:
 # ---- collecting options from the catalog --------------------------------------------------------------------
 
 def floors_of(cfg: dict[str, Any]) -> list[float]:
-    raw = cfg.get("min_interactivity")
-    if raw is None:
-        return list(DEFAULT_FLOORS)
-    values = [raw] if isinstance(raw, (int, float)) else raw
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise SpecError(f"min_interactivity must be a list of numbers (tok/s/user), got {raw!r}") from None
-    if not out or any(not math.isfinite(v) or v <= 0 for v in out):
-        raise SpecError(f"min_interactivity floors must be positive numbers, got {raw!r}")
-    return sorted(set(out))
+    from simulator.tasks.setup import positive_numbers
+
+    out = positive_numbers(cfg, "min_interactivity", "tok/s/user")
+    return list(DEFAULT_FLOORS) if out is None else sorted(set(out))
 
 
 def demand_of(cfg: dict[str, Any]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +48,23 @@ def keys_of(cfg: dict[str, Any]) -> dict[str, str]:
             "precision": str(cfg.get("precision")), "workload": cfg["workload"]["name"]}
 
 
-def targets_of(cfg: dict[str, Any]) -> list[float] | None:
-    t = cfg.get("interactivity")
-    if t is None:
+def positive_numbers(cfg: dict[str, Any], key: str, unit: str) -> list[float] | None:
+    """cfg[key] as a list of positive finite numbers (a single number is a list of one); None if unset."""
+    raw = cfg.get(key)
+    if raw is None:
         return None
-    values = [t] if isinstance(t, (int, float)) else list(t)
+    values = [raw] if isinstance(raw, (int, float, str)) else list(raw)
     try:
         out = [float(v) for v in values]
     except (TypeError, ValueError):
-        raise SpecError(f"interactivity must be a list of numbers (tok/s/user), got {t!r}") from None
-    if not out or any(v <= 0 for v in out):
-        raise SpecError(f"interactivity targets must be positive numbers, got {t!r}")
+        raise SpecError(f"{key} must be a list of numbers ({unit}), got {raw!r}") from None
+    if not out or any(not math.isfinite(v) or v <= 0 for v in out):
+        raise SpecError(f"{key} must be positive numbers ({unit}), got {raw!r}")
     return out
+
+
+def targets_of(cfg: dict[str, Any]) -> list[float] | None:
+    return positive_numbers(cfg, "interactivity", "tok/s/user")
 
 
 def search_of(cfg: dict[str, Any]) -> SearchMode:

@@ -1,7 +1,8 @@
 """plan: the cheapest (and most power-efficient) GPU, precision and MTP setting per interactivity floor.
 
-Two stages. `collect_options` evaluates every catalog GPU x precision x side (MTP off, MTP k = 1..4) over the
-open search space and gives two frames: the feasible predicted points, and one row per option with its rates
+Two stages. `collect_options` sweeps every catalog GPU x precision x side (MTP off, MTP k = 1..4) over the
+open search space with the sweep engine (kernels/: Triton on a GPU, torch otherwise) and gives two frames:
+the best predicted point per interactivity bin, and one row per option with its rates
 and, where it cannot run at all, the reason. `rank_options` is a pure function of those frames: per floor
 and option, the max-throughput feasible point with interactivity >= floor, its $/M tokens and tok/s/MW, and
 the GPUs and MW that serve `demand_tok_s` total tokens/s in whole deployments. Tests feed it synthetic frames.
@@ -16,12 +17,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from simulator.catalog import SpecError, list_keys, read_yaml
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
-from simulator.evaluate import evaluate
 from simulator.scenario import Scenario
-from simulator.search import Side, open_candidates, open_deployments
+from simulator.search import (
+    OPEN_DRAFT_TOKENS,
+    OPEN_MAX_CONCURRENCY,
+    Side,
+    open_candidates,
+    open_concurrencies,
+    open_deployments,
+)
 
 PRECISIONS: tuple[str, ...] = ("fp4", "fp8", "bf16")
 SIDES: tuple[Side, ...] = ("off", "mtp")
@@ -30,6 +38,7 @@ POINT_COLUMNS = ["gpu", "precision", "side", "deployment", "gpus", "concurrency"
                  "interactivity", "tput_per_gpu"]
 OPTION_COLUMNS = ["gpu", "precision", "side", "usd_per_gpu_hour", "all_in_kw", "reason"]
 KEY = ["gpu", "precision", "side"]
+MAX_DRAFT_TOKENS = max(OPEN_DRAFT_TOKENS)
 
 
 # ---- pure ranking -------------------------------------------------------------------------------------------
@@ -171,19 +180,51 @@ def no_fit_reason(sc: Scenario, side: Side) -> str:
     return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
 
 
-def side_points(sc: Scenario, side: Side) -> tuple[pd.DataFrame, str]:
-    """Feasible points of one side on the open search space, or an empty frame and the reason."""
+def side_reason(sc: Scenario, side: Side) -> str:
+    """Why a side cannot run at all ("" when some deployment fits)."""
     if side == "mtp" and not sc.has_draft:
-        return pd.DataFrame(), f"{sc.model.name} has no draft module (MTP impossible)"
-    cands = open_candidates(sc, side)
-    if not cands:
-        return pd.DataFrame(), no_fit_reason(sc, side)
-    frame = evaluate(sc, cands).frame()
-    ok = frame[frame["feasible"]]
-    if ok.empty:
-        first = frame["infeasible_reason"].iloc[0] if not frame.empty else "no candidate point"
-        return ok, f"no feasible point: {first}"
-    return ok, ""
+        return f"{sc.model.name} has no draft module (MTP impossible)"
+    if not open_candidates(sc, side):
+        return no_fit_reason(sc, side)
+    return ""
+
+
+SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
+
+
+def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFrame:
+    """Best throughput per interactivity bin for every (GPU, precision, side, k), from the sweep engine.
+
+    One launch per draft length k (k = 0: the Off side, without the draft module); each bin's winner is a
+    real evaluated point, so `best_point` reads the frontier at a floor to within one bin.
+    """
+    from kernels import Case, lower_cases, sweep
+
+    frames = []
+    for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
+        side = "off" if k == 0 else "mtp"
+        cases = [Case(sc, dep, with_draft=k > 0, group=f"{gpu}/{precision}")
+                 for gpu, precision, sc, s in runnable if s == side
+                 and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
+                 for dep in open_deployments(sc)]
+        if not cases:
+            continue
+        conc = torch.tensor(open_concurrencies(OPEN_MAX_CONCURRENCY), dtype=torch.float64)
+        f = sweep(lower_cases(cases), conc, torch.tensor([float(k)]), torch.tensor([1.0]), bins=SWEEP_BINS,
+                  progress=False)
+        s_idx = 0 if k == 0 else 1
+        ok = torch.isfinite(f.best[:, s_idx])
+        g_idx, b_idx = ok.nonzero(as_tuple=True)
+        case_i, conc_i, _, _ = f.unravel(f.index[g_idx, s_idx, b_idx])
+        gpu_prec = [f.group_names[int(g)].split("/") for g in g_idx]
+        frames.append(pd.DataFrame({
+            "gpu": [gp[0] for gp in gpu_prec], "precision": [gp[1] for gp in gpu_prec], "side": side,
+            "deployment": [cases[int(i)].deployment.label for i in case_i],
+            "gpus": [cases[int(i)].deployment.gpus for i in case_i],
+            "concurrency": conc[conc_i].long().numpy(), "draft_tokens": k,
+            "interactivity": f.interactivity[g_idx, s_idx, b_idx].numpy(),
+            "tput_per_gpu": f.best[g_idx, s_idx, b_idx].numpy()}))
+    return pd.concat(frames, ignore_index=True)[POINT_COLUMNS] if frames else pd.DataFrame(columns=POINT_COLUMNS)
 
 
 def collect_options(cfg: dict[str, Any], progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -194,8 +235,8 @@ def collect_options(cfg: dict[str, Any], progress: bool = True) -> tuple[pd.Data
 
     settings = plan_settings(cfg)
     rates, tier = build_rates(cfg)
-    frames: list[pd.DataFrame] = []
     options: list[dict[str, Any]] = []
+    runnable: list[tuple[str, str, Scenario, Side]] = []
     grid = [(g, p) for g in settings["gpus"] for p in settings["precisions"]]
     for gpu, precision in tqdm(grid, desc="plan", unit="gpu x precision", disable=not progress or None):
         data = hardware_data(cfg, gpu)
@@ -210,15 +251,17 @@ def collect_options(cfg: dict[str, Any], progress: bool = True) -> tuple[pd.Data
             except SpecError as e:
                 reason = " ".join(str(e).split())
         for side in SIDES:
-            why = reason
-            if sc is not None:
-                pts, why = side_points(sc, side)
-                if not why:
-                    frames.append(pts.assign(gpu=gpu, precision=precision)[POINT_COLUMNS])
+            why = reason or side_reason(sc, side)  # type: ignore[arg-type]
+            if not why:
+                runnable.append((gpu, precision, sc, side))  # type: ignore[arg-type]
             options.append({"gpu": gpu, "precision": precision, "side": side, "usd_per_gpu_hour": usd,
                             "all_in_kw": kw, "reason": why})
-    points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=POINT_COLUMNS)
-    return points, pd.DataFrame(options, columns=OPTION_COLUMNS)
+    points = sweep_points(runnable)
+    opts = pd.DataFrame(options, columns=OPTION_COLUMNS)
+    have = set(map(tuple, points[KEY].itertuples(index=False))) if not points.empty else set()
+    missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)
+    opts.loc[missing, "reason"] = "no feasible point (memory or running-request limit at every concurrency)"
+    return points, opts
 
 
 # ---- report ---------------------------------------------------------------------------------------------------

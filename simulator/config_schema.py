@@ -61,7 +61,7 @@ class SweepConf:
     bins: int = 256
     chunk_points: int | None = None
     max_chunk_bytes: int = 2**30
-    compile: bool = False
+    compile: Any = "auto"  # true | false | auto (compile the torch backend above 1e8 points on a CPU)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from simulator.search import open_concurrencies, open_deployments
 from simulator.tasks.setup import build_rates, build_scenario
 
 SIDES = ("off", "mtp")
+AUTO_COMPILE_POINTS = 100_000_000  # above this a CPU sweep amortises torch.compile's 30-70 s compile
 
 
 def _list(s: dict[str, Any], key: str, default: list[Any]) -> list[Any]:
@@ -44,8 +45,10 @@ def sweep_settings(cfg: dict[str, Any]) -> dict[str, Any]:
         "bins": int(s.get("bins") or 256),
         "chunk_points": s.get("chunk_points"),
         "max_chunk_bytes": int(s.get("max_chunk_bytes") or 2**30),
-        "compile": bool(s.get("compile")),
+        "compile": s.get("compile", "auto"),
     }
+    if out["compile"] not in (True, False, "auto"):
+        raise SpecError(f"sweep.compile must be true, false or auto, got {out['compile']!r}")
     if min(out["concurrency"]) < 1 or min(out["draft_tokens"]) < 0:
         raise SpecError("sweep.concurrency must be >= 1 and sweep.draft_tokens >= 0")
     return out
@@ -132,12 +135,14 @@ def run(cfg: dict[str, Any], out: Path) -> None:
         print(f"skipped {line}")
     batch = lower_cases(cases)
     n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_scale"])
+    compile_torch = s["compile"] is True or (s["compile"] == "auto" and n_points >= AUTO_COMPILE_POINTS
+                                              and not torch.cuda.is_available())
     t0 = time.perf_counter()
     try:
         frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
                          torch.tensor(s["acceptance_scale"]), backend=s["backend"], bins=s["bins"],
                          chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"],
-                         compile_torch=s["compile"])
+                         compile_torch=compile_torch)
     except ValueError as e:
         raise SpecError(f"sweep: {e}") from None
     elapsed = time.perf_counter() - t0
@@ -149,5 +154,5 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     print(best[["model", "hardware", "precision", "workload", "side", "tput_per_gpu", "interactivity",
                 "deployment", "concurrency", "draft_tokens"]].to_string(index=False))
     print(f"{n_points:,} points ({len(cases)} deployments) in {elapsed:.2f} s: {n_points / elapsed:,.0f} points/s "
-          f"on {frontier.best.device.type}")
+          f"on {frontier.best.device.type}" + (" (torch.compile, compile time included)" if compile_torch else ""))
     print(f"wrote {out / 'frontiers.parquet'}, {out / 'frontiers.csv'} and {len(plots)} plot(s)")

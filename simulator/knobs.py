@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +24,3 @@ class KnobTensors:
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:
         return cls(*(torch.tensor(float(getattr(knobs, n)), dtype=torch.float64) for n in KNOB_NAMES))
-
-    def to_spec(self) -> EfficiencyKnobs:
-        return EfficiencyKnobs(**{f.name: float(getattr(self, f.name)) for f in fields(self)})

@@ -138,9 +138,5 @@ class ModelSpec(Frozen):
         return self
 
     @property
-    def num_layers(self) -> int:
-        return sum(g.count for g in self.layers)
-
-    @property
     def moe_ffns(self) -> list[FfnSpec]:
         return [g.ffn for g in self.layers if g.ffn.kind == "moe"]

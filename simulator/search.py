@@ -13,8 +13,8 @@ from typing import Literal
 from simulator.scenario import Scenario
 from simulator.search_space import load_search_spaces
 from simulator.specs import DeploymentSpec, SpeculativeSpec
+from simulator.specs.vocabulary import Side
 
-Side = Literal["off", "mtp"]
 SearchMode = Literal["benchmark", "open"]
 OPEN_DRAFT_TOKENS = (1, 2, 3, 4)
 OPEN_MAX_CONCURRENCY = 4096

@@ -70,6 +70,13 @@ def register_schema() -> None:
 register_schema()
 
 
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The RunConfig that `specsim OVERRIDES...` would run (Hydra's compose API), for programmatic use."""
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = hydra.compose(config_name="config", overrides=list(overrides))
+    return run_config(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+
+
 def run_dir() -> Path:
     try:
         return Path(HydraConfig.get().runtime.output_dir)

@@ -6,8 +6,8 @@ through it, targets at 25/50/75 % of the range both sides cover unless given; co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

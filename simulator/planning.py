@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-
 from tqdm import tqdm
 
 from kernels import Case, lower_cases, sweep

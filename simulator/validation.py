@@ -7,9 +7,7 @@ the page's own targets, no extrapolation). The P10-P90 band samples the calibrat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

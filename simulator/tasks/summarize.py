@@ -20,6 +20,7 @@ from simulator.comparison import SHOWN
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES
 
+
 def job_overrides(job_dir: Path) -> str:
     path = job_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():

@@ -66,11 +66,12 @@ class CalibrateSettings(Settings):
 class SweepSettings(Settings):
     """task=sweep: lists swept in one launch; null = this run's own value (hardware: every GPU)."""
 
-    hardware: list[str] | None = None
-    model: list[str] | None = None
-    precision: list[Precision] | None = None
-    workload: list[str] | None = None
-    concurrency: list[PositiveInt] | None = Field(default=None, description="null: 1, 2, 3, 4, 6, ... 2048")
+    hardware: list[str] | None = Field(default=None, min_length=1)
+    model: list[str] | None = Field(default=None, min_length=1)
+    precision: list[Precision] | None = Field(default=None, min_length=1)
+    workload: list[str] | None = Field(default=None, min_length=1)
+    concurrency: list[PositiveInt] | None = Field(default=None, min_length=1,
+                                                  description="null: 1, 2, 3, 4, 6, ... up to the open-search ceiling")
     draft_tokens: list[Annotated[int, Field(ge=0, le=16)]] = Field(default=[0, 1, 2, 3, 4], min_length=1)
     acceptance_scale: list[PositiveFloat] = Field(default=[1.0], min_length=1,
                                                   description="multiplies the (calibrated) acceptance scale")

@@ -17,6 +17,8 @@ from simulator.specs.vocabulary import Side
 
 SearchMode = Literal["benchmark", "open"]
 OPEN_DRAFT_TOKENS = (1, 2, 3, 4)
+# The deepest concurrency any search tries (open search, sweeps, the planner): the largest single-deployment
+# conc-end in data/benchmark-configs/*-master.yaml (4096); memory and max_running_requests cut it per deployment.
 OPEN_MAX_CONCURRENCY = 4096
 
 

@@ -17,10 +17,9 @@ import torch
 
 from simulator.catalog import SpecError, list_keys
 from simulator.runconfig import RunConfig
-from simulator.search import open_concurrencies, open_deployments
+from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
 from simulator.specs.vocabulary import side_of
 
-SWEEP_MAX_CONCURRENCY = 2048  # default concurrency list 1, 2, 3, 4, 6, ... 2048
 AUTO_COMPILE_POINTS = 100_000_000  # above this a CPU sweep amortises torch.compile's 30-70 s compile
 
 
@@ -32,7 +31,7 @@ def sweep_settings(cfg: RunConfig) -> dict[str, Any]:
         "model": sw.model or [cfg.model.name],
         "precision": sw.precision or [cfg.precision],
         "workload": sw.workload or [cfg.workload.name],
-        "concurrency": sw.concurrency or list(open_concurrencies(SWEEP_MAX_CONCURRENCY)),
+        "concurrency": sw.concurrency or list(open_concurrencies(OPEN_MAX_CONCURRENCY)),
         "draft_tokens": sw.draft_tokens, "acceptance_scale": sw.acceptance_scale, "backend": sw.backend,
         "bins": sw.bins, "chunk_points": sw.chunk_points, "max_chunk_bytes": sw.max_chunk_bytes,
         "compile": sw.compile,

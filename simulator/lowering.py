@@ -132,7 +132,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
     def scalar(x: float) -> torch.Tensor:
         return torch.tensor(float(x), dtype=torch.float64)
     return PassTable(
-        tuple(op.name for op in ops), *(col(f) for f in OP_FIELDS),
+        names=tuple(op.name for op in ops), **{f: col(f) for f in OP_FIELDS},
         attention_dp=scalar(dep.attention_dp), comm_bytes_per_token=scalar(comm),
         collectives=scalar(collectives), layer_passes=scalar(layer_passes),
         link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys, read_yaml
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.scenario import Scenario
@@ -198,12 +199,10 @@ def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFram
     One launch per draft length k (k = 0: the Off side, without the draft module); each bin's winner is a
     real evaluated point, so `best_point` reads the frontier at a floor to within one bin.
     """
-    from kernels import Case, lower_cases, sweep
-
     frames = []
     for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
         side = "off" if k == 0 else "mtp"
-        cases = [Case(sc, dep, with_draft=k > 0, group=f"{gpu}/{precision}")
+        cases = [Case(sc, dep, with_draft=k > 0, group=(gpu, precision))
                  for gpu, precision, sc, s in runnable if s == side
                  and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
                  for dep in open_deployments(sc)]
@@ -216,7 +215,7 @@ def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFram
         ok = torch.isfinite(f.best[:, s_idx])
         g_idx, b_idx = ok.nonzero(as_tuple=True)
         case_i, conc_i, _, _ = f.unravel(f.index[g_idx, s_idx, b_idx])
-        gpu_prec = [f.group_names[int(g)].split("/") for g in g_idx]
+        gpu_prec = [f.groups[int(g)] for g in g_idx]
         frames.append(pd.DataFrame({
             "gpu": [gp[0] for gp in gpu_prec], "precision": [gp[1] for gp in gpu_prec], "side": side,
             "deployment": [cases[int(i)].deployment.label for i in case_i],

@@ -6,7 +6,9 @@ os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined: run them
 
 import dataclasses  # noqa: E402
 import importlib  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 if "kernels.sweep_triton" in sys.modules:  # an earlier test module imported it: redefine the kernels
     importlib.reload(sys.modules["kernels.sweep_triton"])
@@ -223,3 +225,27 @@ def test_triton_reads_fields_by_name(small: CaseBatch, monkeypatch: pytest.Monke
     assert 0 < int(got["feasible"].sum()) < got["feasible"].numel()
     for name, v in ref.items():
         torch.testing.assert_close(got[name], v.flatten(), rtol=1e-5, atol=0, equal_nan=True, msg=name)
+
+
+COMPILE_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+import kernels.sweep_triton as st
+fn = st._sweep_kernel
+consts = {**st.LAYOUT, "BLOCK": st.BLOCK}
+sig = {n: "constexpr" if n in consts else "*fp64" if n.endswith("_ptr") else "i32" for n in fn.arg_names}
+print(len(triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)).asm["ptx"]))
+"""
+
+
+@needs_triton
+def test_kernel_compiles_for_a_gpu() -> None:
+    """The real Triton front end (not the interpreter) accepts the kernel and its constexpr layouts: PTX for sm_90."""
+    pytest.importorskip("triton.backends.nvidia", reason="triton without its NVIDIA backend")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", COMPILE_SM90], cwd=root, env={**env, "PYTHONPATH": str(root)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split()[-1]) > 10_000  # chars of PTX

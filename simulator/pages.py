@@ -48,7 +48,7 @@ PAGES_DIR = CONF_DIR / "page_figures"
 # Display names as the pages write them -> catalog keys.
 MODEL_NAMES: dict[str, tuple[str, ...]] = {
     "deepseek_r1": ("DeepSeek R1",),
-    "deepseek_v4_pro": ("DeepSeek V4 Pro 1.6T", "DeepSeek V4 Pro"),
+    "deepseek_v4_pro": ("DeepSeek V4 Pro 1.6T", "DeepSeek V4 Pro", "DeepSeek V4"),
     "glm5": ("GLM 5/5.1", "GLM 5", "GLM-5"),
     "qwen3_5_397b": ("Qwen 3.5 397B-A17B",),
     "kimi_k2_5": ("Kimi K2.5",),

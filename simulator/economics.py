@@ -17,6 +17,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulator.catalog import CONF_DIR
+
 __all__ = [
     "TIERS",
     "GpuRate",
@@ -32,7 +34,7 @@ __all__ = [
 
 Tier = Literal["hyperscaler", "neocloud", "rental"]
 TIERS: tuple[str, ...] = ("hyperscaler", "neocloud", "rental")
-RATES_DIR = Path(__file__).resolve().parents[1] / "conf" / "rates"
+RATES_DIR = CONF_DIR / "rates"
 
 T = TypeVar("T")
 

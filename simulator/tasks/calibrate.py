@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.catalog import CONF_DIR, SpecError
 
-DEFAULT_DATA_DIR = CONF_DIR.parents[1] / "shared" / "data" / "measured"
+DEFAULT_DATA_DIR = CONF_DIR / "measured"  # package data: conf/measured/SOURCE.md
 SILICON, SWEEPS = "silicon_sample.csv", "glm5_8k1k_mtp_sweeps.csv"
 
 
@@ -24,10 +24,10 @@ def build_problem(data_dir: Path, pages: list | None = None, keep=None):
     """The full calibration problem (optionally only the observations `keep(obs)` accepts)."""
     from simulator.calibration.data import page_observations, silicon_observations, sweep_observations
     from simulator.calibration.problem import Problem
-    from simulator.pages import bundled_pages
+    from simulator.pages import modelled_pages
 
     points = silicon_observations(data_dir / SILICON) + sweep_observations(data_dir / SWEEPS)
-    page_obs = page_observations(bundled_pages() if pages is None else pages)
+    page_obs = page_observations(modelled_pages() if pages is None else pages)
     if keep is not None:
         points = [p for p in points if keep(p)]
         page_obs = [o for o in page_obs if keep(o)]

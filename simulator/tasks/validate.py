@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from simulator.catalog import load_calibration, read_yaml
-from simulator.pages import Page, bundled_pages, load_page_file
+from simulator.pages import Page, load_page_file, modelled_pages
 from simulator.tasks.compare import CompareResult, run_compare
 from simulator.tasks.setup import build_rates, build_scenario
 
@@ -184,7 +184,7 @@ def plot_page(v: PageValidation, path: Path) -> None:
 def load_pages(cfg: dict[str, Any]) -> list[Page]:
     paths = cfg.get("pages")
     if not paths:
-        return bundled_pages()
+        return modelled_pages()  # the not-modelled deployments (data: conf/page_figures) stay out
     return [load_page_file(p) for p in ([paths] if isinstance(paths, str) else paths)]
 
 

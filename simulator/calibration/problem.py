@@ -17,7 +17,7 @@ from simulator.acceptance import scaled_al
 from simulator.batched import Case, lower_cases
 from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
-from simulator.frontier import pareto_front, steffen_interpolate
+from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import closed_loop_tokens
 from simulator.specs import EfficiencyKnobs, HardwareSpec
@@ -170,15 +170,12 @@ class Problem:
             ok = idx[self.feasible[idx]]
             x, y = x_all[ok], y_all[ok]
             front = pareto_front(x, y)
-            fx, fy = x[front], y[front]
-            for j in obs_ids:
-                t = self.pages[j].interactivity
-                if fx.size == 0:
-                    out[len(self.points) + j] = UNREACHED_TPUT_PER_GPU
-                elif fx.size == 1 or t <= fx[0] or t >= fx[-1]:  # clamp to the front's ends
-                    out[len(self.points) + j] = fy[0] if t <= fx[0] else fy[-1]
-                else:
-                    out[len(self.points) + j] = float(steffen_interpolate(fx, fy, t))
+            targets = [self.pages[j].interactivity for j in obs_ids]
+            rows = [len(self.points) + j for j in obs_ids]
+            if front.size == 0:
+                out[rows] = UNREACHED_TPUT_PER_GPU
+            else:  # read as the pages read a front: a target outside it is clamped to its edge
+                out[rows] = read_at(x[front], y[front], targets, outside="clamp").values
         return out
 
     def observations(self) -> tuple[np.ndarray, list[str], list[str]]:

@@ -12,7 +12,7 @@ import torch
 
 from simulator.knobs import KnobTensors
 from simulator.specs import EngineLimits, ServingSpec, WorkloadSpec
-from simulator.speculative import INF, StepTables, decode_step_time_s, prefill_time_s
+from simulator.speculative import INF, StepTables, StepTerms, decode_step_terms, prefill_time_s
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class ServingMetrics:
     tokens_per_step: torch.Tensor  # AL
     running_batch: torch.Tensor  # requests the engine runs at once (<= C)
     queue_s: torch.Tensor  # mean wait for admission, part of ttft_s
+    terms: StepTerms  # step_s by term (breakdown.step_breakdown)
 
 
 def running_batch(concurrency: torch.Tensor, draft_tokens: torch.Tensor, limits: StepLimits) -> torch.Tensor:
@@ -99,8 +100,9 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     ctx = i_tok + o_tok / 2.0
     arrivals = b * al / o_tok
     batch_prefill = prefill_time_s(tables, knobs, torch.clamp(arrivals, min=1.0) * i_tok, i_tok, chunk, k > 0)
-    step = decode_step_time_s(tables, knobs, b, k, ctx, mixed * arrivals * i_tok, lim.graph_max_batch,
+    terms = decode_step_terms(tables, knobs, b, k, ctx, mixed * arrivals * i_tok, lim.graph_max_batch,
                               lim.graph_counts_tokens)
+    step = terms.total_s
     stall = (1.0 - mixed) * torch.clamp(arrivals, max=1.0) * batch_prefill
     effective = step + stall
     wait = (1.0 - mixed) * batch_prefill + mixed * step * torch.clamp(torch.ceil(i_tok / chunk), min=1.0)
@@ -113,4 +115,5 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
         step_s=step, stall_s=stall, tpot_s=tpot, ttft_s=queue + wait + effective / 2.0, interactivity=1.0 / tpot,
         tput_per_gpu=c * (i_tok + o_tok) / lifetime / gpus_t,
         output_tput_per_gpu=c * o_tok / lifetime / gpus_t, tokens_per_step=al, running_batch=b, queue_s=queue,
+        terms=terms,
     )

@@ -37,9 +37,10 @@ assert OP_FIELDS == (
     "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
     "bytes_per_request", "peak_flops", "dp_sharded", "moe")
 assert PASS_FIELDS == ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
-                       "hbm_bytes_s")
+                       "hbm_bytes_s", "logits_bytes_per_token", "logits_comm_bytes_per_token")
 assert KNOB_NAMES == ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction",
-                      "layer_pass_latency_us", "collective_latency_us", "step_latency_us", "moe_imbalance")
+                      "layer_pass_latency_us", "collective_latency_us", "step_latency_us", "moe_imbalance",
+                      "draft_pass_latency_us", "eager_layer_pass_latency_us", "request_overhead_us")
 assert SCALAR_FIELDS[:4] == ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill")
 
 OUTPUTS = (*METRICS, "feasible")
@@ -131,7 +132,7 @@ if triton is not None:
         raw = tl.load(row + off_al + tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32), mask=mask, other=1.0)
         al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
         tgt, tgt_q = row, row + off_pass
-        drf, drf_q = row + 15 * n_ops, row + off_pass + 6
+        drf, drf_q = row + 15 * n_ops, row + off_pass + 8
         # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
         arrivals = c * al / n_out
         spec = tl.where(k > 0.0, 1.0, 0.0)

@@ -13,8 +13,8 @@ from simulator.lowering import ACTIVATION_BYTES, LOGIT_PASSES
 from simulator.search import Candidate, benchmark_candidates
 from simulator.search_space import default_limits, resolve_setting
 from simulator.serving import StepLimits, closed_loop, running_batch
-from simulator.speculative import StepTables, decode_step_terms, decode_step_time_s, sampling_time_s
 from simulator.specs import EngineLimits
+from simulator.speculative import StepTables, decode_step_terms, decode_step_time_s, sampling_time_s
 from simulator.step_cost import pass_cost, pass_time_s
 
 F = torch.float64

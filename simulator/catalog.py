@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from simulator.specs import AcceptanceSpec, EfficiencyKnobs, HardwareSpec, ModelSpec, WorkloadSpec
+from simulator.specs.vocabulary import GENERATION_FAMILY
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -66,8 +67,10 @@ def load_calibration(ref: str | dict[str, Any] | None, conf_dir: Path = CONF_DIR
     return data.get("calibration", data)
 
 
-GENERATION_FAMILY = {"hopper": "hopper", "blackwell": "blackwell", "blackwell_ultra": "blackwell",
-                     "cdna3": "cdna", "cdna4": "cdna"}
+def family_members(family: str, conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
+    """The catalog GPUs (conf/hardware) whose generation belongs to a calibration family."""
+    return tuple(k for k in list_keys("hardware", conf_dir)
+                 if GENERATION_FAMILY.get(str(read_yaml("hardware", k, conf_dir).get("generation"))) == family)
 
 
 def calibrated_knobs(hw: HardwareSpec, calibration: dict[str, Any]) -> EfficiencyKnobs:

@@ -17,8 +17,11 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simulator.catalog import CONF_DIR
+
 __all__ = [
     "TIERS",
+    "Tier",
     "GpuRate",
     "RateLookupError",
     "RateTable",
@@ -26,13 +29,12 @@ __all__ = [
     "bundled_rate_table",
     "cost_per_mtok",
     "load_rate_table",
-    "rate_table_for_date",
     "tok_s_per_mw",
 ]
 
 Tier = Literal["hyperscaler", "neocloud", "rental"]
-TIERS: tuple[str, ...] = ("hyperscaler", "neocloud", "rental")
-RATES_DIR = Path(__file__).resolve().parents[1] / "conf" / "rates"
+TIERS: tuple[Tier, ...] = ("hyperscaler", "neocloud", "rental")
+RATES_DIR = CONF_DIR / "rates"
 
 T = TypeVar("T")
 
@@ -141,16 +143,6 @@ def bundled_rate_table(name: str) -> RateTable:
         known = ", ".join(sorted(p.stem for p in RATES_DIR.glob("*.yaml")))
         raise FileNotFoundError(f"no bundled rate table {name!r}; available: {known}")
     return load_rate_table(path)
-
-
-def rate_table_for_date(day: dt.date) -> RateTable:
-    """The bundled rate table whose validity window contains ``day``."""
-    tables = [load_rate_table(p) for p in sorted(RATES_DIR.glob("*.yaml"))]
-    matching = [t for t in tables if t.covers(day)]
-    if len(matching) != 1:
-        names = ", ".join(t.name for t in matching) or "none"
-        raise LookupError(f"expected exactly one rate table valid on {day}, found: {names}")
-    return matching[0]
 
 
 def cost_per_mtok(tput_per_gpu: T, usd_per_gpu_hour: Any) -> T:

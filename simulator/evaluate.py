@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -95,14 +94,3 @@ def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | Non
     for cand in cands:
         curve.extend(evaluate_candidate(sc, cand, acceptance_scale))
     return curve
-
-
-def front_of(frame: pd.DataFrame) -> pd.DataFrame:
-    """Feasible points on the upper-left Pareto front of (interactivity, throughput), sorted."""
-    from simulator.frontier import pareto_front
-
-    ok = frame[frame["feasible"]].reset_index(drop=True)
-    if ok.empty:
-        return ok
-    idx = pareto_front(ok["interactivity"].to_numpy(), ok["tput_per_gpu"].to_numpy())
-    return ok.iloc[np.asarray(idx)].reset_index(drop=True)

@@ -13,10 +13,12 @@ from typing import Literal
 from simulator.scenario import Scenario
 from simulator.search_space import default_limits, load_search_spaces
 from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
+from simulator.specs.vocabulary import Side
 
-Side = Literal["off", "mtp"]
 SearchMode = Literal["benchmark", "open"]
 OPEN_DRAFT_TOKENS = (1, 2, 3, 4)
+# The deepest concurrency any search tries (open search, sweeps, the planner): the largest single-deployment
+# conc-end in data/benchmark-configs/*-master.yaml (4096); memory and max_running_requests cut it per deployment.
 OPEN_MAX_CONCURRENCY = 4096
 
 

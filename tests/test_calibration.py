@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import scenario
-from kernels.lowering import Case
+from simulator.batched import Case
 from simulator.calibration.data import PointObs
 from simulator.calibration.fit import fit
 from simulator.calibration.problem import Problem

@@ -54,8 +54,8 @@ def test_open_search_reports_best_k_and_infeasible_points(tmp_path: Path) -> Non
 @pytest.mark.parametrize("args,needle", [
     (["model=gpt5"], "Available options in 'model'"),
     (["hardware=h200", "precision=fp4"], "FP4 tensor cores"),
-    (["search=everything"], "search must be"),
-    (["task=nope"], "valid tasks"),
+    (["search=everything"], "search: Input should be 'benchmark' or 'open'"),
+    (["task=nope"], "task: Input should be 'compare', 'validate'"),
     (["serving.mem_fraction=2"], "mem_fraction"),
     (["interactivity=[fast]"], "interactivity"),
 ])

@@ -15,7 +15,6 @@ from simulator.economics import (
     bundled_rate_table,
     cost_per_mtok,
     load_rate_table,
-    rate_table_for_date,
     tok_s_per_mw,
 )
 from simulator.pages import Page, bundled_pages, load_page_file
@@ -119,8 +118,8 @@ def test_bundled_tables_cover_catalog_and_dates() -> None:
     era_b = bundled_rate_table("era_b")
     assert set(ERA_A.gpus) == CATALOG and set(era_b.gpus) == CATALOG
     assert ERA_A.valid_until == dt.date(2026, 7, 30) and era_b.valid_from == dt.date(2026, 7, 31)
-    assert rate_table_for_date(dt.date(2026, 7, 30)).name == "era_a"
-    assert rate_table_for_date(dt.date(2026, 7, 31)).name == "era_b"
+    assert ERA_A.covers(dt.date(2026, 7, 30)) and not ERA_A.covers(dt.date(2026, 7, 31))
+    assert era_b.covers(dt.date(2026, 7, 31)) and not era_b.covers(dt.date(2026, 7, 30))
     assert ERA_A.rate("gb300", "neocloud") == 3.30 and ERA_A.rate("mi355x") == 1.48
     assert era_b.rate("b300") == 2.26 and era_b.all_in_kw("b300") == 1.90
 

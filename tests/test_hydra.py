@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from simulator.comparison import run_compare, write_summary
 from simulator.economics import bundled_rate_table
-from simulator.tasks.compare import run_compare
-from simulator.tasks.summarize import collect, write_summary
+from simulator.specs.vocabulary import CaseKey
+from simulator.tasks.summarize import collect
 from tests.conftest import scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +43,7 @@ def test_joblib_multirun_then_summarize(tmp_path: Path) -> None:
 
 def test_summary_json_round_trip(tmp_path: Path) -> None:
     sc = scenario("glm5", "b200", "fp8")
-    keys = {"model": "glm5", "hardware": "b200", "precision": "fp8", "workload": "1k1k"}
-    result = run_compare(sc, keys, "benchmark", bundled_rate_table("era_a"))
+    result = run_compare(sc, CaseKey("glm5", "b200", "fp8", "1k1k"), "benchmark", bundled_rate_table("era_a"))
     job = tmp_path / "0"
     job.mkdir()
     data = json.loads(write_summary(result, job).read_text())

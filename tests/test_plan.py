@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
 
-from simulator.catalog import CONF_DIR, SpecError, read_yaml
+from simulator.catalog import SpecError
+from simulator.cli import compose
+from simulator.planning import collect_options, rank_options
 from simulator.tasks.advise import advice_table, hurt_ranges, staircase
-from simulator.tasks.plan import collect_options, floors_of, plan_settings, rank_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,20 +82,21 @@ def test_staircase_and_mtp_hurts_ranges() -> None:
     assert advice.loc[10, "verdict"].startswith("MTP hurts") and advice.loc[50, "mtp_hurts_at"] == "<= 10.0"
 
 
-def test_bad_plan_settings_are_clear() -> None:
-    with pytest.raises(SpecError, match="min_interactivity"):
-        floors_of({"min_interactivity": ["fast"]})
-    with pytest.raises(SpecError, match="plan.precisions"):
-        plan_settings({"hardware": {"name": "b200"}, "plan": {"precisions": ["fp16"]}})
-    with pytest.raises(SpecError, match="usd_per_gpu_hour.b200"):
-        plan_settings({"hardware": {"name": "b200"}, "plan": {"usd_per_gpu_hour": {"b200": -1}}})
+@pytest.mark.parametrize("override,needle", [
+    ("min_interactivity=[fast]", "min_interactivity"),
+    ("plan.precisions=[fp16]", "plan.precisions"),
+    ("plan.usd_per_gpu_hour={b200:-1}", "plan.usd_per_gpu_hour.b200"),
+])
+def test_bad_plan_settings_are_clear(override: str, needle: str) -> None:
+    with pytest.raises(SpecError, match=needle.replace(".", r"\.")):
+        compose(["task=plan", override])
 
 
-def plain_cfg(model: str, gpus: list[str], **plan: Any) -> dict[str, Any]:
-    rates = yaml.safe_load((CONF_DIR / "rates" / "era_a.yaml").read_text())["rates"]
-    return {"hardware": read_yaml("hardware", gpus[0]), "model": read_yaml("model", model),
-            "workload": read_yaml("workload", "1k1k"), "rates": {**rates, "tier": "hyperscaler"},
-            "serving": {}, "calibration": None, "plan": {"gpus": gpus, **plan}}
+def plain_cfg(model: str, gpus: list[str], **plan: Any):
+    overrides = [f"model={model}", f"plan.gpus=[{','.join(gpus)}]"]
+    overrides += [f"plan.{k}=" + (f"[{','.join(v)}]" if isinstance(v, list) else
+                                  "{" + ",".join(f"{g}:{x}" for g, x in v.items()) + "}") for k, v in plan.items()]
+    return compose(overrides)
 
 
 def test_catalog_options_list_fp4_and_draft_reasons() -> None:

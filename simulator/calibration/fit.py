@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from simulator.calibration.problem import FAMILIES, PRIOR_SIGMA_Z, Problem
+from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
+from simulator.catalog import family_members
 
 
 @dataclass
@@ -61,7 +62,7 @@ def fit(problem: Problem, max_nfev: int = 60, prior_weight: float = 0.1) -> FitR
         deriv = (space.value(name, sol.x[i] + h) - space.value(name, sol.x[i] - h)) / (2 * h)
         sigma[name] = float(abs(deriv) * np.sqrt(max(cov[i, i], 0.0)))
     data_hw = {c.scenario.hardware.name for c in problem.cases}
-    transferred = {hw: fam for fam in space.families for hw in FAMILIES[fam] if hw not in data_hw}
+    transferred = {hw: fam for fam in space.families for hw in family_members(fam) if hw not in data_hw}
     errors = problem.log_errors(sol.x)
     return FitResult(space.names, sol.x, cov, values, sigma, summarize(errors, datasets), transferred,
                      len(errors), float(sol.cost))

@@ -13,34 +13,45 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kernels.lowering import Case, lower_cases
+from simulator.acceptance import scaled_al
+from simulator.batched import Case, lower_cases
 from simulator.calibration.data import PageObs, PointObs
+from simulator.catalog import SpecError
 from simulator.frontier import pareto_front, steffen_interpolate
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import closed_loop_tokens
-from simulator.specs import EfficiencyKnobs
+from simulator.specs import EfficiencyKnobs, HardwareSpec
+from simulator.specs.vocabulary import (
+    GENERATION_FAMILY,
+    HARDWARE_FAMILIES,
+    HardwareFamily,
+    family_of_generation,
+)
 from simulator.speculative import StepTables
 
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "hopper": ("h100", "h200"),
-    "blackwell": ("b200", "gb200", "b300", "gb300"),
-    "cdna": ("mi355x", "mi300x", "mi325x"),
-}
 FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
                 "step_latency_us", "moe_imbalance")
 FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction")
+Z_AT_FULL_FRACTION = 6.0  # z of a fraction given as exactly 1 (sigmoid(6) = 0.9975; logit(1) is infinite)
+MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (log(0) is infinite)
+UNREACHED_TPUT_PER_GPU = 1e-3  # tok/s of a page target whose side has no feasible point: a huge miss, not NaN
 PRIOR_SIGMA_Z = 1.0  # prior width in z: a factor ~e on latencies, ~0.2 on a fraction near 0.75
 
 
-def family_of(hardware: str) -> str:
-    return next(f for f, members in FAMILIES.items() if hardware in members)
+def family_of(hw: HardwareSpec) -> HardwareFamily:
+    """The calibration family a GPU's knobs are shared with (by its generation)."""
+    family = family_of_generation(hw.generation)
+    if family is None:
+        raise SpecError(f"hardware {hw.name}: generation {hw.generation!r} belongs to no calibration family; "
+                        f"known generations: {', '.join(GENERATION_FAMILY)}")
+    return family
 
 
 def to_z(name: str, value: float) -> float:
     if name in FRACTIONS:
-        return math.log(value / (1.0 - value)) if value < 1.0 else 6.0
+        return math.log(value / (1.0 - value)) if value < 1.0 else Z_AT_FULL_FRACTION
     if name == "moe_imbalance":
-        return math.log(max(value - 1.0, 1e-3))
+        return math.log(max(value - 1.0, MIN_EXCESS_IMBALANCE))
     return math.log(max(value, 1e-6))
 
 
@@ -111,14 +122,14 @@ class Problem:
         self.case_idx = torch.tensor(flat_case, dtype=torch.long)
         self.conc = torch.tensor(flat_c, dtype=torch.float64)
         self.k = torch.tensor(flat_k, dtype=torch.float64)
-        hw = [c.scenario.hardware.name for c in ordered]
+        case_families = [family_of(c.scenario.hardware) for c in ordered]
         models = [c.scenario.model.name for c in ordered]
-        fams = tuple(f for f in FAMILIES if any(family_of(h) == f for h in hw))
+        fams = tuple(f for f in HARDWARE_FAMILIES if f in case_families)
         mtp_models = sorted({p.case.scenario.model.name for p in points if p.draft_tokens > 0}
                             | {o.candidates[0][0].scenario.model.name for o in pages
                                if o.side == "mtp" and o.candidates})
         self.space = ParamSpace(fams, tuple(mtp_models))
-        self.family_idx = torch.tensor([fams.index(family_of(h)) for h in hw])[self.case_idx]
+        self.family_idx = torch.tensor([fams.index(f) for f in case_families])[self.case_idx]
         acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]
         self.acc_idx = torch.tensor(acc)[self.case_idx]
         sel = self.case_idx
@@ -135,7 +146,7 @@ class Problem:
         values = {}
         for j, name in enumerate(FITTED_KNOBS):
             values[name] = from_z(name, fam[:, j])[self.family_idx]
-        return KnobTensors(*(values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES))
+        return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor):
         z = torch.as_tensor(z, dtype=torch.float64)
@@ -143,7 +154,7 @@ class Problem:
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
                             self.scalar["acceptance_scale"])
-        al = torch.minimum(1.0 + scale * (self.raw_al - 1.0), self.k + 1.0)
+        al = scaled_al(self.raw_al, scale, self.k)
         s = self.scalar
         return closed_loop_tokens(self.tables, self.knobs(z), s["input_tokens"], s["output_tokens"],
                                   s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"])
@@ -163,7 +174,7 @@ class Problem:
             for j in obs_ids:
                 t = self.pages[j].interactivity
                 if fx.size == 0:
-                    out[len(self.points) + j] = 1e-3
+                    out[len(self.points) + j] = UNREACHED_TPUT_PER_GPU
                 elif fx.size == 1 or t <= fx[0] or t >= fx[-1]:  # clamp to the front's ends
                     out[len(self.points) + j] = fy[0] if t <= fx[0] else fy[-1]
                 else:

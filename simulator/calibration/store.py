@@ -10,7 +10,8 @@ import numpy as np
 import yaml
 
 from simulator.calibration.fit import FitResult
-from simulator.calibration.problem import FAMILIES, FITTED_KNOBS, ParamSpace, family_of
+from simulator.calibration.problem import FITTED_KNOBS, ParamSpace
+from simulator.catalog import family_members
 from simulator.specs import EfficiencyKnobs
 
 
@@ -41,7 +42,7 @@ def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[
     hardware, families = {}, {}
     for fam in sorted({n.split(".")[0] for n in result.names if not n.startswith("acceptance_scale")}):
         families[fam] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
-        for hw in FAMILIES[fam]:
+        for hw in family_members(fam):
             hardware[hw] = dict(families[fam])
     scales = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items() if n.startswith("acceptance_scale.")}
     return {"calibration": {
@@ -82,4 +83,4 @@ def fitted_z(calibration: dict[str, Any]) -> tuple[list[str], np.ndarray, np.nda
     return names, z, np.array(cov["matrix"])
 
 
-__all__ = ["family_of", "fitted_z", "map_z", "to_yaml_dict", "transfer_scale_z", "write"]
+__all__ = ["fitted_z", "map_z", "to_yaml_dict", "transfer_scale_z", "write"]

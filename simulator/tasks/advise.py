@@ -13,6 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.planning import collect_options, floors_of
+from simulator.runconfig import RunConfig
+from simulator.tasks.plan_plot import panel_grid
+
 MAX_K = 4
 K_COLORS = {0: "black", 1: "tab:purple", 2: "tab:blue", 3: "tab:green", 4: "tab:brown"}
 PRECISION_STYLES = {"fp4": "-", "fp8": "--", "bf16": ":"}
@@ -121,7 +125,6 @@ def plot_advice(points: pd.DataFrame, floors: list[float], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simulator.tasks.plan_plot import panel_grid
 
     pts = with_k(points) if not points.empty else points
     gpus = list(dict.fromkeys(pts["gpu"])) if not pts.empty else []
@@ -172,10 +175,8 @@ def write_advice(points: pd.DataFrame, floors: list[float], out: Path) -> pd.Dat
     return table
 
 
-def run(cfg: dict[str, Any], out: Path) -> None:
+def run(cfg: RunConfig, out: Path) -> None:
     """The `advise` task: draft-length advice alone (same GPUs, precisions and floors as `plan`)."""
-    from simulator.tasks.plan import collect_options, floors_of
-
     floors = floors_of(cfg)
     points, _ = collect_options(cfg)
     write_advice(points, floors, out)

@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from simulator.catalog import CONF_DIR, SpecError
-
-DEFAULT_DATA_DIR = CONF_DIR.parents[1] / "shared" / "data" / "measured"
-SILICON, SWEEPS = "silicon_sample.csv", "glm5_8k1k_mtp_sweeps.csv"
-
-
-def data_dir_of(cfg: dict[str, Any]) -> Path:
-    d = Path((cfg.get("calibrate") or {}).get("data_dir") or DEFAULT_DATA_DIR)
-    missing = [f for f in (SILICON, SWEEPS) if not (d / f).is_file()]
-    if missing:
-        raise SpecError(f"calibration data not found: {', '.join(str(d / f) for f in missing)}; "
-                        "set calibrate.data_dir=PATH to the folder holding them")
-    return d
+from simulator.calibration import store
+from simulator.calibration.dataset import SILICON, SWEEPS, build_problem, data_dir_of
+from simulator.calibration.fit import FitResult, fit
+from simulator.catalog import CONF_DIR
+from simulator.runconfig import RunConfig
 
 
-def build_problem(data_dir: Path, pages: list | None = None, keep=None):
-    """The full calibration problem (optionally only the observations `keep(obs)` accepts)."""
-    from simulator.calibration.data import page_observations, silicon_observations, sweep_observations
-    from simulator.calibration.problem import Problem
-    from simulator.pages import bundled_pages
-
-    points = silicon_observations(data_dir / SILICON) + sweep_observations(data_dir / SWEEPS)
-    page_obs = page_observations(bundled_pages() if pages is None else pages)
-    if keep is not None:
-        points = [p for p in points if keep(p)]
-        page_obs = [o for o in page_obs if keep(o)]
-    return Problem(points, page_obs)
-
-
-def format_fit(result: Any) -> str:
+def format_fit(result: FitResult) -> str:
     lines = [f"{'parameter':45s} {'value':>10s}   sigma"]
     lines += [f"{n:45s} {result.values[n]:10.4g} ± {result.sigma[n]:.3g}" for n in result.names]
     lines.append("residuals (|predicted/measured - 1|):")
@@ -47,12 +24,9 @@ def format_fit(result: Any) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: dict[str, Any], out: Path) -> None:
-    from simulator.calibration import store
-    from simulator.calibration.fit import fit
-
-    data_dir = data_dir_of(cfg)
-    name = (cfg.get("calibrate") or {}).get("name") or "default"
+def run(cfg: RunConfig, out: Path) -> None:
+    data_dir = data_dir_of(cfg.calibrate.data_dir)
+    name = cfg.calibrate.name
     problem = build_problem(data_dir)
     print(f"fitting {len(problem.space.names)} parameters to {len(problem.points) + len(problem.pages)} "
           f"observations ({len(problem.cases)} deployments)...")

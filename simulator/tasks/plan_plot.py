@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from simulator.comparison import front_of
 from simulator.economics import cost_per_mtok
-from simulator.evaluate import front_of
 
 PRECISION_COLORS = {"fp4": "tab:blue", "fp8": "tab:orange", "bf16": "tab:green"}
 SIDE_STYLES = {"mtp": "-", "off": "--"}

@@ -10,41 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import yaml
 
 from simulator.catalog import SpecError
-
-if TYPE_CHECKING:
-    from simulator.tasks.compare import CompareResult
-
-FIGURES = ("tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency", "draft_tokens", "deployment")
-SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "mtp_tput_per_gpu",
-         "off_tput_per_gpu", "mtp_gain", "mtp_cost_per_mtok", "off_cost_per_mtok", "mtp_draft_tokens"]
-
-
-def summary_rows(result: CompareResult) -> list[dict[str, Any]]:
-    """The compare table as flat rows: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
-    rows = []
-    for r in result.rows:
-        row: dict[str, Any] = {"interactivity": r["interactivity"]}
-        for side in ("mtp", "off"):
-            fig = r.get(side) or {}
-            row.update({f"{side}_{k}": fig.get(k) for k in FIGURES})
-        m, o = row["mtp_tput_per_gpu"], row["off_tput_per_gpu"]
-        row["mtp_gain"] = m / o if m and o else None
-        rows.append(row)
-    return rows
-
-
-def write_summary(result: CompareResult, out: Path) -> Path:
-    """Write out/summary.json: {keys..., "notes": [...], "rows": [...]} (called by compare.run)."""
-    notes = [f"{s.side}: {s.note}" for s in result.sides.values() if s.note]
-    path = out / "summary.json"
-    path.write_text(json.dumps({**result.keys, "notes": notes, "rows": summary_rows(result)}, indent=2))
-    return path
+from simulator.comparison import SHOWN
+from simulator.runconfig import RunConfig
+from simulator.specs.vocabulary import SIDES
 
 
 def job_overrides(job_dir: Path) -> str:
@@ -69,7 +43,7 @@ def rows_from_curves(path: Path) -> list[dict[str, Any]]:
     curves = pd.read_csv(path)
     ok = curves[curves["feasible"].fillna(False).astype(bool)] if "feasible" in curves else curves
     row: dict[str, Any] = {"interactivity": None}
-    for side in ("mtp", "off"):
+    for side in SIDES:
         s = ok[ok["side"] == side]
         row[f"{side}_tput_per_gpu"] = float(s["tput_per_gpu"].max()) if not s.empty else None
         row[f"{side}_max_interactivity"] = float(s["interactivity"].max()) if not s.empty else None
@@ -109,9 +83,9 @@ def format_summary(table: pd.DataFrame) -> str:
     return table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1 else f"{v:,.1f}")
 
 
-def run(cfg: dict[str, Any], out: Path) -> None:
+def run(cfg: RunConfig, out: Path) -> None:
     """The `summarize` task: `summarize.dir=PATH` (a multirun sweep dir)."""
-    raw = (cfg.get("summarize") or {}).get("dir")
+    raw = cfg.summarize.dir
     if not raw:
         raise SpecError("summarize.dir is required: the multirun sweep directory to collect, e.g. "
                         "summarize.dir=multirun/2026-01-01/12-00-00")

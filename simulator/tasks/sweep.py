@@ -15,58 +15,39 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulator.catalog import SpecError, list_keys, read_yaml
-from simulator.search import open_concurrencies, open_deployments
-from simulator.tasks.setup import build_rates, build_scenario
+from kernels import Case, lower_cases, sweep
+from simulator.catalog import SpecError, list_keys
+from simulator.runconfig import RunConfig
+from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
+from simulator.specs.vocabulary import side_of
 
-SIDES = ("off", "mtp")
 AUTO_COMPILE_POINTS = 100_000_000  # above this a CPU sweep amortises torch.compile's 30-70 s compile
 
 
-def _list(s: dict[str, Any], key: str, default: list[Any]) -> list[Any]:
-    v = s.get(key)
-    values = default if v is None else ([v] if isinstance(v, (str, int, float)) else list(v))
-    if not values:
-        raise SpecError(f"sweep.{key} is an empty list; give at least one value or null for the default")
-    return values
-
-
-def sweep_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    s = cfg.get("sweep") or {}
-    out = {
-        "hardware": _list(s, "hardware", list_keys("hardware")),
-        "model": _list(s, "model", [cfg["model"]["name"]]),
-        "precision": _list(s, "precision", [cfg.get("precision")]),
-        "workload": _list(s, "workload", [cfg["workload"]["name"]]),
-        "concurrency": [int(c) for c in _list(s, "concurrency", list(open_concurrencies(2048)))],
-        "draft_tokens": [int(k) for k in _list(s, "draft_tokens", [0, 1, 2, 3, 4])],
-        "acceptance_scale": [float(a) for a in _list(s, "acceptance_scale", [1.0])],
-        "backend": s.get("backend") or "auto",
-        "bins": int(s.get("bins") or 256),
-        "chunk_points": s.get("chunk_points"),
-        "max_chunk_bytes": int(s.get("max_chunk_bytes") or 2**30),
-        "compile": s.get("compile", "auto"),
+def sweep_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The `sweep` lists with every null resolved to this run's own value (hardware: every catalog GPU)."""
+    sw = cfg.sweep
+    return {
+        "hardware": sw.hardware or list_keys("hardware"),
+        "model": sw.model or [cfg.model.name],
+        "precision": sw.precision or [cfg.precision],
+        "workload": sw.workload or [cfg.workload.name],
+        "concurrency": sw.concurrency or list(open_concurrencies(OPEN_MAX_CONCURRENCY)),
+        "draft_tokens": sw.draft_tokens, "acceptance_scale": sw.acceptance_scale, "backend": sw.backend,
+        "bins": sw.bins, "chunk_points": sw.chunk_points, "max_chunk_bytes": sw.max_chunk_bytes,
+        "compile": sw.compile,
     }
-    if out["compile"] not in (True, False, "auto"):
-        raise SpecError(f"sweep.compile must be true, false or auto, got {out['compile']!r}")
-    if min(out["concurrency"]) < 1 or min(out["draft_tokens"]) < 0:
-        raise SpecError("sweep.concurrency must be >= 1 and sweep.draft_tokens >= 0")
-    return out
 
 
-def build_cases(cfg: dict[str, Any], s: dict[str, Any]) -> tuple[list, list[str]]:
+def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str]]:
     """Every (model, GPU, precision, workload) x open deployment, without and with the draft module."""
-    from kernels.lowering import Case
-
     cases, skipped = [], []
     for model in s["model"]:
         for hw in s["hardware"]:
             for precision in s["precision"]:
                 for wl in s["workload"]:
-                    c = {**cfg, "model": read_yaml("model", model), "hardware": read_yaml("hardware", hw),
-                         "workload": read_yaml("workload", wl), "precision": precision}
                     try:
-                        sc = build_scenario(c)
+                        sc = cfg.with_case(model=model, hardware=hw, workload=wl, precision=precision).scenario()
                     except SpecError as e:
                         skipped.append(f"{model}/{hw}/{precision}/{wl}: {str(e).splitlines()[-1].strip()}")
                         continue
@@ -82,15 +63,14 @@ def build_cases(cfg: dict[str, Any], s: dict[str, Any]) -> tuple[list, list[str]
 def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:
     c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_scale"))
     rows = []
-    for g, name in enumerate(frontier.group_names):
-        model, hw, precision, wl = name.split("/")
+    for g, (model, hw, precision, wl) in enumerate(frontier.groups):
         for side in (0, 1):
             front = frontier.front(g, side)
             for x, y, idx in zip(front["interactivity"], front[frontier.metric], front["index"], strict=True):
                 ci, ic, ik, ia = (int(v) for v in frontier.unravel(torch.tensor(int(idx))))
                 rate = rates.rate(hw, tier) if hw in rates.gpus else float("nan")
                 rows.append({"model": model, "hardware": hw, "precision": precision, "workload": wl,
-                             "side": SIDES[side], "interactivity": float(x), "tput_per_gpu": float(y),
+                             "side": side_of(side == 1), "interactivity": float(x), "tput_per_gpu": float(y),
                              "cost_per_mtok": rate / (float(y) * 3600 / 1e6),
                              "deployment": cases[ci].deployment.label, "concurrency": int(c[ic]),
                              "draft_tokens": int(k[ik]), "acceptance_scale": float(a[ia])})
@@ -125,11 +105,9 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def run(cfg: dict[str, Any], out: Path) -> None:
-    from kernels import lower_cases, sweep
-
+def run(cfg: RunConfig, out: Path) -> None:
     s = sweep_settings(cfg)
-    rates, tier = build_rates(cfg)
+    rates, tier = cfg.rates, cfg.rate_tier
     cases, skipped = build_cases(cfg, s)
     for line in skipped:
         print(f"skipped {line}")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simulator.calibration.data import PageObs
+from simulator.calibration.dataset import build_problem
+from simulator.calibration.fit import fit, summarize
+from simulator.calibration.problem import Problem
+from simulator.calibration.store import map_z
 from simulator.catalog import SpecError
 
 MODES = ("leave_one_page_out", "leave_one_hardware_out")
@@ -16,24 +22,17 @@ def _hardware(obs: Any) -> str:
     return case.scenario.hardware.name
 
 
-def _held_out_errors(train, test) -> tuple[np.ndarray, list[str], list[str]]:
-    from simulator.calibration.fit import fit
-    from simulator.calibration.store import map_z
-
+def _held_out_errors(train: Problem, test: Problem) -> tuple[np.ndarray, list[str], list[str]]:
     result = fit(train)
     z = map_z(test.space, result.names, result.z)
     _, datasets, labels = test.observations()
     return test.log_errors(z), datasets, labels
 
 
-def run_cv(cfg: dict[str, Any], mode: str) -> dict[str, Any]:
-    from simulator.calibration.data import PageObs
-    from simulator.calibration.fit import summarize
-    from simulator.tasks.calibrate import build_problem, data_dir_of
-
+def run_cv(data_dir: Path, mode: str) -> dict[str, Any]:
+    """Refit per held-out group (`mode`: leave_one_page_out | leave_one_hardware_out); print and return it."""
     if mode not in MODES:
         raise SpecError(f"cv must be one of none, {', '.join(MODES)}; got {mode!r}")
-    data_dir = data_dir_of(cfg)
     full = build_problem(data_dir)
     out: dict[str, Any] = {"mode": mode, "folds": []}
     if mode == "leave_one_page_out":

@@ -1,0 +1,40 @@
+"""The calibration's measured data: where it lives and the full problem built from it.
+
+Files (read only when calibrating or cross-validating): the silicon sample and the GLM-5 MTP sweeps in
+`data_dir` (default: ../shared/data/measured beside the project), and the benchmark pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from simulator.calibration.data import page_observations, silicon_observations, sweep_observations
+from simulator.calibration.problem import Problem
+from simulator.catalog import CONF_DIR, SpecError
+from simulator.pages import Page, bundled_pages
+
+DEFAULT_DATA_DIR = CONF_DIR.parents[1] / "shared" / "data" / "measured"
+SILICON, SWEEPS = "silicon_sample.csv", "glm5_8k1k_mtp_sweeps.csv"
+
+
+def data_dir_of(data_dir: str | Path | None) -> Path:
+    """The folder holding the measured CSVs (`calibrate.data_dir`, default DEFAULT_DATA_DIR), checked."""
+    d = Path(data_dir or DEFAULT_DATA_DIR)
+    missing = [f for f in (SILICON, SWEEPS) if not (d / f).is_file()]
+    if missing:
+        raise SpecError(f"calibration data not found: {', '.join(str(d / f) for f in missing)}; "
+                        "set calibrate.data_dir=PATH to the folder holding them")
+    return d
+
+
+def build_problem(data_dir: Path, pages: list[Page] | None = None,
+                  keep: Callable[[Any], bool] | None = None) -> Problem:
+    """The full calibration problem (optionally only the observations `keep(obs)` accepts)."""
+    points = silicon_observations(data_dir / SILICON) + sweep_observations(data_dir / SWEEPS)
+    page_obs = page_observations(bundled_pages() if pages is None else pages)
+    if keep is not None:
+        points = [p for p in points if keep(p)]
+        page_obs = [o for o in page_obs if keep(o)]
+    return Problem(points, page_obs)

@@ -1,0 +1,52 @@
+"""Uncertainty of a prediction: P10/P50/P90 over the calibration's parameter covariance and its model error.
+
+Parameters are drawn from the fitted covariance (efficiency knobs and acceptance scales together, in the
+fit's z space); each draw's prediction is multiplied by log-normal noise with the scatter of the
+calibration's own page residuals (the error the parameters do not explain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simulator.calibration.data import PageObs
+from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
+from simulator.calibration.store import fitted_z, map_z
+
+BAND_SAMPLES = 64  # parameter draws per band
+
+
+def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    idx = {n: i for i, n in enumerate(names)}
+    acc = [i for i, n in enumerate(names) if n.startswith("acceptance_scale.")]
+    acc_var = float(np.var(z[acc]) + np.mean(np.diag(cov)[acc])) if acc else PRIOR_SIGMA_Z**2
+    out = np.zeros((len(space_names), len(space_names)))
+    for a, na in enumerate(space_names):
+        for b, nb in enumerate(space_names):
+            if na in idx and nb in idx:
+                out[a, b] = cov[idx[na], idx[nb]]
+            elif a == b:
+                out[a, b] = acc_var if na.startswith("acceptance_scale.") else PRIOR_SIGMA_Z**2
+    return out
+
+
+def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int = BAND_SAMPLES
+          ) -> dict[tuple[str, float], tuple]:
+    """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
+    parameter draws from its covariance, times the scatter of its page residuals (model error)."""
+    if not calibration.get("covariance_z") or not observations:
+        return {}
+    problem = Problem([], observations)
+    names, z, cov = fitted_z(calibration)
+    mean = map_z(problem.space, names, z)
+    c = _mapped_cov(problem.space.names, names, z, cov)
+    rng = np.random.default_rng(0)
+    draws = rng.multivariate_normal(mean, c, size=samples, method="eigh")
+    # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
+    sigma_model = float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
+    noise = np.exp(rng.normal(0.0, sigma_model, size=(samples, len(problem.pages))))
+    preds = np.array([problem.predict(d) for d in draws]) * noise
+    q = np.percentile(preds, [10, 50, 90], axis=0)
+    return {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}

@@ -1,0 +1,177 @@
+"""Comparison: predict the Off and MTP curves, take each side's frontier, read both at matched interactivity.
+
+Mirrors how the benchmark pages are made (reference/methodology.md): Pareto front per side, Steffen spline
+through it, targets at 25/50/75 % of the range both sides cover unless given; cost = rate / throughput.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.calibration.data import target_observations
+from simulator.calibration.uncertainty import bands
+from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
+from simulator.evaluate import evaluate
+from simulator.frontier import default_targets, js_round, pareto_front, steffen_interpolate
+from simulator.scenario import Scenario
+from simulator.search import Candidate, SearchMode, candidates
+from simulator.specs.vocabulary import SIDES, CaseKey, Side
+
+
+@dataclass
+class SideResult:
+    side: Side
+    points: pd.DataFrame
+    front: pd.DataFrame
+    note: str = ""
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def interactivity_range(self) -> tuple[float, float] | None:
+        if self.front.empty:
+            return None
+        x = self.front["interactivity"]
+        return float(x.min()), float(x.max())
+
+
+@dataclass
+class CompareResult:
+    key: CaseKey
+    sides: dict[Side, SideResult]
+    targets: list[float]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {**self.key._asdict(), "points": self.rows}
+
+    def points_frame(self) -> pd.DataFrame:
+        frames = [s.points for s in self.sides.values() if not s.points.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def front_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feasible points on the upper-left Pareto front of (interactivity, throughput), sorted."""
+    ok = frame[frame["feasible"]].reset_index(drop=True)
+    if ok.empty:
+        return ok
+    idx = pareto_front(ok["interactivity"].to_numpy(), ok["tput_per_gpu"].to_numpy())
+    return ok.iloc[np.asarray(idx)].reset_index(drop=True)
+
+
+def read_front(front: pd.DataFrame, target: float, rate_usd_h: float, kw: float) -> dict[str, Any] | None:
+    """The side's figures at `target` interactivity: spline through the front; None outside it."""
+    if front.empty:
+        return None
+    x = front["interactivity"].to_numpy()
+    if len(x) == 1:
+        if not np.isclose(x[0], target):
+            return None
+        tput, conc = float(front["tput_per_gpu"].iloc[0]), float(front["concurrency"].iloc[0])
+    else:
+        tput = float(steffen_interpolate(x, front["tput_per_gpu"].to_numpy(), target))
+        conc = float(steffen_interpolate(x, front["concurrency"].to_numpy(dtype=float), target))
+    if not np.isfinite(tput):
+        return None
+    nearest = front.iloc[int(np.argmin(np.abs(x - target)))]
+    return {
+        "tput_per_gpu": tput,
+        "cost_per_mtok": float(cost_per_mtok(tput, rate_usd_h)),
+        "tok_s_per_mw": float(tok_s_per_mw(tput, kw)),
+        "concurrency": js_round(conc),
+        "draft_tokens": int(nearest["draft_tokens"]),
+        "deployment": str(nearest["deployment"]),
+    }
+
+
+def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable,
+                tier: str = "hyperscaler", targets: list[float] | None = None,
+                acceptance_scale: float | None = None) -> CompareResult:
+    sides: dict[Side, SideResult] = {}
+    for side in SIDES:
+        cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload)
+        frame = evaluate(sc, cands, acceptance_scale).frame()
+        sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note, cands)
+    if targets is None:
+        fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
+        targets = default_targets(*fronts) if len(fronts) == 2 else []
+    rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
+    result = CompareResult(key, sides, list(targets))
+    for t in targets:
+        row: dict[str, Any] = {"interactivity": float(t)}
+        for side in SIDES:
+            row[side] = read_front(sides[side].front, float(t), rate, kw)
+        result.rows.append(row)
+    return result
+
+
+def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any]) -> None:
+    """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
+    cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}
+    band = bands(target_observations(sc, cands, result.targets), calibration)
+    for row in result.rows:
+        for side in SIDES:
+            b = band.get((side, row["interactivity"]))
+            if row[side] and b:
+                row[side]["tput_per_gpu_p10"], row[side]["tput_per_gpu_p90"] = float(b[0]), float(b[2])
+
+
+def format_table(result: CompareResult) -> str:
+    k = result.key
+    lines = [f"{k.model} on {k.hardware} {k.precision} {k.workload}: MTP vs Off at matched interactivity"]
+    for s in result.sides.values():
+        if s.note:
+            lines.append(f"  note ({s.side}): {s.note}")
+    if not result.rows:
+        lines.append("  no interactivity range covered by both sides")
+        return "\n".join(lines)
+    head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} {'ratio':>6} |" \
+           f" {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
+    lines += [head, "-" * len(head)]
+    for r in result.rows:
+        m, o = r["mtp"], r["off"]
+        def f(d: dict[str, Any] | None, key: str, fmt: str) -> str:
+            return format(d[key], fmt) if d else "-"
+        ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
+        def band(d: dict[str, Any] | None) -> str:
+            return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"
+        lines.append(
+            f"{r['interactivity']:>10.0f} | {f(m, 'tput_per_gpu', '13.1f')} {band(m):>11} {f(o, 'tput_per_gpu', '8.1f')} "
+            f"{band(o):>11} {ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
+            f"{f(m, 'tok_s_per_mw', '12.0f')} {f(o, 'tok_s_per_mw', '9.0f')} | "
+            f"{f(m, 'concurrency', '8d')} {f(o, 'concurrency', '5d')} | {f(m, 'draft_tokens', '2d')}")
+    return "\n".join(lines)
+
+
+# ---- summary.json: the table as flat rows, for task=summarize ---------------------------------------------
+
+FIGURES = ("tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency", "draft_tokens", "deployment")
+SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "mtp_tput_per_gpu",
+         "off_tput_per_gpu", "mtp_gain", "mtp_cost_per_mtok", "off_cost_per_mtok", "mtp_draft_tokens"]
+
+
+def summary_rows(result: CompareResult) -> list[dict[str, Any]]:
+    """The compare table as flat rows: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
+    rows = []
+    for r in result.rows:
+        row: dict[str, Any] = {"interactivity": r["interactivity"]}
+        for side in SIDES:
+            fig = r.get(side) or {}
+            row.update({f"{side}_{k}": fig.get(k) for k in FIGURES})
+        m, o = row["mtp_tput_per_gpu"], row["off_tput_per_gpu"]
+        row["mtp_gain"] = m / o if m and o else None
+        rows.append(row)
+    return rows
+
+
+def write_summary(result: CompareResult, out: Path) -> Path:
+    """Write out/summary.json: {keys..., "notes": [...], "rows": [...]} (called by compare.run)."""
+    notes = [f"{s.side}: {s.note}" for s in result.sides.values() if s.note]
+    path = out / "summary.json"
+    path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "rows": summary_rows(result)}, indent=2))
+    return path

@@ -1,0 +1,225 @@
+"""Planning: the cheapest (and most power-efficient) GPU, precision and MTP setting per interactivity floor.
+
+Two stages. `collect_options` sweeps every catalog GPU x precision x side (MTP off, MTP k = 1..4) over the
+open search space with the sweep engine (kernels/: Triton on a GPU, torch otherwise) and gives two frames:
+the best predicted point per interactivity bin, and one row per option with its rates
+and, where it cannot run at all, the reason. `rank_options` is a pure function of those frames: per floor
+and option, the max-throughput feasible point with interactivity >= floor, its $/M tokens and tok/s/MW, and
+the GPUs and MW that serve `demand_tok_s` total tokens/s in whole deployments. Tests feed it synthetic frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from kernels import Case, lower_cases, sweep
+from simulator.catalog import SpecError, list_keys
+from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
+from simulator.runconfig import PlanSettings, RunConfig
+from simulator.scenario import Scenario
+from simulator.search import (
+    OPEN_DRAFT_TOKENS,
+    OPEN_MAX_CONCURRENCY,
+    open_candidates,
+    open_concurrencies,
+    open_deployments,
+)
+from simulator.specs.vocabulary import SIDES, Side
+
+DEFAULT_FLOORS: tuple[float, ...] = (25.0, 50.0, 100.0)
+PLAN_SIDES: tuple[Side, ...] = tuple(reversed(SIDES))  # Off first: an option's MTP gain is read against it
+POINT_COLUMNS = ["gpu", "precision", "side", "deployment", "gpus", "concurrency", "draft_tokens",
+                 "interactivity", "tput_per_gpu"]
+OPTION_COLUMNS = ["gpu", "precision", "side", "usd_per_gpu_hour", "all_in_kw", "reason"]
+KEY = ["gpu", "precision", "side"]
+MAX_DRAFT_TOKENS = max(OPEN_DRAFT_TOKENS)
+
+
+# ---- pure ranking -------------------------------------------------------------------------------------------
+
+def best_point(points: pd.DataFrame, floor: float) -> pd.Series | None:
+    """The max-throughput point with interactivity >= floor (None when no point reaches the floor)."""
+    ok = points[(points["interactivity"] >= floor) & np.isfinite(points["tput_per_gpu"])]
+    if ok.empty:
+        return None
+    return ok.loc[ok["tput_per_gpu"].idxmax()]
+
+
+def rank_options(points: pd.DataFrame, options: pd.DataFrame, floors: Sequence[float],
+                 demand_tok_s: float) -> pd.DataFrame:
+    """One row per (floor, option): the chosen point and its economics, or the reason there is none.
+
+    `points`: feasible predicted points (POINT_COLUMNS; `gpus` = GPUs per deployment). `options`: one row per
+    (gpu, precision, side) with `usd_per_gpu_hour`, `all_in_kw` and `reason` ("" when it can run). Feasible
+    rows are ranked by $/M tokens within each floor (`rank` 1 = cheapest); `best_power` marks the highest
+    tok/s/MW. GPUs = replicas x GPUs per deployment, replicas = ceil(demand / (tok/s/GPU x GPUs per deployment)).
+    """
+    groups = {key: g for key, g in points.groupby(KEY, sort=False)} if not points.empty else {}
+    rows: list[dict[str, Any]] = []
+    for floor in floors:
+        for opt in options.itertuples(index=False):
+            row: dict[str, Any] = {"floor": float(floor), "gpu": opt.gpu, "precision": opt.precision,
+                                   "side": opt.side, "usd_per_gpu_hour": opt.usd_per_gpu_hour,
+                                   "all_in_kw": opt.all_in_kw, "reason": opt.reason or ""}
+            mine = groups.get((opt.gpu, opt.precision, opt.side))
+            if not row["reason"]:
+                best = best_point(mine, floor) if mine is not None else None
+                if best is None:
+                    reach = float(mine["interactivity"].max()) if mine is not None and not mine.empty else 0.0
+                    row["reason"] = f"no point reaches {floor:g} tok/s/user (max {reach:.1f})"
+                else:
+                    row.update({c: best[c] for c in ("deployment", "gpus", "concurrency", "draft_tokens",
+                                                     "interactivity", "tput_per_gpu")})
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return _economics(df, demand_tok_s)
+
+
+def _economics(df: pd.DataFrame, demand_tok_s: float) -> pd.DataFrame:
+    for col in ("deployment", "gpus", "concurrency", "draft_tokens", "interactivity", "tput_per_gpu"):
+        if col not in df:
+            df[col] = np.nan
+    df["feasible"] = df["reason"] == ""
+    tput = df["tput_per_gpu"].astype(float)
+    df["cost_per_mtok"] = cost_per_mtok(tput, df["usd_per_gpu_hour"].astype(float))
+    df["tok_s_per_mw"] = tok_s_per_mw(tput, df["all_in_kw"].astype(float))
+    per_replica = tput * df["gpus"].astype(float)
+    df["replicas"] = np.ceil(demand_tok_s / per_replica).where(df["feasible"])
+    df["gpus_needed"] = df["replicas"] * df["gpus"]
+    df["mw"] = df["gpus_needed"] * df["all_in_kw"].astype(float) / 1000.0
+    df["usd_per_hour"] = df["gpus_needed"] * df["usd_per_gpu_hour"].astype(float)
+    off = df[df["side"] == "off"].set_index(["floor", "gpu", "precision"])["tput_per_gpu"]
+    idx = pd.MultiIndex.from_frame(df[["floor", "gpu", "precision"]])
+    df["mtp_gain"] = np.where(df["side"] == "mtp", tput.to_numpy() / off.reindex(idx).to_numpy(), np.nan)
+    df = df.sort_values(["floor", "feasible", "cost_per_mtok", "tok_s_per_mw", "gpu", "precision", "side"],
+                        ascending=[True, False, True, False, True, True, True], kind="stable")
+    df["rank"] = df.groupby("floor").cumcount() + 1
+    df.loc[~df["feasible"], "rank"] = np.nan
+    power = df[df["feasible"]].groupby("floor")["tok_s_per_mw"].idxmax()
+    df["best_power"] = df.index.isin(power.to_numpy())
+    order = ["floor", "rank", "gpu", "precision", "side", "draft_tokens", "deployment", "gpus", "concurrency",
+             "interactivity", "tput_per_gpu", "mtp_gain", "cost_per_mtok", "tok_s_per_mw", "usd_per_gpu_hour",
+             "all_in_kw", "replicas", "gpus_needed", "mw", "usd_per_hour", "best_power", "feasible", "reason"]
+    return df[order].reset_index(drop=True)
+
+
+# ---- collecting options from the catalog --------------------------------------------------------------------
+
+def floors_of(cfg: RunConfig) -> list[float]:
+    """The interactivity floors (tok/s/user), sorted; DEFAULT_FLOORS when `min_interactivity` is unset."""
+    return list(DEFAULT_FLOORS) if cfg.min_interactivity is None else sorted(set(cfg.min_interactivity))
+
+
+def plan_gpus(cfg: RunConfig) -> list[str]:
+    """`plan.gpus`, or every catalog GPU plus a user GPU composed via hydra.searchpath."""
+    if cfg.plan.gpus:
+        return list(cfg.plan.gpus)
+    gpus = list_keys("hardware")
+    return gpus if cfg.hardware.name in gpus else [*gpus, cfg.hardware.name]
+
+
+def hardware_case(cfg: RunConfig, gpu: str, precision: str) -> RunConfig:
+    """The run on `gpu` (the run's own hardware spec when it is that GPU: a user's file)."""
+    return cfg.with_case(precision=precision, hardware=None if cfg.hardware.name == gpu else gpu)
+
+
+def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> tuple[float, float, str]:
+    """($/GPU-hour, all-in kW, reason) for `gpu`: user overrides first, then the rate table."""
+    try:
+        usd = (plan.usd_per_gpu_hour or {}).get(gpu) or rates.rate(gpu, tier)
+        kw = (plan.all_in_kw or {}).get(gpu) or rates.all_in_kw(gpu)
+    except RateLookupError as e:
+        return math.nan, math.nan, f"{e} (or set plan.usd_per_gpu_hour / plan.all_in_kw)"
+    return usd, kw, ""
+
+
+def no_fit_reason(sc: Scenario, side: Side) -> str:
+    deps = open_deployments(sc)
+    if not deps:
+        return "no valid single-node deployment (TP/EP) for this model on this GPU"
+    largest = max(deps, key=lambda d: d.gpus)
+    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
+    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
+
+
+def side_reason(sc: Scenario, side: Side) -> str:
+    """Why a side cannot run at all ("" when some deployment fits)."""
+    if side == "mtp" and not sc.has_draft:
+        return f"{sc.model.name} has no draft module (MTP impossible)"
+    if not open_candidates(sc, side):
+        return no_fit_reason(sc, side)
+    return ""
+
+
+SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
+
+
+def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFrame:
+    """Best throughput per interactivity bin for every (GPU, precision, side, k), from the sweep engine.
+
+    One launch per draft length k (k = 0: the Off side, without the draft module); each bin's winner is a
+    real evaluated point, so `best_point` reads the frontier at a floor to within one bin.
+    """
+    frames = []
+    for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
+        side = "off" if k == 0 else "mtp"
+        cases = [Case(sc, dep, with_draft=k > 0, group=(gpu, precision))
+                 for gpu, precision, sc, s in runnable if s == side
+                 and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
+                 for dep in open_deployments(sc)]
+        if not cases:
+            continue
+        conc = torch.tensor(open_concurrencies(OPEN_MAX_CONCURRENCY), dtype=torch.float64)
+        f = sweep(lower_cases(cases), conc, torch.tensor([float(k)]), torch.tensor([1.0]), bins=SWEEP_BINS,
+                  progress=False)
+        s_idx = 0 if k == 0 else 1
+        ok = torch.isfinite(f.best[:, s_idx])
+        g_idx, b_idx = ok.nonzero(as_tuple=True)
+        case_i, conc_i, _, _ = f.unravel(f.index[g_idx, s_idx, b_idx])
+        gpu_prec = [f.groups[int(g)] for g in g_idx]
+        frames.append(pd.DataFrame({
+            "gpu": [gp[0] for gp in gpu_prec], "precision": [gp[1] for gp in gpu_prec], "side": side,
+            "deployment": [cases[int(i)].deployment.label for i in case_i],
+            "gpus": [cases[int(i)].deployment.gpus for i in case_i],
+            "concurrency": conc[conc_i].long().numpy(), "draft_tokens": k,
+            "interactivity": f.interactivity[g_idx, s_idx, b_idx].numpy(),
+            "tput_per_gpu": f.best[g_idx, s_idx, b_idx].numpy()}))
+    return pd.concat(frames, ignore_index=True)[POINT_COLUMNS] if frames else pd.DataFrame(columns=POINT_COLUMNS)
+
+
+def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(points, options) over every GPU x precision x side of the plan; see the module docstring."""
+    options: list[dict[str, Any]] = []
+    runnable: list[tuple[str, str, Scenario, Side]] = []
+    grid = [(g, p) for g in plan_gpus(cfg) for p in cfg.plan.precisions]
+    for gpu, precision in tqdm(grid, desc="plan", unit="gpu x precision", disable=not progress or None):
+        usd, kw, reason = gpu_economics(cfg.rates, cfg.rate_tier, gpu, cfg.plan)
+        sc = None
+        if not reason:
+            try:
+                case = hardware_case(cfg, gpu, precision)
+                if not case.hardware.supports(precision):
+                    reason = f"no {precision.upper()} tensor cores on {case.hardware.display_name}"
+                else:
+                    sc = case.scenario()
+            except SpecError as e:
+                reason = " ".join(str(e).split())
+        for side in PLAN_SIDES:
+            why = reason or side_reason(sc, side)  # type: ignore[arg-type]
+            if not why:
+                runnable.append((gpu, precision, sc, side))  # type: ignore[arg-type]
+            options.append({"gpu": gpu, "precision": precision, "side": side, "usd_per_gpu_hour": usd,
+                            "all_in_kw": kw, "reason": why})
+    points = sweep_points(runnable)
+    opts = pd.DataFrame(options, columns=OPTION_COLUMNS)
+    have = set(map(tuple, points[KEY].itertuples(index=False))) if not points.empty else set()
+    missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)
+    opts.loc[missing, "reason"] = "no feasible point (memory or running-request limit at every concurrency)"
+    return points, opts

@@ -1,0 +1,80 @@
+"""The project's vocabulary, defined once: sides, precisions, workloads, hardware families, case keys.
+
+Every module that names one of these imports it from here (specs layer: no physics, no I/O).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+# ---- side: speculative decoding on (MTP) or off ---------------------------------------------------------
+Side = Literal["mtp", "off"]
+SIDES: tuple[Side, ...] = ("mtp", "off")  # the order tables and plots show them in
+
+
+def side_of(with_draft: bool) -> Side:
+    return "mtp" if with_draft else "off"
+
+
+# ---- precision: weight format of a deployment -------------------------------------------------------------
+Precision = Literal["fp4", "fp8", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp4", "fp8", "bf16")
+
+
+class PrecisionFormat(NamedTuple):
+    """Bytes per stored value and the tensor-core peak (`PeakTflops` field) its GEMMs run at."""
+
+    bytes_per_value: float
+    peak: Precision
+
+
+# FP4 = NVFP4/MXFP4: 4 bits + one 8-bit scale per 16 elements (NVFP4) = 4.5 bits.
+PRECISION_FORMATS: dict[Precision, PrecisionFormat] = {
+    "fp4": PrecisionFormat(0.5625, "fp4"),
+    "fp8": PrecisionFormat(1.0, "fp8"),
+    "bf16": PrecisionFormat(2.0, "bf16"),
+}
+BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_FORMATS.items()}
+
+# ---- workload: the benchmark's fixed-length random prompts, by (ISL, OSL) ---------------------------------
+Workload = Literal["1k1k", "8k1k", "1k8k"]
+WORKLOADS: dict[tuple[int, int], Workload] = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}
+WORKLOAD_NAMES: tuple[Workload, ...] = tuple(WORKLOADS.values())
+
+
+def workload_tokens(name: str) -> tuple[int, int]:
+    """(ISL, OSL) of a benchmark workload name; a clear error for an unknown one."""
+    for tokens, w in WORKLOADS.items():
+        if w == name:
+            return tokens
+    raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOAD_NAMES)}")
+
+
+# ---- hardware family: the unit the efficiency knobs are calibrated per ------------------------------------
+HardwareFamily = Literal["hopper", "blackwell", "cdna"]
+HARDWARE_FAMILIES: tuple[HardwareFamily, ...] = ("hopper", "blackwell", "cdna")
+GENERATION_FAMILY: dict[str, HardwareFamily] = {
+    "hopper": "hopper", "blackwell": "blackwell", "blackwell_ultra": "blackwell", "cdna3": "cdna", "cdna4": "cdna"}
+
+
+def family_of_generation(generation: str) -> HardwareFamily | None:
+    """The calibration family of a GPU generation (None: a generation no family covers)."""
+    return GENERATION_FAMILY.get(generation)
+
+
+# ---- case key: which model x GPU x precision x workload a result belongs to -------------------------------
+class CaseKey(NamedTuple):
+    model: str
+    hardware: str
+    precision: str
+    workload: str
+
+    def __str__(self) -> str:  # for file names and logs only; code compares the tuple
+        return f"{self.model} {self.hardware} {self.precision} {self.workload}"
+
+
+__all__ = [
+    "BYTES_PER_VALUE", "GENERATION_FAMILY", "HARDWARE_FAMILIES", "PRECISIONS", "PRECISION_FORMATS", "SIDES",
+    "WORKLOADS", "WORKLOAD_NAMES", "CaseKey", "HardwareFamily", "Precision", "PrecisionFormat", "Side",
+    "Workload", "family_of_generation", "side_of", "workload_tokens",
+]

@@ -1,0 +1,135 @@
+"""Validation: predict each benchmark page with a calibration file (never fitting on it) and report errors.
+
+Central values come from the same path as `compare` (benchmark deployments, Pareto front, Steffen spline at
+the page's own targets, no extrapolation). The P10-P90 band samples the calibration's parameter covariance
+(efficiency knobs and acceptance scale together) and the scatter of its page residuals (model error). Cross-validation refits without the held-out part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from simulator.calibration.data import page_observations
+from simulator.calibration.uncertainty import bands
+from simulator.comparison import CompareResult, run_compare
+from simulator.pages import Page, bundled_pages, load_page_file
+from simulator.runconfig import RunConfig
+from simulator.specs.vocabulary import SIDES, CaseKey
+
+
+@dataclass
+class PageValidation:
+    page: Page
+    compare: CompareResult
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+def page_config(page: Page, cfg: RunConfig) -> RunConfig:
+    """The run config of `cfg` moved to the page's model, GPU, precision and workload."""
+    return cfg.with_case(model=page.model, hardware=page.hardware, workload=page.workload,
+                         precision=page.precision)
+
+
+def pct(pred: float | None, meas: float) -> float | None:
+    return None if pred is None else (pred / meas - 1.0) * 100.0
+
+
+def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
+    pcfg = page_config(page, cfg)
+    key = CaseKey(page.model, page.hardware, page.precision, page.workload)
+    result = run_compare(pcfg.scenario(), key, "benchmark", pcfg.rates, pcfg.rate_tier,
+                         [p.interactivity for p in page.points])
+    band = bands(page_observations([page]), cfg.calibration)
+    v = PageValidation(page, result)
+    for p, row in zip(page.points, result.rows, strict=True):
+        point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},
+                                 "error_pct": {}}
+        for side in SIDES:
+            meas = getattr(p, side).tput_per_gpu
+            pred = row[side]["tput_per_gpu"] if row[side] else None
+            point["measured"][side] = meas
+            point["predicted"][side] = pred
+            b = band.get((side, p.interactivity))
+            point["band"][side] = [b[0], b[2]] if b else None
+            point["error_pct"][side] = pct(pred, meas)
+        m, o = point["predicted"]["mtp"], point["predicted"]["off"]
+        point["measured"]["gain"] = p.mtp.tput_per_gpu / p.off.tput_per_gpu
+        point["predicted"]["gain"] = m / o if m and o else None
+        point["error_pct"]["gain"] = pct(point["predicted"]["gain"], point["measured"]["gain"])
+        point["predicted"]["cost_per_mtok"] = {s: row[s]["cost_per_mtok"] if row[s] else None for s in SIDES}
+        point["predicted"]["tok_s_per_mw"] = {s: row[s]["tok_s_per_mw"] if row[s] else None for s in SIDES}
+        point["measured"]["cost_per_mtok"] = {s: getattr(p, s).cost_per_mtok for s in SIDES}
+        point["measured"]["tok_s_per_mw"] = {s: getattr(p, s).tok_s_per_mw for s in SIDES}
+        point["direction_right"] = None if point["predicted"]["gain"] is None else (
+            (point["predicted"]["gain"] > 1) == (point["measured"]["gain"] > 1))
+        v.points.append(point)
+    return v
+
+
+def summary(validations: list[PageValidation]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("mtp", "off", "gain"):
+        errs = [pt["error_pct"][key] for v in validations for pt in v.points if pt["error_pct"][key] is not None]
+        missing = sum(pt["error_pct"][key] is None for v in validations for pt in v.points)
+        if errs:
+            a = np.abs(errs)
+            out[key] = {"n": len(errs), "median_abs_pct": float(np.median(a)), "max_abs_pct": float(a.max()),
+                        "bias_pct": float(np.mean(errs)), "not_reached": int(missing)}
+    tput = [abs(pt["error_pct"][s]) for v in validations for pt in v.points for s in SIDES
+            if pt["error_pct"][s] is not None]
+    out["throughput_median_abs_pct"] = float(np.median(tput)) if tput else None
+    dirs = [pt["direction_right"] for v in validations for pt in v.points]
+    out["direction_right"] = f"{sum(d is True for d in dirs)}/{len(dirs)}"
+    return out
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return format(x, fmt) if x is not None else "-"
+
+
+def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -> str:
+    head = (f"{'page':34s} {'tok/s/user':>10} | {'MTP meas':>8} {'pred':>7} {'P10-P90':>13} {'err':>6} | "
+            f"{'Off meas':>8} {'pred':>7} {'P10-P90':>13} {'err':>6} | {'gain meas':>9} {'pred':>5}")
+    lines = ["validation against the benchmark pages (throughput per GPU, tok/s)", head, "-" * len(head)]
+    for v in validations:
+        for pt in v.points:
+            cells = []
+            for s in SIDES:
+                b = pt["band"][s]
+                band = f"{b[0]:.0f}-{b[1]:.0f}" if b else "-"
+                cells.append(f"{pt['measured'][s]:8.1f} {_f(pt['predicted'][s], '7.1f')} {band:>13} "
+                             f"{_f(pt['error_pct'][s], '+5.0f') + '%' if pt['error_pct'][s] is not None else '-':>6}")
+            lines.append(f"{v.page.source[:34]:34s} {pt['interactivity']:10.0f} | {cells[0]} | {cells[1]} | "
+                         f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f') + 'x' if pt['predicted']['gain'] else '-':>5}")
+    lines.append("summary: " + ", ".join(
+        f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % bias {v['bias_pct']:+.1f} %"
+        for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}")
+    return "\n".join(lines)
+
+
+def load_pages(cfg: RunConfig) -> list[Page]:
+    return [load_page_file(p) for p in cfg.pages] if cfg.pages else bundled_pages()
+
+
+def validate_all(cfg: RunConfig) -> tuple[list[PageValidation], dict[str, Any]]:
+    vals = [validate_page(p, cfg) for p in load_pages(cfg)]
+    return vals, summary(vals)
+
+
+def report_of(vals: list[PageValidation], summ: dict[str, Any]) -> dict[str, Any]:
+    pages = [{"source": v.page.source, "model": v.page.model, "hardware": v.page.hardware,
+              "precision": v.page.precision, "workload": v.page.workload,
+              "points": [{"interactivity": pt["interactivity"],
+                          "measured": {s: pt["measured"][s] for s in SIDES},
+                          "predicted": {s: pt["predicted"][s] for s in SIDES},
+                          "band_p10_p90": pt["band"], "error_pct": pt["error_pct"],
+                          "gain": {"measured": pt["measured"]["gain"], "predicted": pt["predicted"]["gain"]},
+                          "cost_per_mtok": {"measured": pt["measured"]["cost_per_mtok"],
+                                            "predicted": pt["predicted"]["cost_per_mtok"]},
+                          "tok_s_per_mw": {"measured": pt["measured"]["tok_s_per_mw"],
+                                           "predicted": pt["predicted"]["tok_s_per_mw"]}}
+                         for pt in v.points]} for v in vals]
+    return {"pages": pages, "summary": summ}

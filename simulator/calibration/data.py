@@ -22,9 +22,9 @@ from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
 from simulator.specs import ServingSpec, WorkloadSpec
+from simulator.specs.vocabulary import SIDES, WORKLOADS, workload_tokens
 
 Metric = Literal["tpot_s", "interactivity", "tput_per_gpu"]
-WORKLOADS = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}
 SILICON_MODELS = {
     "deepseek-ai/DeepSeek-R1": "deepseek_r1", "deepseek-ai/DeepSeek-V3": "deepseek_r1",
     "nvidia/DeepSeek-R1-NVFP4": "deepseek_r1", "Qwen/Qwen3-235B-A22B-FP8": "qwen3_235b",
@@ -150,10 +150,10 @@ def page_observations(pages: list[Page]) -> list[PageObs]:
     """Each page target and side, with the benchmark's own deployments as the candidates to search."""
     out: list[PageObs] = []
     for page in pages:
-        isl, osl = next(k for k, v in WORKLOADS.items() if v == page.workload)
+        isl, osl = workload_tokens(page.workload)
         sc = scenario_for(page.model, page.hardware, page.precision, isl, osl)
         cands = {side: benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
-                 for side in ("mtp", "off")}
+                 for side in SIDES}
         measured = {(side, p.interactivity): getattr(p, side).tput_per_gpu for p in page.points for side in cands}
         out += target_observations(sc, cands, [p.interactivity for p in page.points], measured, page.source)
     return out

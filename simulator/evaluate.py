@@ -8,9 +8,10 @@ import pandas as pd
 import torch
 
 from simulator.acceptance import acceptance_length, al_table
+from simulator.breakdown import step_breakdown
 from simulator.scenario import Scenario
 from simulator.search import Candidate
-from simulator.serving import StepLimits, closed_loop
+from simulator.serving import ServingMetrics, StepLimits, closed_loop
 
 
 @dataclass
@@ -59,10 +60,9 @@ def candidate_limits(sc: Scenario, cand: Candidate, conc: list[int], ks: list[in
     return StepLimits(*(torch.stack([getattr(r, f) for r in rows]) for f in StepLimits.__dataclass_fields__)), reasons
 
 
-def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
-    """All (concurrency, k) points of one candidate, vectorized over the grid. Concurrency beyond what the
-    engine admits queues (TTFT grows, throughput saturates); only a deployment holding no request is infeasible."""
-    dep = cand.deployment
+def candidate_metrics(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None
+                      ) -> tuple[list[int], list[int], torch.Tensor, ServingMetrics, list[str]]:
+    """(concurrencies, draft lengths, AL, metrics, infeasibility reasons) over the candidate's (C, k) grid."""
     c = torch.tensor(cand.concurrencies, dtype=torch.float64)
     k = torch.tensor(cand.draft_tokens, dtype=torch.float64)
     cc, kk = (x.reshape(-1) for x in torch.meshgrid(c, k, indexing="ij"))
@@ -71,7 +71,25 @@ def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | 
     conc = [int(x) for x in cc.tolist()]
     ks = [int(x) for x in kk.tolist()]
     limits, reasons = candidate_limits(sc, cand, conc, ks)
+    dep = cand.deployment
     m = closed_loop(sc.tables(dep), sc.knob_tensors, sc.workload, sc.serving, cc, kk, al, dep.gpus, limits)
+    return conc, ks, al, m, reasons
+
+
+def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_tokens: int,
+                    acceptance_scale: float | None = None) -> dict[str, float]:
+    """Milliseconds of the effective step by term (breakdown.TERMS) at one of the candidate's points."""
+    i = cand.concurrencies.index(concurrency)
+    one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),))
+    _, _, _, m, _ = candidate_metrics(sc, one, acceptance_scale)
+    return {term: float(v.reshape(-1)[0]) * 1e3 for term, v in step_breakdown(m).items()}
+
+
+def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
+    """All (concurrency, k) points of one candidate, vectorized over the grid. Concurrency beyond what the
+    engine admits queues (TTFT grows, throughput saturates); only a deployment holding no request is infeasible."""
+    dep = cand.deployment
+    conc, ks, al, m, reasons = candidate_metrics(sc, cand, acceptance_scale)
     ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
     n = len(conc)
 

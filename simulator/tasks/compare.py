@@ -16,6 +16,8 @@ import pandas as pd
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import evaluate, front_of
 from simulator.frontier import default_targets, steffen_interpolate
+from simulator.pages import bundled_pages
+from simulator.report_html import compare_report, page_points
 from simulator.scenario import Scenario
 from simulator.search import SearchMode, Side, candidates
 
@@ -196,8 +198,12 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     plot_compare(result, str(out / "curves.png"))
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
     write_report(cfg, result.report())
+    hw = result.keys["hardware"]
+    html = compare_report(out, result.keys, result.points_frame(), result.rows, rates.rate(hw, tier),
+                          rates.all_in_kw(hw), measured=page_points(bundled_pages(), result.keys))
     if cfg.get("validate_after"):
         from simulator.tasks.validate import format_validation, validate_all
 
         print()
         print(format_validation(*validate_all(cfg)))
+    print(f"report: {html}")

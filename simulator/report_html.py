@@ -53,7 +53,7 @@ BREAKDOWN_COLUMNS = ["side", "interactivity", "term", "ms"]
 # hover lines: (column, label, d3 format); a column absent from the frame is left out
 POINT_HOVER = [("deployment", "deployment", ""), ("gpus", "GPUs", ""), ("concurrency", "concurrency", ""),
                ("draft_tokens", "k (draft tokens)", ""), ("acceptance_length", "AL (tokens/step)", ".2f"),
-               ("step_ms", "step", ".2f"), ("ttft_ms", "TTFT ms", ".1f"), ("tpot_ms", "TPOT ms", ".2f"),
+               ("step_ms", "step ms", ".2f"), ("ttft_ms", "TTFT ms", ".1f"), ("tpot_ms", "TPOT ms", ".2f"),
                ("interactivity", "tok/s/user", ".1f"), ("tput_per_gpu", "tok/s/GPU", ",.1f"),
                ("cost_per_mtok", "$/M tokens", ".3f"), ("tok_s_per_mw", "tok/s/MW", ",.0f")]
 TARGET_HOVER = [("deployment", "deployment", ""), ("concurrency", "concurrency", ""),
@@ -153,6 +153,8 @@ def _fmt(v: Any) -> str:
         if not np.isfinite(v):
             return "–"
         a = abs(v)
+        if float(v).is_integer():
+            return f"{v:,.0f}"
         return f"{v:,.0f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3f}"
     return str(v)
 
@@ -462,7 +464,9 @@ def sweep_figure(frame: pd.DataFrame, all_in_kw: Mapping[str, float] | None = No
 def sweep_report(out: Path | str, frame: pd.DataFrame, all_in_kw: Mapping[str, float] | None = None) -> Path:
     """sweep: the binned frontiers (sweep.frontier_frame's columns); `all_in_kw` per GPU for tok/s/MW."""
     keys = ["model", "hardware", "precision", "workload", "side"]
-    peaks = frame.loc[frame.groupby(keys)["tput_per_gpu"].idxmax()] if not frame.empty else frame
+    if frame.empty:
+        return write_report(out, "sweep: no frontier", [_note("The sweep found no feasible point.")])
+    peaks = frame.loc[frame.groupby(keys)["tput_per_gpu"].idxmax()]
     parts: list[str | go.Figure] = [
         sweep_figure(frame, all_in_kw),
         _note("Pick a model and GPU in the dropdown; MTP solid, Off dashed. Frontiers, not raw points: each is "

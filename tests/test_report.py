@@ -103,7 +103,7 @@ def test_browser_renders_traces_and_hover_shows_deployment(compare_run: tuple[Pa
     i = [n for n, _ in traces].index("MTP frontier")
     hover = browser.execute_script(
         "const gd = document.querySelector('.js-plotly-plot');"
-        f"Plotly.Fx.hover(gd, [{{curveNumber: {i}, pointNumber: 0}}]);"
+        f"Plotly.Fx.hover(gd, [{{curveNumber: {i}, pointNumber: {traces[i][1] // 2}}}]);"
         "const t = gd.querySelector('.hoverlayer .hovertext'); return t ? t.textContent : '';")
     deployments = set(curves.loc[curves["side"] == "mtp", "deployment"])
     assert any(f"deployment: {d}" in hover for d in deployments), hover

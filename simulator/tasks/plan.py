@@ -21,6 +21,7 @@ import torch
 
 from simulator.catalog import SpecError, list_keys, read_yaml
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
+from simulator.report_html import plan_report
 from simulator.scenario import Scenario
 from simulator.search import (
     OPEN_DRAFT_TOKENS,
@@ -324,3 +325,4 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     plot_plan(points, options, table, str(out / "plan.png"), title)
     print(f"wrote {out / 'plan.csv'}, {out / 'plan.parquet'} and {out / 'plan.png'}")
     write_advice(points, floors, out)
+    print(f"report: {plan_report(out, points, options, table, title, settings['top'])}")

@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from simulator.catalog import SpecError
+from simulator.report_html import summarize_report
 
 if TYPE_CHECKING:
     from simulator.tasks.compare import CompareResult
@@ -122,3 +123,5 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     for dest in {out, root}:
         table.to_csv(dest / "summary.csv", index=False)
         print(f"wrote {dest / 'summary.csv'}")
+    curves = {j: pd.read_csv(root / j / "curves.csv") for j in table["job"].unique() if (root / j / "curves.csv").is_file()}
+    print(f"report: {summarize_report(out, table, curves)}")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from simulator.catalog import SpecError, list_keys, read_yaml
+from simulator.report_html import sweep_report
 from simulator.search import open_concurrencies, open_deployments
 from simulator.tasks.setup import build_rates, build_scenario
 
@@ -156,3 +157,4 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     print(f"{n_points:,} points ({len(cases)} deployments) in {elapsed:.2f} s: {n_points / elapsed:,.0f} points/s "
           f"on {frontier.best.device.type}" + (" (torch.compile, compile time included)" if compile_torch else ""))
     print(f"wrote {out / 'frontiers.parquet'}, {out / 'frontiers.csv'} and {len(plots)} plot(s)")
+    print(f"report: {sweep_report(out, frame, {h: rates.all_in_kw(h) for h in rates.gpus})}")

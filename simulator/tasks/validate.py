@@ -16,6 +16,7 @@ import numpy as np
 
 from simulator.catalog import load_calibration, read_yaml
 from simulator.pages import Page, bundled_pages, load_page_file
+from simulator.report_html import page_points, validate_report
 from simulator.tasks.compare import CompareResult, run_compare
 from simulator.tasks.setup import build_rates, build_scenario
 
@@ -232,3 +233,9 @@ def run(cfg: dict[str, Any], out: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2))
         print(f"wrote {path}")
+    rates, tier = build_rates(cfg)
+    sections = [{"source": v.page.source, "keys": v.compare.keys, "points": v.compare.points_frame(),
+                 "rows": v.compare.rows, "checks": v.points, "measured": page_points([v.page]),
+                 "usd_per_gpu_hour": rates.rate(v.page.hardware, tier), "all_in_kw": rates.all_in_kw(v.page.hardware)}
+                for v in vals]
+    print(f"report: {validate_report(out, sections, summ)}")

@@ -142,7 +142,7 @@ def _layout(fig: go.Figure, title: str, chart: Chart | None = None, log_x: bool 
                       margin=dict(t=110), hoverlabel=dict(align="left"),
                       xaxis=dict(title="interactivity (tok/s/user)", type="log" if log_x else "linear"),
                       yaxis=dict(title=METRIC_AXIS[first], type="log" if first in log_axes else "linear"),
-                      updatemenus=[*(([chart.buttons(log_axes)]) if chart else []), *menus])
+                      updatemenus=[*([chart.buttons(log_axes)] if chart and len(chart.metrics) > 1 else []), *menus])
     return fig
 
 
@@ -153,9 +153,7 @@ def _fmt(v: Any) -> str:
         if not np.isfinite(v):
             return "–"
         a = abs(v)
-        if float(v).is_integer():
-            return f"{v:,.0f}"
-        return f"{v:,.0f}" if a >= 100 else f"{v:.2f}" if a >= 1 else f"{v:.3f}"
+        return f"{v:,.0f}" if a >= 100 or float(v).is_integer() else f"{v:.2f}" if a >= 1 else f"{v:.3f}"
     return str(v)
 
 
@@ -489,11 +487,13 @@ def summarize_figure(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) ->
         color = qualitative.Plotly[j % 10]
         frame = curves.get(job)
         rows = table[table["job"] == job]
+        first = rows.iloc[0]
+        label = " ".join([str(job), *(str(first[k]) for k in KEYS if k in rows and pd.notna(first[k]))])
         for side in SIDES:
             if frame is not None and "feasible" in frame:
                 front = thin(front_of(frame[frame["side"] == side]))
                 if not front.empty:
-                    chart.add(front, POINT_HOVER, name=f"{job} {SIDE_LABEL[side]}", mode="lines+markers",
+                    chart.add(front, POINT_HOVER, name=f"{label} {SIDE_LABEL[side]}", mode="lines+markers",
                               legendgroup=job, line=dict(color=color, dash=SIDE_DASH[side]), marker=dict(size=4))
             col = f"{side}_tput_per_gpu"
             if col in rows and "interactivity" in rows:
@@ -501,7 +501,7 @@ def summarize_figure(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) ->
                 if not t.empty:
                     chart.add(t, [("job", "job", ""), ("overrides", "overrides", ""),
                                   ("interactivity", "tok/s/user", ".1f"), ("tput_per_gpu", "tok/s/GPU", ",.1f")],
-                              name=f"{job} {SIDE_LABEL[side]} targets", mode="markers", legendgroup=job,
+                              name=f"{label} {SIDE_LABEL[side]} targets", mode="markers", legendgroup=job,
                               marker=dict(symbol="star", size=12, color=color, line=dict(color="black", width=1)))
     return _layout(go.Figure(chart.traces), "every job's frontiers (MTP solid, Off dashed) and targets", chart)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.report_html import MAX_TRACE_POINTS, plan_report, sweep_report
+from simulator.report_html import MAX_TRACE_POINTS, plan_report, summarize_report, sweep_report
 from simulator.tasks.plan import rank_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,3 +170,16 @@ def test_plan_report_tables_infeasible_options(tmp_path: Path) -> None:
     text = plan_report(tmp_path, points, options, table, "plan test").read_text(encoding="utf-8")
     assert "does not fit even at tp8 (8 GPUs)" in text and "cheapest per floor" in text
     assert "no point reaches 130 tok/s/user" in text  # the Off option at the higher floor
+
+
+def test_summarize_report_draws_every_job(tmp_path: Path) -> None:
+    curves = pd.DataFrame({"side": ["mtp", "mtp", "off", "off"], "feasible": True, "deployment": "tp8",
+                           "interactivity": [30.0, 90.0, 25.0, 70.0], "tput_per_gpu": [2000.0, 400.0, 1500.0, 300.0]})
+    table = pd.DataFrame({"job": ["0", "0", "1"], "overrides": ["hardware=b200", "hardware=b200", "hardware=h200"],
+                          "model": "glm5", "hardware": ["b200", "b200", "h200"], "interactivity": [40.0, 60.0, None],
+                          "mtp_tput_per_gpu": [1500.0, 900.0, None], "off_tput_per_gpu": [1000.0, 600.0, None],
+                          "error": [None, None, "h200: does not fit"]})
+    text = summarize_report(tmp_path, table, {"0": curves}).read_text(encoding="utf-8")
+    for name in ("0 glm5 b200 MTP", "0 glm5 b200 Off", "0 glm5 b200 MTP targets"):
+        assert f'"name":"{name}"' in text
+    assert "h200: does not fit" in text and '"name":"1 glm5 h200 MTP"' not in text

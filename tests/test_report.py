@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.report_html import MAX_TRACE_POINTS, plan_report, summarize_report, sweep_report
+from simulator.report_html import (
+    MAX_TRACE_POINTS,
+    compare_report,
+    plan_report,
+    summarize_report,
+    sweep_report,
+)
 from simulator.tasks.plan import rank_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +189,24 @@ def test_summarize_report_draws_every_job(tmp_path: Path) -> None:
     for name in ("0 glm5 b200 MTP", "0 glm5 b200 Off", "0 glm5 b200 MTP targets"):
         assert f'"name":"{name}"' in text
     assert "h200: does not fit" in text and '"name":"1 glm5 h200 MTP"' not in text
+
+
+def test_compare_report_marks_clamped_targets_and_takes_a_breakdown(tmp_path: Path) -> None:
+    points = pd.DataFrame({"side": ["mtp", "mtp", "off", "off"], "deployment": ["tp8-ep8", "tp4", "tp8", "tp4"],
+                           "gpus": 8, "concurrency": [64, 4, 64, 4], "draft_tokens": [3, 3, 0, 0],
+                           "acceptance_length": [2.5, 2.5, 1.0, 1.0], "step_ms": [30.0, 12.0, 20.0, 9.0],
+                           "prefill_stall_ms": [2.0, 0.5, 2.0, 0.5], "interactivity": [60.0, 180.0, 50.0, 110.0],
+                           "tput_per_gpu": [3000.0, 500.0, 2000.0, 300.0], "feasible": True})
+    side = {"tput_per_gpu": 900.0, "cost_per_mtok": 1.0, "tok_s_per_mw": 1e5, "concurrency": 16,
+            "draft_tokens": 3, "deployment": "tp8-ep8"}
+    rows = [{"interactivity": 100.0, "mtp": side, "off": {**side, "draft_tokens": 0}},
+            {"interactivity": 110.0, "clamped": True, "mtp": side, "off": None}]
+    breakdown = pd.DataFrame({"side": ["mtp", "mtp", "off"], "interactivity": 100.0,
+                              "term": ["MoE experts", "attention", "MoE experts"], "ms": [5.0, 3.0, 4.0]})
+    text = compare_report(tmp_path, {"model": "m", "hardware": "g", "precision": "fp8", "workload": "1k1k"},
+                          points, rows, 2.0, 1.5, breakdown=breakdown).read_text(encoding="utf-8")
+    for name in ("MTP targets", "MTP clamped targets", "Off targets", "MoE experts", "attention"):
+        assert f'"name":"{name}"' in text
+    assert '"name":"Off clamped targets"' not in text and "Coarse breakdown" not in text
+    coarse = compare_report(tmp_path, {"model": "m"}, points, rows, 2.0, 1.5).read_text(encoding="utf-8")
+    assert "Coarse breakdown" in coarse and '"name":"prefill stall per step"' in coarse

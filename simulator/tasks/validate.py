@@ -14,6 +14,7 @@ import pandas as pd
 
 from simulator.calibration.crossval import run_cv
 from simulator.calibration.dataset import data_dir_of
+from simulator.report_html import page_points, validate_report
 from simulator.runconfig import RunConfig, write_report
 from simulator.specs.vocabulary import SIDES
 from simulator.validation import PageValidation, format_validation, load_pages, report_of, validate_all
@@ -97,3 +98,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     if data_dir is not None:
         report["cv"] = run_cv(data_dir, cfg.cv, load_pages(cfg))
     write_report(cfg, report)
+    sections = [{"source": v.page.source, "keys": v.compare.key._asdict(), "points": v.compare.points_frame(),
+                 "rows": v.compare.rows, "checks": v.points, "measured": page_points([v.page]),
+                 "breakdown": v.breakdown, "usd_per_gpu_hour": cfg.rates.rate(v.page.hardware, cfg.rate_tier),
+                 "all_in_kw": cfg.rates.all_in_kw(v.page.hardware)} for v in vals]
+    print(f"report: {validate_report(out, sections, summ)}")

@@ -61,7 +61,7 @@ def test_user_hardware_from_the_search_path(tmp_path: Path) -> None:
                 f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr
     base, fast = (pd.read_csv(sweep / j / "curves.csv") for j in ("0", "1"))
-    assert set(fast["gpus"]) and "h200_2xbw" in r.stdout
+    assert fast["feasible"].any() and "on h200_2xbw" in r.stdout  # the user GPU ran, named as such
     m = base.merge(fast, on=["side", "deployment", "concurrency", "draft_tokens"], suffixes=("", "_2x"))
     m = m[(m["feasible"] == 1) & (m["feasible_2x"] == 1)]
     ratio = m["tput_per_gpu_2x"] / m["tput_per_gpu"]

@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
+from simulator.comparison import side_reason
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.runconfig import PlanSettings, RunConfig
 from simulator.scenario import Scenario
 from simulator.search import (
     OPEN_DRAFT_TOKENS,
     OPEN_MAX_CONCURRENCY,
-    open_candidates,
     open_concurrencies,
     open_deployments,
 )
@@ -138,24 +138,6 @@ def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> 
     except RateLookupError as e:
         return math.nan, math.nan, f"{e} (or set plan.usd_per_gpu_hour / plan.all_in_kw)"
     return usd, kw, ""
-
-
-def no_fit_reason(sc: Scenario, side: Side) -> str:
-    deps = open_deployments(sc)
-    if not deps:
-        return "no valid single-node deployment (TP/EP) for this model on this GPU"
-    largest = max(deps, key=lambda d: d.gpus)
-    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
-    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
-
-
-def side_reason(sc: Scenario, side: Side) -> str:
-    """Why a side cannot run at all ("" when some deployment fits)."""
-    if side == "mtp" and not sc.has_draft:
-        return f"{sc.model.name} has no draft module (MTP impossible)"
-    if not open_candidates(sc, side):
-        return no_fit_reason(sc, side)
-    return ""
 
 
 SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide

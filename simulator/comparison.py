@@ -76,6 +76,8 @@ class CompareResult:
     targets: list[float]
     rows: list[dict[str, Any]] = field(default_factory=list)
     search: str = "benchmark"
+    rate_usd_per_gpu_hour: float = float("nan")
+    all_in_kw: float = float("nan")
 
     def report(self) -> dict[str, Any]:
         return {**self.key._asdict(), "points": self.rows}
@@ -140,7 +142,7 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
         targets = default_targets(*fronts) if len(fronts) == 2 else []
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
-    result = CompareResult(key, sides, list(targets), search=search)
+    result = CompareResult(key, sides, list(targets), search=search, rate_usd_per_gpu_hour=rate, all_in_kw=kw)
     for t in targets:
         row: dict[str, Any] = {"interactivity": float(t)}
         for side in SIDES:
@@ -237,8 +239,20 @@ SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "
 
 def summary_rows(result: CompareResult) -> list[dict[str, Any]]:
     """The compare table as flat rows: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
+    return flat_rows(result.rows)
+
+
+def fronts_at(fronts: dict[str, pd.DataFrame], targets: list[float], rate: float, kw: float
+              ) -> list[dict[str, Any]]:
+    """Table rows ({interactivity, mtp: {...} | None, off: ...}) read from each side's front at `targets`."""
+    return [{"interactivity": float(t), **{side: read_front(fronts.get(side, pd.DataFrame()), float(t), rate, kw)
+                                           for side in SIDES}} for t in targets]
+
+
+def flat_rows(table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows flattened: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
     rows = []
-    for r in result.rows:
+    for r in table_rows:
         row: dict[str, Any] = {"interactivity": r["interactivity"]}
         for side in SIDES:
             fig = r.get(side) or {}
@@ -255,5 +269,6 @@ def write_summary(result: CompareResult, out: Path) -> Path:
     notes += [f"{s.side} infeasible: {s.reason}" for s in result.sides.values() if s.reason]
     path = out / "summary.json"
     path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "feasible": result.feasible,
-                                "targets": result.targets, "rows": summary_rows(result)}, indent=2))
+                                "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
+                                "all_in_kw": result.all_in_kw, "rows": summary_rows(result)}, indent=2))
     return path

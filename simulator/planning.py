@@ -205,3 +205,36 @@ def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame
     missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)
     opts.loc[missing, "reason"] = "no feasible point (memory or running-request limit at every concurrency)"
     return points, opts
+
+
+def _signature(points: pd.DataFrame) -> tuple:
+    cols = ["deployment", "concurrency", "draft_tokens", "interactivity", "tput_per_gpu"]
+    g = points[cols].sort_values(cols).round({"interactivity": 6, "tput_per_gpu": 6})
+    return tuple(map(tuple, g.itertuples(index=False)))
+
+
+def merge_identical_precisions(points: pd.DataFrame, options: pd.DataFrame
+                               ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Options of one GPU and side whose precisions predict exactly the same points (a model whose weights
+    are natively FP4, say) are one deployment: keep the first precision, label it `fp4=fp8`, drop the rest.
+    Returns (points, options, one note per merge)."""
+    notes: list[str] = []
+    points, options = points.copy(), options.copy()
+    for (gpu, side), g in points.groupby(["gpu", "side"], sort=False):
+        precisions = list(dict.fromkeys(g["precision"]))
+        kept: dict[tuple, str] = {}
+        for p in precisions:
+            sig = _signature(g[g["precision"] == p])
+            if sig not in kept:
+                kept[sig] = p
+                continue
+            label = f"{kept[sig]}={p}"
+            notes.append(f"{gpu} {side}: {p} predicts exactly as {kept[sig]} (the same deployment): listed once, "
+                         f"as {label}")
+            points = points[~((points["gpu"] == gpu) & (points["side"] == side) & (points["precision"] == p))]
+            options = options[~((options["gpu"] == gpu) & (options["side"] == side) & (options["precision"] == p))]
+            for frame in (points, options):
+                frame.loc[(frame["gpu"] == gpu) & (frame["side"] == side) & (frame["precision"] == kept[sig]),
+                          "precision"] = label
+            kept[sig] = label
+    return points.reset_index(drop=True), options.reset_index(drop=True), notes

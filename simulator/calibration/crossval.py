@@ -13,6 +13,7 @@ from simulator.calibration.fit import fit, summarize
 from simulator.calibration.problem import Problem
 from simulator.calibration.store import map_z
 from simulator.catalog import SpecError
+from simulator.pages import Page
 
 MODES = ("leave_one_page_out", "leave_one_hardware_out")
 
@@ -29,11 +30,12 @@ def _held_out_errors(train: Problem, test: Problem) -> tuple[np.ndarray, list[st
     return test.log_errors(z), datasets, labels
 
 
-def run_cv(data_dir: Path, mode: str) -> dict[str, Any]:
-    """Refit per held-out group (`mode`: leave_one_page_out | leave_one_hardware_out); print and return it."""
+def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[str, Any]:
+    """Refit per held-out group (`mode`: leave_one_page_out | leave_one_hardware_out) over `pages` (None: the
+    bundled ones); print and return it."""
     if mode not in MODES:
         raise SpecError(f"cv must be one of none, {', '.join(MODES)}; got {mode!r}")
-    full = build_problem(data_dir)
+    full = build_problem(data_dir, pages)
     out: dict[str, Any] = {"mode": mode, "folds": []}
     if mode == "leave_one_page_out":
         groups = sorted({o.page for o in full.pages})
@@ -45,8 +47,8 @@ def run_cv(data_dir: Path, mode: str) -> dict[str, Any]:
             return _hardware(o) == g
     lines = [f"cross-validation ({mode}): held-out |predicted/measured - 1|"]
     for g in groups:
-        train = build_problem(data_dir, keep=lambda o, g=g: not held(o, g))
-        test = build_problem(data_dir, keep=lambda o, g=g: held(o, g))
+        train = build_problem(data_dir, pages, keep=lambda o, g=g: not held(o, g))
+        test = build_problem(data_dir, pages, keep=lambda o, g=g: held(o, g))
         errors, datasets, labels = _held_out_errors(train, test)
         fold: dict[str, Any] = {"held_out": g, "by_dataset": summarize(errors, datasets)}
         if mode == "leave_one_page_out":

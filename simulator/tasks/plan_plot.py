@@ -41,7 +41,7 @@ def plot_plan(points: pd.DataFrame, options: pd.DataFrame, table: pd.DataFrame, 
             front = front_of(pts.assign(feasible=True))
             cost = cost_per_mtok(front["tput_per_gpu"].to_numpy(), opt.usd_per_gpu_hour)
             ax.plot(front["interactivity"], cost, SIDE_STYLES[opt.side], marker=".", ms=3,
-                    color=PRECISION_COLORS.get(opt.precision, "tab:gray"),
+                    color=PRECISION_COLORS.get(opt.precision.split("=")[0], "tab:gray"),
                     label=f"{opt.precision} {'MTP' if opt.side == 'mtp' else 'Off'}")
             drawn = True
         for floor in floors:

@@ -11,7 +11,14 @@ from pathlib import Path
 from simulator.calibration.crossval import run_cv
 from simulator.calibration.dataset import data_dir_of
 from simulator.runconfig import RunConfig, write_report
-from simulator.validation import PageValidation, format_validation, report_of, validate_all
+from simulator.validation import (
+    PageValidation,
+    format_validation,
+    load_pages,
+    report_of,
+    summary,
+    validate_page,
+)
 
 
 def plot_page(v: PageValidation, path: Path) -> None:
@@ -44,12 +51,14 @@ def plot_page(v: PageValidation, path: Path) -> None:
 def run(cfg: RunConfig, out: Path) -> None:
     """The `validate` task: the table, one plot per page, (cv=...) cross-validation, (report=PATH) JSON."""
     data_dir = data_dir_of(cfg.calibrate.data_dir) if cfg.cv != "none" else None  # fail fast, before the work
-    vals, summ = validate_all(cfg)
+    pages = load_pages(cfg)
+    vals = [validate_page(p, cfg) for p in pages]
+    summ = summary(vals)
     print(format_validation(vals, summ))
     for v in vals:
         plot_page(v, out / f"validate_{Path(v.page.source).stem}.png")
     print(f"wrote {len(vals)} plots to {out}")
     report = report_of(vals, summ)
     if data_dir is not None:
-        report["cv"] = run_cv(data_dir, cfg.cv)
+        report["cv"] = run_cv(data_dir, cfg.cv, pages)
     write_report(cfg, report)

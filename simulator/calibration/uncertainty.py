@@ -47,6 +47,7 @@ def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
     parameter draws from its covariance (acceptance draws shifted by `acceptance_multiplier`), times the
     scatter of its page residuals (model error). A target's band depends on that target only."""
+    observations = [o for o in observations if o.candidates]  # a side with no deployment has no band
     if not calibration.get("covariance_z") or not observations:
         return {}
     problem = Problem([], observations)

@@ -14,8 +14,9 @@ import pytest
 
 from simulator import cli
 from simulator.calibration.dataset import SILICON, SWEEPS
-from simulator.catalog import CONF_DIR
+from simulator.catalog import CONF_DIR, SpecError
 from simulator.runconfig import NothingFeasible
+from simulator.validation import has_own_page
 from tests.test_pages import TABLE_PAGE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,16 +77,6 @@ def test_compare_that_cannot_fit_says_why_and_exits_3(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_nothing_feasible_in_a_multirun_is_a_result(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    r = specsim("-m", "hardware=h100", "precision=bf16", "model=kimi_k2_5,deepseek_v4_pro", f"hydra.sweep.dir={sweep}")
-    assert r.returncode == 0, r.stderr
-    for job in ("0", "1"):
-        assert (sweep / job / "infeasible.txt").is_file() and not (sweep / job / "error.txt").exists()
-    r = specsim("task=summarize", f"summarize.dir={sweep}", f"hydra.run.dir={tmp_path / 'summary'}")
-    assert r.returncode == 0 and r.stdout.count("nothing feasible") == 2
-
-
 # ---- 3. nothing dropped without a word -----------------------------------------------------------------------
 
 def test_sweep_says_when_a_draft_length_is_left_out(tmp_path: Path) -> None:
@@ -105,7 +96,7 @@ def test_advise_for_a_model_without_draft_module(tmp_path: Path, capsys: pytest.
     run_task(tmp_path, "task=advise", "model=llama3_3_70b", "plan.gpus=[h200]", "plan.precisions=[fp8]",
              "min_interactivity=[25]")
     out = capsys.readouterr().out
-    assert "has no draft module" in out and "Off only (no MTP)" in out and "MTP hurts" not in out
+    assert "has no draft module" in out and "Off only (no MTP)" in out and "MTP hurts: run Off" not in out
 
 
 def test_plan_for_a_tiny_demand_names_the_minimum_unit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -150,10 +141,13 @@ def test_plan_rate_overrides_in_cli_form() -> None:
 
 # ---- 6. named errors instead of KeyErrors --------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["sweep.concurrency=[100000000]"], ["sweep.draft_tokens=[10]"]])
-def test_sweep_with_no_feasible_point_is_a_named_error(tmp_path: Path, args: list[str]) -> None:
-    r = specsim("task=sweep", f"hydra.run.dir={tmp_path}", "sweep.hardware=[b200]", "sweep.backend=torch", *args)
+def test_sweep_with_no_feasible_point_is_a_named_error(tmp_path: Path) -> None:
+    r = specsim("task=sweep", f"hydra.run.dir={tmp_path}", "sweep.hardware=[b200]", "sweep.backend=torch",
+                "sweep.concurrency=[100000000]")
     assert r.returncode == 2 and "sweep: no feasible point" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(SpecError, match="sweep: no feasible point"):  # k = 10 only: above every max draft length
+        run_task(tmp_path, "task=sweep", "sweep.hardware=[b200]", "sweep.backend=torch", "sweep.draft_tokens=[10]",
+                 "sweep.concurrency=[1,8]")
 
 
 def test_malformed_calibration_csv_names_the_file_and_column(tmp_path: Path) -> None:
@@ -167,13 +161,19 @@ def test_malformed_calibration_csv_names_the_file_and_column(tmp_path: Path) -> 
 # ---- 7. a multirun whose job erred exits non-zero --------------------------------------------------------
 
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
-def test_multirun_with_a_failed_job_exits_nonzero(tmp_path: Path, launcher: list[str]) -> None:
+def test_multirun_with_a_failed_job_exits_nonzero(tmp_path: Path, launcher: list[str],
+                                                  capsys: pytest.CaptureFixture) -> None:
+    """Job 0 cannot fit (2: a recorded result, not an error), job 1 has a bad value (7: the exit code says so)."""
     sweep = tmp_path / "sweep"
     r = specsim("-m", "model=kimi_k2_5", "hardware=h100", "precision=bf16,fp16", *launcher,
                 f"hydra.sweep.dir={sweep}")
     assert r.returncode == 2, r.stderr
     assert "1 job(s) failed" in r.stderr
     assert (sweep / "0" / "infeasible.txt").is_file() and (sweep / "1" / "error.txt").is_file()
+    assert not (sweep / "0" / "error.txt").exists()
+    run_task(tmp_path, "task=summarize", f"summarize.dir={sweep}")
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("job")
+    assert table.loc[0, "result"] == "nothing feasible" and "precision" in table.loc[1, "error"]
 
 
 # ---- 8. calibrate and cv: fail fast, pages honoured, install only when asked ---------------------------------
@@ -246,8 +246,8 @@ def test_compare_prints_validation_only_for_a_case_with_its_own_page(tmp_path: P
                                                                     capsys: pytest.CaptureFixture) -> None:
     run_task(tmp_path, "model=llama3_3_70b", "hardware=h200", "precision=fp8", "interactivity=[40]")
     assert "validation against the benchmark pages" not in capsys.readouterr().out
-    run_task(tmp_path, "interactivity=[40]")  # the default case, GLM-5 on B200 FP4 1k/1k, has a page
-    assert "validation against the benchmark pages" in capsys.readouterr().out
+    assert has_own_page(cli.compose([]))  # the default case, GLM-5 on B200 FP4 1k/1k, has a page: auto prints it
+    assert not has_own_page(cli.compose(["precision=fp8"]))
 
 
 # ---- 14. a target's band depends on that target only ---------------------------------------------------------

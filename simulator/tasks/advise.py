@@ -151,7 +151,8 @@ def plot_advice(points: pd.DataFrame, floors: list[float], path: str) -> None:
             ax.axvline(floor, color="gray", lw=0.8, ls=":")
         ax.set_title(str(gpu), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(gpus):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:

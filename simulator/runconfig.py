@@ -62,6 +62,7 @@ class CalibrateSettings(Settings):
     name: str = Field(default="default", min_length=1, description="result calibration_<name>.yaml in the run dir")
     install: bool = Field(default=False, description="also install it as conf/calibration/<name>.yaml")
     data_dir: str | None = Field(default=None, description="folder with the measured CSVs (null: bundled)")
+    cross_validate: bool = Field(default=True, description="also run leave-one-page-out: the bands' model error")
 
 
 class SweepSettings(Settings):

@@ -33,6 +33,15 @@ def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np
     return out
 
 
+def model_error_sigma(calibration: dict[str, Any]) -> float:
+    """Log-space model error beyond the parameters: the spread of the held-out page residuals of the
+    calibration's leave-one-page-out cross-validation, else (an older file) of its in-sample page residuals."""
+    held_out = (calibration.get("cross_validation") or {}).get("page_sigma_log")
+    if held_out is not None:
+        return float(held_out)
+    return float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
+
+
 def _seed(o: PageObs) -> int:
     """A draw seed that depends on this observation only (its side and target), not on what else was asked."""
     return zlib.crc32(f"{o.side}:{o.interactivity:.9g}".encode())
@@ -58,7 +67,7 @@ def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int
     acc = [i for i, n in enumerate(problem.space.names) if n.startswith("acceptance_scale.")]
     draws[:, acc] += np.log(acceptance_multiplier)  # the scale is exp(z): multiplying it shifts z
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
-    sigma_model = float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
+    sigma_model = model_error_sigma(calibration)
     noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
     preds = np.array([problem.predict(d) for d in draws]) * noise
     q = np.percentile(preds, [10, 50, 90], axis=0)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
 from simulator.runconfig import RunConfig
 from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
@@ -60,8 +61,6 @@ def draft_notes(sc: Any, draft_tokens: list[int]) -> list[str]:
 def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], list[str]]:
     """Every (model, GPU, precision, workload) x open deployment, without and with the draft module; the
     combinations skipped (why) and notes on what the MTP side leaves out."""
-    from kernels.lowering import Case
-
     cases, skipped, notes = [], [], []
     for model in s["model"]:
         for hw in s["hardware"]:
@@ -85,8 +84,7 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], lis
 def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:
     c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_multiplier"))
     rows = []
-    for g, name in enumerate(frontier.group_names):
-        model, hw, precision, wl = name.split("/")
+    for g, (model, hw, precision, wl) in enumerate(frontier.groups):
         for side in (0, 1):
             front = frontier.front(g, side)
             for x, y, idx in zip(front["interactivity"], front[frontier.metric], front["index"], strict=True):
@@ -129,8 +127,6 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def run(cfg: RunConfig, out: Path) -> None:
-    from kernels import lower_cases, sweep
-
     s = sweep_settings(cfg)
     rates, tier = cfg.rates, cfg.rate_tier
     cases, skipped, notes = build_cases(cfg, s)

@@ -23,6 +23,9 @@ from simulator.specs.vocabulary import side_of
 
 FRONTIER_COLUMNS = ["model", "hardware", "precision", "workload", "side", "interactivity", "tput_per_gpu",
                     "cost_per_mtok", "deployment", "concurrency", "draft_tokens", "acceptance_multiplier"]
+# points/s measured on a 2-core CPU (README "Speed"); a GPU's Triton rate is a rough order of magnitude
+NOMINAL_POINTS_PER_S = {"torch": 6.5e5, "torch.compile": 3.0e6, "triton": 1.0e9}
+COMPILE_S = (30, 70)  # torch.compile's one-off compile on a CPU
 AUTO_COMPILE_POINTS = 100_000_000  # above this a CPU sweep amortises torch.compile's 30-70 s compile
 
 
@@ -126,6 +129,17 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def plan_line(n_points: int, n_cases: int, s: dict[str, Any], compile_torch: bool) -> str:
+    """What is about to run and a rough time: printed before the sweep starts."""
+    backend = s["backend"] if s["backend"] != "auto" else ("triton" if torch.cuda.is_available() else "torch")
+    path = "torch.compile" if backend == "torch" and compile_torch else backend
+    estimate = n_points / NOMINAL_POINTS_PER_S[path]
+    extra = f" + a one-off compile of {COMPILE_S[0]}-{COMPILE_S[1]} s" if path == "torch.compile" else ""
+    grid = " x ".join(f"{len(s[n])} {n}" for n in ("concurrency", "draft_tokens", "acceptance_multiplier"))
+    return (f"sweeping {n_points:,} points ({n_cases} deployments x {grid}) on {path}: "
+            f"about {max(estimate, 0.1):.1f} s{extra} at a nominal {NOMINAL_POINTS_PER_S[path]:,.0f} points/s")
+
+
 def run(cfg: RunConfig, out: Path) -> None:
     s = sweep_settings(cfg)
     rates, tier = cfg.rates, cfg.rate_tier
@@ -138,6 +152,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_multiplier"])
     compile_torch = s["compile"] is True or (s["compile"] == "auto" and n_points >= AUTO_COMPILE_POINTS
                                               and not torch.cuda.is_available())
+    print(plan_line(n_points, len(cases), s, compile_torch), flush=True)
     t0 = time.perf_counter()
     try:
         frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),

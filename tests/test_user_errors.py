@@ -250,6 +250,16 @@ def test_compare_prints_validation_only_for_a_case_with_its_own_page(tmp_path: P
     assert not has_own_page(cli.compose(["precision=fp8"]))
 
 
+def test_compare_legend_names_every_mark(tmp_path: Path) -> None:
+    compare = importlib.import_module("simulator.tasks.compare")
+    cfg = cli.compose(["model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open", "interactivity=[50]"])
+    result = compare.run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity)
+    compare.add_bands(result, cfg.scenario(), cfg.calibration)
+    labels = compare.plot_compare(result, str(tmp_path / "curves.png"))
+    for needle in ("MTP P10-P90 band", "OFF P10-P90 band", "matched-target read", "MTP frontier point, k="):
+        assert any(needle in label for label in labels), (needle, labels)
+
+
 # ---- 14. a target's band depends on that target only ---------------------------------------------------------
 
 def test_band_at_a_target_does_not_move_with_other_targets(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ def _plot_front(ax, s) -> None:  # noqa: ANN001 (matplotlib axes, SideResult)
                 color=COLORS[s.side], label=f"MTP frontier point, k={int(k)}")
 
 
-def plot_compare(result: CompareResult, path: str) -> None:
+def plot_compare(result: CompareResult, path: str) -> list[str]:
+    """curves.png; returns the legend's labels (every mark drawn is named)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,11 +64,13 @@ def plot_compare(result: CompareResult, path: str) -> None:
         ax.text(0.5, 0.5, f"nothing feasible\n{reasons}", ha="center", va="center", wrap=True, fontsize=8,
                 transform=ax.transAxes)
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    labels = ax.get_legend_handles_labels()[1]
+    if labels:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return labels
 
 
 def run(cfg: RunConfig, out: Path) -> None:

@@ -46,8 +46,9 @@ def plot_plan(points: pd.DataFrame, options: pd.DataFrame, table: pd.DataFrame, 
             drawn = True
         for floor in floors:
             ax.axvline(floor, color="gray", lw=0.8, ls=":")
-        for r in cheapest[cheapest["gpu"] == gpu].itertuples(index=False):
-            ax.plot(r.interactivity, r.cost_per_mtok, "k*", ms=11, zorder=5)
+        for i, r in enumerate(cheapest[cheapest["gpu"] == gpu].itertuples(index=False)):
+            ax.plot(r.interactivity, r.cost_per_mtok, "k*", ms=11, zorder=5,
+                    label="cheapest at a floor" if i == 0 else None)
         if not drawn:
             reasons = sorted(set(mine["reason"]))
             ax.text(0.5, 0.5, "infeasible:\n" + "\n".join(s[:60] for s in reasons[:3]), ha="center",

@@ -37,8 +37,9 @@ def plot_page(v: PageValidation, path: Path) -> None:
         ax.plot(xs, [pt["measured"][side] for pt in v.points], "s", color=colors[side], mec="k",
                 label=f"{side.upper()} measured (page)")
         bands_ = [(pt["interactivity"], pt["band"][side]) for pt in v.points if pt["band"][side]]
-        for x, (lo, hi) in bands_:
-            ax.plot([x, x], [lo, hi], "-", color=colors[side], lw=6, alpha=0.3)
+        for i, (x, (lo, hi)) in enumerate(bands_):
+            ax.plot([x, x], [lo, hi], "-", color=colors[side], lw=6, alpha=0.3,
+                    label=f"{side.upper()} P10-P90 band" if i == 0 else None)
     ax.set(xlabel="interactivity (tok/s/user)", ylabel="throughput per GPU (tok/s)",
            title=f"{v.page.model} · {v.page.hardware} {v.page.precision} · {v.page.workload}: predicted vs measured")
     ax.grid(alpha=0.3)

@@ -218,9 +218,10 @@ def test_calibrate_installs_only_when_asked(tmp_path: Path, monkeypatch: pytest.
     name = "pytest_scratch_install"
     installed = CONF_DIR / "calibration" / f"{name}.yaml"
     try:
-        run_task(tmp_path, "task=calibrate", f"calibrate.name={name}")
+        run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false")
         assert (tmp_path / f"calibration_{name}.yaml").is_file() and not installed.exists()
-        run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.install=true")
+        run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false",
+                 "calibrate.install=true")
         assert installed.is_file()
     finally:
         installed.unlink(missing_ok=True)

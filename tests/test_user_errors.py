@@ -35,6 +35,12 @@ def run_task(out: Path, *overrides: str) -> None:
     importlib.import_module(cli.TASKS[cfg.task]).run(cfg, out)
 
 
+@pytest.fixture(scope="module")
+def at_50(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The default case's report at 50 tok/s/user (shared by the band tests)."""
+    return compare_report(tmp_path_factory.mktemp("at_50"), "interactivity=[50]")
+
+
 def compare_report(tmp_path: Path, *overrides: str) -> dict:
     report = tmp_path / "report.json"
     run_task(tmp_path, "validate_after=false", f"report={report}", *overrides)
@@ -50,8 +56,8 @@ def test_acceptance_multiplier_multiplies_the_calibrated_scale() -> None:
     assert cli.compose(["acceptance_multiplier=1.5"]).scenario().acceptance.scale == pytest.approx(1.5 * fitted)
 
 
-def test_band_follows_the_acceptance_multiplier(tmp_path: Path) -> None:
-    one = compare_report(tmp_path, "interactivity=[50]")["points"][0]["mtp"]
+def test_band_follows_the_acceptance_multiplier(tmp_path: Path, at_50: dict) -> None:
+    one = at_50["points"][0]["mtp"]
     low = compare_report(tmp_path, "interactivity=[50]", "acceptance_multiplier=0.5")["points"][0]["mtp"]
     assert low["tput_per_gpu"] < one["tput_per_gpu"]
     assert low["tput_per_gpu_p10"] <= low["tput_per_gpu"] <= low["tput_per_gpu_p90"]
@@ -263,8 +269,8 @@ def test_compare_legend_names_every_mark(tmp_path: Path) -> None:
 
 # ---- 14. a target's band depends on that target only ---------------------------------------------------------
 
-def test_band_at_a_target_does_not_move_with_other_targets(tmp_path: Path) -> None:
-    alone = compare_report(tmp_path, "interactivity=[50]")["points"][0]
+def test_band_at_a_target_does_not_move_with_other_targets(tmp_path: Path, at_50: dict) -> None:
+    alone = at_50["points"][0]
     both = compare_report(tmp_path, "interactivity=[50,90]")["points"][0]
     for side in ("mtp", "off"):
         assert alone[side]["tput_per_gpu_p10"] == pytest.approx(both[side]["tput_per_gpu_p10"])

@@ -14,7 +14,11 @@ arg-best flat index, so peak memory is chunk_points x bytes_per_point whatever t
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+import time
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -311,11 +315,56 @@ class Frontier:
 
 
 _COMPILED: list = []
+PROGRESS_EVERY_S = 5.0  # a progress line this often when stdout is not a terminal (a log, a batch job)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class LineProgress:
+    """tqdm's interface (update, context manager) as a printed line every PROGRESS_EVERY_S seconds with the
+    rate and ETA: progress in a log file, where a tqdm bar is off."""
+
+    def __init__(self, total: int, every_s: float = PROGRESS_EVERY_S) -> None:
+        self.total, self.done, self.every_s = total, 0, every_s
+        self.t0 = self.last = time.perf_counter()
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.done and self.last > self.t0:  # a line was printed: close with the total time
+            print(f"sweep: {self.done:,} points in {_duration(time.perf_counter() - self.t0)}", flush=True)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last < self.every_s or self.done >= self.total:
+            return
+        self.last = now
+        rate = self.done / (now - self.t0)
+        print(f"sweep: {self.done:,} / {self.total:,} points ({100 * self.done / self.total:.1f} %), "
+              f"{rate:,.0f} points/s, ETA {_duration((self.total - self.done) / rate)}", flush=True)
+
+
+def progress_bar(total: int, progress: bool | None) -> tqdm | LineProgress:
+    """progress=None: a tqdm bar on a terminal, else a line every few seconds; False: silent."""
+    if progress is None and not sys.stdout.isatty():
+        return LineProgress(total)
+    return tqdm(total=total, unit="pt", unit_scale=True, disable=not progress and progress is not None)
+
+
+def quiet_dynamo() -> None:
+    """torch.compile's dynamo/inductor warnings are not the user's business: errors only."""
+    torch._logging.set_logs(dynamo=logging.ERROR, inductor=logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"torch\._(dynamo|inductor)")
 
 
 def compiled_rows_torch():  # noqa: ANN201 - a torch.compile wrapper of evaluate_rows_torch
     """evaluate_rows_torch fused by torch.compile (compiled once per process, on first use)."""
     if not _COMPILED:
+        quiet_dynamo()
         _COMPILED.append(torch.compile(evaluate_rows_torch))
     return _COMPILED[0]
 
@@ -387,7 +436,7 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
     inter = torch.full_like(best, torch.nan)
     points: dict[str, list[torch.Tensor]] = {name: [] for name in OUTPUTS}
     packed = pack(batch) if backend == "triton" else None
-    with tqdm(total=total, unit="pt", unit_scale=True, disable=None if progress is None else not progress) as bar:
+    with progress_bar(total, progress) as bar:
         for start in range(0, total, chunk):
             n = min(chunk, total - start)
             flat = torch.arange(start, start + n, device=dev)

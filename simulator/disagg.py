@@ -1,0 +1,182 @@
+"""Serving on more than one node: aggregated replicas of a (wide) worker, and disaggregated prefill/decode.
+
+Disaggregated (reference/serving-model.md, "Disaggregated serving removes the stall from decode GPUs but
+adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT"):
+- the decode pool: y workers share the C requests; each runs plain decode / draft + verify steps with no
+  prefill stall (`speculative.decode_step_time_s` on the worker's folded tables, `topology.worker_model`);
+- the prefill pool: x workers, each clearing `batch_tokens` prompt tokens per `prefill_time_s` pass; its
+  capacity in requests/s is what the loop can admit. If the decode pool would take requests faster than
+  that, the loop is throttled by prefill: requests queue for prefill (TTFT grows), the decode batch shrinks
+  to rate x O x TPOT, and the result says so (`throttled`, `reason`);
+- the KV transfer prefill -> decode: bytes = KV bytes per token x prompt tokens (reference/hardware.md),
+  over the prefill worker's NICs, added to TTFT;
+- throughput per GPU = request rate x (I + O) / (prefill GPUs + decode GPUs) (reference/methodology.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from simulator.lowering import memory_footprint
+from simulator.scenario import Scenario
+from simulator.serving import closed_loop_tokens
+from simulator.specs import DeploymentSpec
+from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
+from simulator.speculative import decode_step_time_s, prefill_time_s
+from simulator.topology import WorkerModel, padded_batch, worker_memory, worker_model
+
+FIXED_POINT_ITERATIONS = 40  # the throttled decode batch B = rate x O x TPOT(B) converges in a few
+
+
+def f64(x: float) -> torch.Tensor:
+    return torch.tensor(float(x), dtype=torch.float64)
+
+
+def kv_transfer_bytes_per_request(sc: Scenario, input_tokens: float, with_draft: bool) -> float:
+    """Bytes of one request's KV cache (and recurrent state) after prefill, all layers, unsharded: what the
+    decode worker must receive. The draft module's own cache moves too when speculating."""
+    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft)
+    return fp.cache_bytes_per_request(input_tokens)
+
+
+@dataclass(frozen=True)
+class KvTransfer:
+    bytes_per_request: float
+    lanes: int  # NICs that send one request's KV at once
+    seconds: float
+
+
+def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_draft: bool) -> KvTransfer:
+    """One request's KV over the scale-out link: message latency + bytes / (lanes x NIC x fraction).
+
+    Lanes: the prefill worker's attention-TP ranks each hold (a shard or a replica of) the request's KV and
+    send their part; under DP-attention a request lives on one rank (1 lane).
+    """
+    so: ScaleOutSpec | None = sc.hardware.scale_out
+    if so is None:
+        raise ValueError(f"{sc.hardware.name} has no scale_out spec: cannot move KV between workers")
+    b = kv_transfer_bytes_per_request(sc, input_tokens, with_draft)
+    lanes = 1 if prefill.dp_attention else prefill.tp
+    return KvTransfer(b, lanes, so.message_latency_us * 1e-6 + b / (lanes * so.bytes_per_s * so.bandwidth_fraction))
+
+
+@dataclass(frozen=True)
+class PrefillPool:
+    workers: int
+    batch_tokens: float  # prompt tokens per prefill pass of one worker (every DP rank fills its chunk)
+    batch_s: float
+    one_request_s: float  # a lone prompt's prefill (TTFT at low load)
+    requests_per_s: float  # the pool's capacity
+
+
+def prefill_pool(sc: Scenario, wm: WorkerModel, workers: int, input_tokens: float, with_draft: bool) -> PrefillPool:
+    dp = wm.worker.attention_dp
+    batch = dp * max(float(input_tokens), float(sc.serving.prefill_chunk_tokens))
+    chunk = f64(batch)
+    t_batch = float(prefill_time_s(wm.tables, wm.knobs, f64(batch), input_tokens, chunk, with_draft))
+    t_one = float(prefill_time_s(wm.tables, wm.knobs, f64(input_tokens), input_tokens, chunk, with_draft))
+    return PrefillPool(workers, batch, t_batch, t_one, workers * batch / input_tokens / t_batch)
+
+
+@dataclass(frozen=True)
+class ClusterPoint:
+    """One deployment at one concurrency and draft length; seconds, tokens/s, requests/s."""
+
+    label: str
+    gpus: int
+    decode_gpus: int
+    concurrency: float
+    draft_tokens: int
+    acceptance_length: float
+    step_s: float
+    tpot_s: float
+    ttft_s: float
+    tput_per_gpu: float  # input + output tokens / s / all GPUs
+    output_tput_per_decode_gpu: float
+    decode_batch: float  # requests decoding at once, whole decode pool
+    kv_transfer_s: float = 0.0
+    prefill_rate: float = math.inf  # requests/s the prefill pool clears (aggregated: not separate)
+    demand_rate: float = 0.0  # requests/s the decode pool would take at C
+    throttled: bool = False
+    reason: str = ""
+    feasible: bool = True
+    infeasible_reason: str = ""
+
+    @property
+    def interactivity(self) -> float:
+        return 1.0 / self.tpot_s
+
+
+def _decode_tpot(wm: WorkerModel, workers: int, batch: float, k: int, al: float, ctx: float) -> tuple[float, float]:
+    """(step, TPOT) of the decode pool running `batch` requests over `workers` workers (busiest worker and
+    busiest DP rank set the step)."""
+    per_worker = math.ceil(batch / workers - 1e-9)
+    b = padded_batch(per_worker, wm.worker.attention_dp)
+    step = float(decode_step_time_s(wm.tables, wm.knobs, f64(b), f64(k), f64(ctx)))
+    return step, step / al
+
+
+def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: float, draft_tokens: int,
+                        al: float) -> ClusterPoint:
+    """The closed loop at concurrency C on x prefill + y decode workers (module docstring)."""
+    with_draft = draft_tokens > 0
+    i_tok, o_tok = sc.workload.mean_input_tokens, sc.workload.mean_output_tokens
+    ctx = i_tok + o_tok / 2.0
+    dec = worker_model(sc, spec.decode)
+    pre = worker_model(sc, spec.prefill)
+    pool = prefill_pool(sc, pre, spec.prefill_workers, i_tok, with_draft)
+    kv = kv_transfer(sc, spec.prefill, i_tok, with_draft)
+    step, tpot = _decode_tpot(dec, spec.decode_workers, concurrency, draft_tokens, al, ctx)
+    ttft_idle = pool.one_request_s + kv.seconds + step / 2.0
+    demand = concurrency / (ttft_idle + o_tok * tpot)
+    throttled = demand > pool.requests_per_s
+    if not throttled:
+        rho = demand / pool.requests_per_s
+        ttft = ttft_idle + rho * pool.batch_s / 2.0  # arrivals wait on average half a running prefill batch
+        rate = concurrency / (ttft + o_tok * tpot)
+        batch, reason = concurrency, ""
+    else:
+        rate = pool.requests_per_s
+        batch = concurrency
+        for _ in range(FIXED_POINT_ITERATIONS):  # B = rate x O x TPOT(B), from C down
+            step, tpot = _decode_tpot(dec, spec.decode_workers, batch, draft_tokens, al, ctx)
+            batch = min(concurrency, max(1.0, rate * o_tok * tpot))
+        step, tpot = _decode_tpot(dec, spec.decode_workers, batch, draft_tokens, al, ctx)
+        ttft = max(concurrency / rate - o_tok * tpot, ttft_idle)
+        reason = (f"throttled by prefill: {spec.prefill_workers} prefill worker(s) {spec.prefill.label} clear "
+                  f"{pool.requests_per_s:.2f} req/s, the decode pool at C={concurrency:g} would take "
+                  f"{demand:.2f} req/s; requests queue for prefill and {batch:.0f} of {concurrency:g} decode")
+    mem = [(w, worker_memory(sc, w, with_draft)) for w in (spec.prefill, spec.decode)]
+    per_decode_worker = math.ceil(batch / spec.decode_workers - 1e-9)
+    bad = [m.reason(per_decode_worker if w is spec.decode else 1) for w, m in mem]
+    bad = [b for b in bad if b]
+    return ClusterPoint(
+        label=spec.label, gpus=spec.gpus, decode_gpus=spec.decode_gpus, concurrency=concurrency,
+        draft_tokens=draft_tokens, acceptance_length=al, step_s=step, tpot_s=tpot, ttft_s=ttft,
+        tput_per_gpu=rate * (i_tok + o_tok) / spec.gpus, output_tput_per_decode_gpu=rate * o_tok / spec.decode_gpus,
+        decode_batch=batch, kv_transfer_s=kv.seconds, prefill_rate=pool.requests_per_s, demand_rate=demand,
+        throttled=throttled, reason=reason, feasible=not bad, infeasible_reason="; ".join(bad))
+
+
+def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, draft_tokens: int,
+                     al: float) -> ClusterPoint:
+    """Replicas of one worker, each the single-node closed loop (prefill stalls decode) on its folded
+    tables, at C / replicas requests; the busiest DP rank runs ceil(C_r / DP) of them."""
+    wm = worker_model(sc, spec.worker)
+    c_rep = concurrency / spec.replicas
+    b = padded_batch(math.ceil(c_rep - 1e-9), spec.worker.attention_dp)
+    m = closed_loop_tokens(wm.tables, wm.knobs, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
+                           sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(b),
+                           f64(draft_tokens), f64(al), spec.worker.gpus)
+    scale = c_rep / b  # throughput counts the C_r real requests, not the padding
+    mem = worker_memory(sc, spec.worker, draft_tokens > 0)
+    reason = mem.reason(b)
+    return ClusterPoint(
+        label=spec.label, gpus=spec.gpus, decode_gpus=spec.gpus, concurrency=concurrency,
+        draft_tokens=draft_tokens, acceptance_length=al, step_s=float(m.step_s), tpot_s=float(m.tpot_s),
+        ttft_s=float(m.ttft_s), tput_per_gpu=float(m.tput_per_gpu) * scale,
+        output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * scale, decode_batch=concurrency,
+        feasible=not reason, infeasible_reason=reason)

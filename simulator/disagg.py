@@ -180,3 +180,71 @@ def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, dra
         ttft_s=float(m.ttft_s), tput_per_gpu=float(m.tput_per_gpu) * scale,
         output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * scale, decode_batch=concurrency,
         feasible=not reason, infeasible_reason=reason)
+
+
+# ----------------------------------------------------------------------------- open search over clusters
+OPEN_PREFILL_WORKERS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16)  # the benchmark's recipes run ctx1..ctx14
+OPEN_DECODE_WORKERS = (1, 2, 3, 4, 5)  # gen1..gen5 in the benchmark's recipes
+OPEN_WIDE_EP = (16, 24, 32, 48, 64, 72)  # wide-EP decode widths (DEP16..DEP72), cut by EP | experts + EPLB
+# EPLB redundant experts when EP does not divide the routed experts: at least 1/8 of them, as DeepSeek-V3's
+# deployment (32 redundant of 256; the benchmark's DeepSeek R1 EP24/EP48 recipes run those 288 slots)
+EPLB_MIN_REDUNDANT_FRACTION = 1 / 8
+
+
+def _ep_worker(model_experts: list[int], width: int) -> WorkerSpec | None:
+    """DEP`width`, with EPLB redundant slots only when EP does not divide the routed experts."""
+    if all(e % width == 0 for e in model_experts):
+        return WorkerSpec(tp=width, ep=width, dp_attention=True)
+    low = math.ceil(max(model_experts) * EPLB_MIN_REDUNDANT_FRACTION)
+    for redundant in range(low, low + width):
+        if all((e + redundant) % width == 0 for e in model_experts):
+            return WorkerSpec(tp=width, ep=width, dp_attention=True, redundant_experts=redundant)
+    return None
+
+
+def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[AggregatedSpec | DisaggregatedSpec]:
+    """Deployments beyond one node within `max_gpus`: aggregated wide-EP workers (inside the scale-up
+    domain or across NICs), and xPyD with one 4-GPU (or the smallest fitting) DEP prefill worker shape and
+    TEP8 / DEP8 / wide-EP decode workers. Shapes the model or the budget rule out are left out."""
+    experts = [f.num_experts or 0 for f in sc.model.moe_ffns]
+    ctx = {"model": sc.model, "hardware": sc.hardware, "max_gpus": max_gpus}
+    wide = [w for w in (_ep_worker(experts, n) for n in OPEN_WIDE_EP) if w is not None] if experts else []
+    node = [WorkerSpec(tp=8, ep=8 if experts else 1), WorkerSpec(tp=8, ep=8 if experts else 1, dp_attention=True)]
+    prefill = [WorkerSpec(tp=n, ep=n if experts else 1, dp_attention=bool(experts)) for n in (4, 8)]
+    out: list[AggregatedSpec | DisaggregatedSpec] = []
+    for w in wide:
+        if w.gpus <= max_gpus:
+            out.append(AggregatedSpec.model_validate({"worker": w.model_dump()}, context=ctx))
+    for p in prefill:
+        if worker_memory(sc, p, True).max_concurrency < 1:
+            continue  # the weights do not fit this prefill worker
+        for d in node + wide:
+            for y in OPEN_DECODE_WORKERS if d.gpus <= 8 else (1,):
+                for x in OPEN_PREFILL_WORKERS:
+                    if x * p.gpus + y * d.gpus > max_gpus:
+                        break
+                    out.append(DisaggregatedSpec.model_validate(
+                        {"prefill": p.model_dump(), "prefill_workers": x, "decode": d.model_dump(),
+                         "decode_workers": y}, context=ctx))
+    return out
+
+
+def cluster_rows(sc: Scenario, spec: AggregatedSpec | DisaggregatedSpec, side: str, concurrencies: tuple[int, ...],
+                 draft_tokens: tuple[int, ...], al_of: dict[int, float], engine: str = "any") -> list[dict[str, object]]:
+    """Predicted points of one cluster deployment as rows of the evaluate.Curve columns (+ cluster ones)."""
+    rows: list[dict[str, object]] = []
+    lead = spec.worker if isinstance(spec, AggregatedSpec) else spec.decode
+    for k in draft_tokens:
+        for c in concurrencies:
+            al = al_of.get(k, 1.0)
+            p = (aggregated_point(sc, spec, c, k, al) if isinstance(spec, AggregatedSpec)
+                 else disaggregated_point(sc, spec, c, k, al))
+            rows.append({
+                "side": side, "engine": engine, "deployment": spec.label, "tp": lead.tp, "ep": lead.ep,
+                "dp_attention": lead.dp_attention, "gpus": spec.gpus, "concurrency": c, "draft_tokens": k,
+                "acceptance_length": al, "step_ms": p.step_s * 1e3, "prefill_stall_ms": 0.0,
+                "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "interactivity": p.interactivity,
+                "tput_per_gpu": p.tput_per_gpu, "output_tput_per_gpu": p.output_tput_per_decode_gpu,
+                "feasible": p.feasible, "infeasible_reason": p.infeasible_reason, "throttled": p.throttled,
+                "throttle_reason": p.reason, "kv_transfer_ms": p.kv_transfer_s * 1e3})
+    return rows

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import torch
 
-from kernels.lowering import CaseBatch
+from simulator.acceptance import scaled_al
+from simulator.batched import CaseBatch
 from simulator.serving import closed_loop
 from simulator.specs import ServingSpec, WorkloadSpec
 from simulator.speculative import StepTables
@@ -41,7 +42,7 @@ def _evaluate(batch: CaseBatch, sel: Select, c: torch.Tensor, k: torch.Tensor, a
     tables = StepTables(batch.table(0, sel), batch.table(1, sel))  # a missing draft is a 0 s table
     raw = torch.take_along_dim(sel(batch.al), k.long().clamp(0, batch.al.shape[1] - 1)[..., None], -1)[..., 0]
     scale = sel(batch.scalar("acceptance_scale")) * a
-    al = torch.minimum(1.0 + scale * (raw - 1.0), k + 1.0)  # acceptance.al_table at scale spec.scale x a
+    al = scaled_al(raw, scale, k)  # acceptance.al_table at scale spec.scale x a
     m = closed_loop(tables, batch.knob_tensors(sel), workload, serving, c, k, al, sel(batch.scalar("gpus")))
     feasible = ((c >= 1.0) & (c <= sel(batch.scalar("max_concurrency")))
                 & (k >= 0.0) & (k <= sel(batch.scalar("max_draft_tokens"))))

@@ -13,14 +13,15 @@ arg-best flat index, so peak memory is chunk_points x bytes_per_point whatever t
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kernels.lowering import SCALAR_FIELDS, CaseBatch
 from kernels.reference import METRICS, check_grid, evaluate_rows_torch, unravel
+from simulator.batched import SCALAR_FIELDS, CaseBatch, GroupKey
 from simulator.frontier import pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
@@ -31,22 +32,48 @@ try:
 except ImportError:  # the torch backend still works
     triton = None
 
-# The kernel reads fields by position: fail loudly if the simulator's layout changes.
-assert OP_FIELDS == (
-    "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
-    "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
-    "bytes_per_request", "peak_flops", "dp_sharded", "moe")
-assert PASS_FIELDS == ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
-                       "hbm_bytes_s")
-assert KNOB_NAMES == ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction",
-                      "layer_pass_latency_us", "collective_latency_us", "step_latency_us", "moe_imbalance")
-assert SCALAR_FIELDS[:4] == ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill")
-
 OUTPUTS = (*METRICS, "feasible")
 BLOCK = 128
 DEFAULT_CHUNK = 2**22
 TORCH_CHUNK = 2**17  # the torch backend is fastest on the CPU at ~1e5-point chunks (cache)
 TRITON_BYTES_PER_POINT = 8 * (len(OUTPUTS) + 14)  # kernel outputs + binning temporaries
+
+# Every field the kernel reads (and every output it writes), by section. The kernel addresses each one by
+# name through the positions `field_positions` derives from the simulator's field lists.
+KERNEL_READS: dict[str, tuple[str, ...]] = {
+    "op": ("flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
+           "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
+           "bytes_per_request", "peak_flops", "dp_sharded", "moe"),
+    "pass": ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s", "hbm_bytes_s"),
+    "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
+             "collective_latency_us", "step_latency_us", "moe_imbalance"),
+    "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
+               "max_concurrency", "max_draft_tokens", "acceptance_scale"),
+    "output": OUTPUTS,
+}
+
+
+def field_positions(section: str, fields: tuple[str, ...]) -> tuple[int, ...]:
+    """Position in `fields` of every field the kernel reads from `section`, as a named tuple (a layout guard:
+    a field the kernel reads that `fields` lacks is an error naming it and the fields there are)."""
+    reads = KERNEL_READS[section]
+    missing = [f for f in reads if f not in fields]
+    if missing:
+        raise ValueError(f"the sweep kernel reads {section} field(s) {', '.join(missing)}, missing from the "
+                         f"{section} layout; it has: {', '.join(fields)}")
+    return namedtuple(f"{section.title()}Positions", reads)(*(fields.index(f) for f in reads))
+
+
+def kernel_layout(op: tuple[str, ...] = OP_FIELDS, passes: tuple[str, ...] = PASS_FIELDS,
+                  knob: tuple[str, ...] = KNOB_NAMES, scalar: tuple[str, ...] = SCALAR_FIELDS,
+                  output: tuple[str, ...] = OUTPUTS) -> dict[str, tuple[int, ...]]:
+    """The kernel's constexpr layout arguments (OP, PASS, KNOB, SCALAR, OUT) for these field lists."""
+    return {"OP": field_positions("op", op), "PASS": field_positions("pass", passes),
+            "KNOB": field_positions("knob", knob), "SCALAR": field_positions("scalar", scalar),
+            "OUT": field_positions("output", output)}
+
+
+LAYOUT = kernel_layout()  # fails at import if the simulator's layout lost a field the kernel reads
 
 
 def bytes_per_point(batch: CaseBatch, backend: str) -> int:
@@ -60,33 +87,35 @@ def bytes_per_point(batch: CaseBatch, backend: str) -> int:
 if triton is not None:
 
     @triton.jit
-    def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb):
-        """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows, q -> its pass scalars."""
-        attn_dp = tl.load(q + 0, mask=mask, other=1.0)
-        comm_per_token = tl.load(q + 1, mask=mask, other=0.0)
-        collectives = tl.load(q + 2, mask=mask, other=0.0)
-        layer_passes = tl.load(q + 3, mask=mask, other=0.0)
-        link = tl.load(q + 4, mask=mask, other=1.0)
-        hbm = tl.load(q + 5, mask=mask, other=1.0)
+    def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
+                OP: tl.constexpr, PASS: tl.constexpr):
+        """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows (field f of operator j
+        at p + f n_ops + j), q -> its pass scalars; OP, PASS: the fields' positions."""
+        attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
+        comm_per_token = tl.load(q + PASS.comm_bytes_per_token, mask=mask, other=0.0)
+        collectives = tl.load(q + PASS.collectives, mask=mask, other=0.0)
+        layer_passes = tl.load(q + PASS.layer_passes, mask=mask, other=0.0)
+        link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
+        hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
         share = tl.maximum(1.0 / attn_dp, 1.0 / tl.maximum(requests, 1.0))
         total = tl.full(tokens.shape, 0.0, tl.float64)
         for j in range(n_ops):
             r = p + j
-            fpt = tl.load(r + 0 * n_ops, mask=mask, other=0.0)
-            fpt_ctx = tl.load(r + 1 * n_ops, mask=mask, other=0.0)
-            ctx_scale = tl.load(r + 2 * n_ops, mask=mask, other=0.0)
-            ctx_offset = tl.load(r + 3 * n_ops, mask=mask, other=0.0)
-            ctx_cap = tl.load(r + 4 * n_ops, mask=mask, other=0.0)
-            weight_bytes = tl.load(r + 5 * n_ops, mask=mask, other=0.0)
-            expert_bytes = tl.load(r + 6 * n_ops, mask=mask, other=0.0)
-            experts = tl.load(r + 7 * n_ops, mask=mask, other=0.0)
-            route = tl.load(r + 8 * n_ops, mask=mask, other=0.0)
-            per_token = tl.load(r + 9 * n_ops, mask=mask, other=0.0)
-            per_request_ctx = tl.load(r + 10 * n_ops, mask=mask, other=0.0)
-            per_request = tl.load(r + 11 * n_ops, mask=mask, other=0.0)
-            peak = tl.load(r + 12 * n_ops, mask=mask, other=1.0)
-            dp = tl.load(r + 13 * n_ops, mask=mask, other=0.0)
-            moe = tl.load(r + 14 * n_ops, mask=mask, other=0.0)
+            fpt = tl.load(r + OP.flops_per_token * n_ops, mask=mask, other=0.0)
+            fpt_ctx = tl.load(r + OP.flops_per_token_ctx * n_ops, mask=mask, other=0.0)
+            ctx_scale = tl.load(r + OP.ctx_scale * n_ops, mask=mask, other=0.0)
+            ctx_offset = tl.load(r + OP.ctx_offset * n_ops, mask=mask, other=0.0)
+            ctx_cap = tl.load(r + OP.ctx_cap * n_ops, mask=mask, other=0.0)
+            weight_bytes = tl.load(r + OP.weight_bytes * n_ops, mask=mask, other=0.0)
+            expert_bytes = tl.load(r + OP.expert_bytes * n_ops, mask=mask, other=0.0)
+            experts = tl.load(r + OP.experts_local * n_ops, mask=mask, other=0.0)
+            route = tl.load(r + OP.route_prob * n_ops, mask=mask, other=0.0)
+            per_token = tl.load(r + OP.bytes_per_token * n_ops, mask=mask, other=0.0)
+            per_request_ctx = tl.load(r + OP.bytes_per_request_ctx * n_ops, mask=mask, other=0.0)
+            per_request = tl.load(r + OP.bytes_per_request * n_ops, mask=mask, other=0.0)
+            peak = tl.load(r + OP.peak_flops * n_ops, mask=mask, other=1.0)
+            dp = tl.load(r + OP.dp_sharded * n_ops, mask=mask, other=0.0)
+            moe = tl.load(r + OP.moe * n_ops, mask=mask, other=0.0)
             rank = dp * share + (1.0 - dp)
             tok = tokens * rank
             req = requests * rank
@@ -100,8 +129,20 @@ if triton is not None:
             + layer_passes * layer_us * 1e-6
 
     @triton.jit(do_not_specialize=["start", "n_points"])
-    def _sweep_kernel(row_ptr, conc_ptr, k_ptr, a_ptr, out_ptr, start, n_points, n_c, n_k, n_a, row_len, n_ops,
-                      n_al, off_pass, off_knob, off_scalar, off_al, BLOCK: tl.constexpr):
+    def _sweep_kernel(
+        # inputs: the packed case rows (`pack`) and the three sweep axes
+        row_ptr, conc_ptr, k_ptr, a_ptr,
+        # output: [len(OUTPUTS), n_points]
+        out_ptr,
+        # sweep grid: this launch covers flat points start .. start + n_points - 1 of n_cases x n_c x n_k x n_a
+        start, n_points, n_c, n_k, n_a,
+        # row layout (`pack`): row length, operators per table, AL entries, offset of each section in a row
+        row_len, n_ops, n_al, off_draft_ops, off_pass, off_draft_pass, off_knob, off_scalar, off_al,
+        # field positions inside each section (`kernel_layout`)
+        OP: tl.constexpr, PASS: tl.constexpr, KNOB: tl.constexpr, SCALAR: tl.constexpr, OUT: tl.constexpr,
+        # points per program
+        BLOCK: tl.constexpr,
+    ):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n_points
         g = start.to(tl.int64) + offs
@@ -112,26 +153,27 @@ if triton is not None:
         c = tl.load(conc_ptr + ic, mask=mask, other=1.0)
         k = tl.load(k_ptr + ik, mask=mask, other=0.0)
         a = tl.load(a_ptr + ia, mask=mask, other=1.0)
-        hbm_f = tl.load(row + off_knob + 0, mask=mask, other=1.0)
-        compute_f = tl.load(row + off_knob + 1, mask=mask, other=1.0)
-        link_f = tl.load(row + off_knob + 2, mask=mask, other=1.0)
-        layer_us = tl.load(row + off_knob + 3, mask=mask, other=0.0)
-        coll_us = tl.load(row + off_knob + 4, mask=mask, other=0.0)
-        step_lat = tl.load(row + off_knob + 5, mask=mask, other=1.0) * 1e-6
-        imb = tl.load(row + off_knob + 6, mask=mask, other=1.0)
-        n_in = tl.load(row + off_scalar + 0, mask=mask, other=1.0)
-        n_out = tl.load(row + off_scalar + 1, mask=mask, other=1.0)
-        chunk = tl.load(row + off_scalar + 2, mask=mask, other=1.0)
-        chunked = tl.load(row + off_scalar + 3, mask=mask, other=0.0)
-        gpus = tl.load(row + off_scalar + 4, mask=mask, other=1.0)
-        max_c = tl.load(row + off_scalar + 6, mask=mask, other=0.0)
-        max_k = tl.load(row + off_scalar + 7, mask=mask, other=0.0)
-        scale = tl.load(row + off_scalar + 8, mask=mask, other=1.0) * a
-        # acceptance.al_table: AL = min(1 + scale (AL_raw - 1), k + 1)
+        knob, scalar = row + off_knob, row + off_scalar
+        hbm_f = tl.load(knob + KNOB.hbm_bandwidth_fraction, mask=mask, other=1.0)
+        compute_f = tl.load(knob + KNOB.compute_fraction, mask=mask, other=1.0)
+        link_f = tl.load(knob + KNOB.link_bandwidth_fraction, mask=mask, other=1.0)
+        layer_us = tl.load(knob + KNOB.layer_pass_latency_us, mask=mask, other=0.0)
+        coll_us = tl.load(knob + KNOB.collective_latency_us, mask=mask, other=0.0)
+        step_lat = tl.load(knob + KNOB.step_latency_us, mask=mask, other=1.0) * 1e-6
+        imb = tl.load(knob + KNOB.moe_imbalance, mask=mask, other=1.0)
+        n_in = tl.load(scalar + SCALAR.input_tokens, mask=mask, other=1.0)
+        n_out = tl.load(scalar + SCALAR.output_tokens, mask=mask, other=1.0)
+        chunk = tl.load(scalar + SCALAR.prefill_chunk_tokens, mask=mask, other=1.0)
+        chunked = tl.load(scalar + SCALAR.chunked_prefill, mask=mask, other=0.0)
+        gpus = tl.load(scalar + SCALAR.gpus, mask=mask, other=1.0)
+        max_c = tl.load(scalar + SCALAR.max_concurrency, mask=mask, other=0.0)
+        max_k = tl.load(scalar + SCALAR.max_draft_tokens, mask=mask, other=0.0)
+        scale = tl.load(scalar + SCALAR.acceptance_scale, mask=mask, other=1.0) * a
+        # acceptance.scaled_al: AL = min(1 + scale (AL_raw - 1), k + 1)
         raw = tl.load(row + off_al + tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32), mask=mask, other=1.0)
         al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
         tgt, tgt_q = row, row + off_pass
-        drf, drf_q = row + 15 * n_ops, row + off_pass + 6
+        drf, drf_q = row + off_draft_ops, row + off_draft_pass
         # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
         arrivals = c * al / n_out
         spec = tl.where(k > 0.0, 1.0, 0.0)
@@ -141,15 +183,18 @@ if triton is not None:
         p_req = per_chunk / n_in
         p_ctx = n_in / 2.0
         prefill = n_chunks * (
-            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb)
+            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
+                    imb, OP, PASS)
             + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us,
-                             coll_us, imb)
+                             coll_us, imb, OP, PASS)
             + step_lat)
         # speculative.decode_step_time_s: verify over C (k + 1) (+ chunked prompt tokens), k draft passes over C
         ctx = n_in + n_out / 2.0
         tokens = c * (k + 1.0) + chunked * arrivals * n_in
-        step = _pass_s(tgt, tgt_q, n_ops, mask, c, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb) \
-            + k * _pass_s(drf, drf_q, n_ops, mask, c, c, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb) \
+        step = _pass_s(tgt, tgt_q, n_ops, mask, c, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
+                       OP, PASS) \
+            + k * _pass_s(drf, drf_q, n_ops, mask, c, c, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
+                          OP, PASS) \
             + step_lat
         stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
         ttft = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0) + step / 2.0,
@@ -158,21 +203,26 @@ if triton is not None:
         lifetime = ttft + n_out * tpot
         feasible = mask & (c >= 1.0) & (c <= max_c) & (k >= 0.0) & (k <= max_k)
         nan = float("nan")
-        tl.store(out_ptr + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
-        tl.store(out_ptr + n_points + offs, tl.where(feasible, c * (n_in + n_out) / lifetime / gpus, nan), mask=mask)
-        tl.store(out_ptr + 2 * n_points + offs, tl.where(feasible, c * n_out / lifetime / gpus, nan), mask=mask)
-        tl.store(out_ptr + 3 * n_points + offs, tl.where(feasible, step, nan), mask=mask)
-        tl.store(out_ptr + 4 * n_points + offs, tl.where(feasible, ttft, nan), mask=mask)
-        tl.store(out_ptr + 5 * n_points + offs, tl.where(feasible, 1.0, 0.0), mask=mask)
+        tl.store(out_ptr + OUT.interactivity * n_points + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
+        tl.store(out_ptr + OUT.tput_per_gpu * n_points + offs,
+                 tl.where(feasible, c * (n_in + n_out) / lifetime / gpus, nan), mask=mask)
+        tl.store(out_ptr + OUT.output_tput_per_gpu * n_points + offs,
+                 tl.where(feasible, c * n_out / lifetime / gpus, nan), mask=mask)
+        tl.store(out_ptr + OUT.step_s * n_points + offs, tl.where(feasible, step, nan), mask=mask)
+        tl.store(out_ptr + OUT.ttft_s * n_points + offs, tl.where(feasible, ttft, nan), mask=mask)
+        tl.store(out_ptr + OUT.feasible * n_points + offs, tl.where(feasible, 1.0, 0.0), mask=mask)
 
 
 def pack(batch: CaseBatch) -> tuple[torch.Tensor, dict[str, int]]:
-    """One contiguous float64 row per case: ops | passes | knobs | scalars | AL, and the section offsets."""
-    parts = [batch.ops.flatten(1), batch.passes.flatten(1), batch.knobs, batch.scalars, batch.al]
+    """One contiguous float64 row per case: target ops | draft ops | target pass | draft pass | knobs |
+    scalars | AL, and the offset of each section in a row."""
+    sections = {"ops": batch.ops[:, 0].flatten(1), "draft_ops": batch.ops[:, 1].flatten(1),
+                "pass": batch.passes[:, 0], "draft_pass": batch.passes[:, 1], "knob": batch.knobs,
+                "scalar": batch.scalars, "al": batch.al}
     offsets, at = {}, 0
-    for name, p in zip(("ops", "pass", "knob", "scalar", "al"), parts, strict=True):
+    for name, p in sections.items():
         offsets[name], at = at, at + p.shape[1]
-    return torch.cat(parts, 1).contiguous(), offsets
+    return torch.cat(list(sections.values()), 1).contiguous(), offsets
 
 
 def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurrency: torch.Tensor,
@@ -189,8 +239,10 @@ def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurre
     out = torch.empty(len(OUTPUTS), n_points, dtype=torch.float64, device=rows.device)
     _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
         rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
-        batch.al.shape[1], off["pass"], off["knob"], off["scalar"], off["al"], BLOCK=BLOCK)
-    return {**dict(zip(METRICS, out[:-1], strict=True)), "feasible": out[-1] > 0.5}
+        batch.al.shape[1], off["draft_ops"], off["pass"], off["draft_pass"], off["knob"], off["scalar"], off["al"],
+        **LAYOUT, BLOCK=BLOCK)
+    res = {name: out[i] for name, i in zip(KERNEL_READS["output"], LAYOUT["OUT"], strict=True)}
+    return {**res, "feasible": res["feasible"] > 0.5}
 
 
 @dataclass(frozen=True)
@@ -202,11 +254,10 @@ class Frontier:
     index of the best point (ties: the lowest); `unravel(index)` gives (case, C, k, a) indices.
     """
 
-    edges: torch.Tensor  # [n_bins + 1]
     best: torch.Tensor  # [n_groups, 2, n_bins]
     index: torch.Tensor  # [n_groups, 2, n_bins] int64
     interactivity: torch.Tensor  # [n_groups, 2, n_bins] of the best point
-    group_names: tuple[str, ...]
+    groups: tuple[GroupKey, ...]
     shape: tuple[int, int, int, int]  # (n_cases, n_c, n_k, n_a)
     metric: str
     points: dict[str, torch.Tensor] | None = None  # full [n_cases, n_c, n_k, n_a] tensors when asked for
@@ -214,9 +265,9 @@ class Frontier:
     def unravel(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return unravel(index, *self.shape[1:])
 
-    def front(self, group: int | str, side: int) -> dict[str, np.ndarray]:
+    def front(self, group: int | GroupKey, side: int) -> dict[str, np.ndarray]:
         """The Pareto front (simulator.frontier.pareto_front) of one group and side's bin winners."""
-        g = self.group_names.index(group) if isinstance(group, str) else group
+        g = self.groups.index(group) if isinstance(group, tuple) else int(group)
         x, y, i = (v[g, side].cpu().numpy() for v in (self.interactivity, self.best, self.index))
         keep = pareto_front(x, y)
         return {"interactivity": x[keep], self.metric: y[keep], "index": i[keep]}
@@ -292,7 +343,7 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
         raise ValueError(f"a chunk of {chunk_points or 'the default'} points x {per_point} bytes/point "
                          f"(the torch backend takes whole rows of {unit} points) does not fit max_chunk_bytes="
                          f"{max_chunk_bytes}; change chunk_points or max_chunk_bytes")
-    n_groups, dev = len(batch.group_names), batch.ops.device
+    n_groups, dev = len(batch.groups), batch.ops.device
     log_range = (math.log(lo), math.log(hi))
     best = torch.full((n_groups * 2 * bins,), -torch.inf, dtype=torch.float64, device=dev)
     index = torch.full_like(best, torch.iinfo(torch.int64).max, dtype=torch.int64)
@@ -321,8 +372,7 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
     empty = torch.isinf(best)
     view = (n_groups, 2, bins)
     return Frontier(
-        edges=torch.exp(torch.linspace(*log_range, bins + 1, dtype=torch.float64)),
         best=best.masked_fill(empty, torch.nan).view(view), index=index.masked_fill(empty, -1).view(view),
-        interactivity=inter.masked_fill(empty, torch.nan).view(view), group_names=batch.group_names,
+        interactivity=inter.masked_fill(empty, torch.nan).view(view), groups=batch.groups,
         shape=shape, metric=metric,
         points={name: torch.cat(v).view(shape) for name, v in points.items()} if return_points else None)

@@ -13,11 +13,12 @@ def al_from_conditional_rates(rates: list[float] | torch.Tensor) -> torch.Tensor
     return torch.cat([torch.ones(1, dtype=torch.float64), 1.0 + torch.cumsum(torch.cumprod(p, 0), 0)])
 
 
-def al_iid(rate: float | torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
-    """Leviathan et al. (2023): AL(k) = (1 - a^(k+1)) / (1 - a) for i.i.d. acceptance a."""
-    a = torch.as_tensor(rate, dtype=torch.float64)
-    k = torch.as_tensor(k, dtype=torch.float64)
-    return torch.where(a >= 1.0, k + 1.0, (1.0 - a ** (k + 1.0)) / (1.0 - torch.clamp(a, max=1 - 1e-12)))
+def scaled_al(raw_al: torch.Tensor, scale: float | torch.Tensor, draft_tokens: torch.Tensor) -> torch.Tensor:
+    """AL with its accepted part scaled by `scale` and kept in [1, k + 1]: min(1 + s (AL_raw - 1), k + 1).
+
+    The one home of this formula: the torch model, the calibration and both sweep kernels call or mirror it.
+    """
+    return torch.minimum(1.0 + scale * (raw_al - 1.0), draft_tokens + 1.0)
 
 
 def al_table(spec: AcceptanceSpec, scale: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -28,8 +29,7 @@ def al_table(spec: AcceptanceSpec, scale: float | torch.Tensor | None = None) ->
     else:
         raw = torch.tensor([1.0, *spec.al_by_draft_tokens], dtype=torch.float64)  # type: ignore[misc]
     s = torch.as_tensor(spec.scale if scale is None else scale, dtype=torch.float64)
-    k = torch.arange(raw.numel(), dtype=torch.float64)
-    return torch.minimum(1.0 + s * (raw - 1.0), k + 1.0)
+    return scaled_al(raw, s, torch.arange(raw.numel(), dtype=torch.float64))
 
 
 def acceptance_length(table: torch.Tensor, draft_tokens: torch.Tensor | int) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,23 @@ from pydantic import ValidationError
 from simulator.specs import AcceptanceSpec, EfficiencyKnobs, HardwareSpec, ModelSpec, WorkloadSpec
 from simulator.specs.vocabulary import GENERATION_FAMILY
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+SOURCE_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_PACKAGE = "specsim_conf"  # conf/ as a wheel installs it (pyproject.toml: tool.setuptools.package-dir)
+
+
+def find_conf_dir(source: Path = SOURCE_CONF_DIR, package: str = CONF_PACKAGE) -> Path:
+    """The source tree's conf/ (a clone, an editable install) when present, else the installed copy."""
+    if (source / "config.yaml").is_file():
+        return source
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise RuntimeError(f"no conf/ folder: neither {source} nor an installed package {package!r}; "
+                           "reinstall specsim (pip install .)")
+    return Path(locations[0])
+
+
+CONF_DIR = find_conf_dir()
 
 
 class SpecError(ValueError):

@@ -18,7 +18,7 @@ from simulator.calibration.data import target_observations
 from simulator.calibration.uncertainty import bands
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import evaluate
-from simulator.frontier import default_targets, js_round, pareto_front, steffen_interpolate
+from simulator.frontier import Outside, default_targets, pareto_front, read_at
 from simulator.scenario import Scenario
 from simulator.search import Candidate, SearchMode, candidates
 from simulator.specs.vocabulary import SIDES, CaseKey, Side
@@ -64,34 +64,38 @@ def front_of(frame: pd.DataFrame) -> pd.DataFrame:
     return ok.iloc[np.asarray(idx)].reset_index(drop=True)
 
 
-def read_front(front: pd.DataFrame, target: float, rate_usd_h: float, kw: float) -> dict[str, Any] | None:
-    """The side's figures at `target` interactivity: spline through the front; None outside it."""
+def read_front(front: pd.DataFrame, targets: list[float], rate_usd_h: float, kw: float,
+               outside: Outside = "null") -> list[dict[str, Any] | None]:
+    """The side's figures at each target interactivity: Steffen spline through the front (frontier.read_at);
+    outside the front None (`outside="null"`) or its edge, flagged `clamped` (`"clamp"`, as the pages do)."""
     if front.empty:
-        return None
+        return [None] * len(targets)
     x = front["interactivity"].to_numpy()
-    if len(x) == 1:
-        if not np.isclose(x[0], target):
-            return None
-        tput, conc = float(front["tput_per_gpu"].iloc[0]), float(front["concurrency"].iloc[0])
-    else:
-        tput = float(steffen_interpolate(x, front["tput_per_gpu"].to_numpy(), target))
-        conc = float(steffen_interpolate(x, front["concurrency"].to_numpy(dtype=float), target))
-    if not np.isfinite(tput):
-        return None
-    nearest = front.iloc[int(np.argmin(np.abs(x - target)))]
-    return {
-        "tput_per_gpu": tput,
-        "cost_per_mtok": float(cost_per_mtok(tput, rate_usd_h)),
-        "tok_s_per_mw": float(tok_s_per_mw(tput, kw)),
-        "concurrency": js_round(conc),
-        "draft_tokens": int(nearest["draft_tokens"]),
-        "deployment": str(nearest["deployment"]),
-    }
+    reading = read_at(x, front["tput_per_gpu"].to_numpy(), targets, outside,
+                      extra={"concurrency": front["concurrency"].to_numpy(dtype=float)})
+    out: list[dict[str, Any] | None] = []
+    for i, t in enumerate(targets):
+        tput = float(reading.values[i])
+        if not np.isfinite(tput):
+            out.append(None)
+            continue
+        nearest = front.iloc[int(np.argmin(np.abs(x - t)))]
+        out.append({
+            "tput_per_gpu": tput,
+            "cost_per_mtok": float(cost_per_mtok(tput, rate_usd_h)),
+            "tok_s_per_mw": float(tok_s_per_mw(tput, kw)),
+            "concurrency": int(reading.extra["concurrency"][i]),
+            "draft_tokens": int(nearest["draft_tokens"]),
+            "deployment": str(nearest["deployment"]),
+            "clamped": bool(reading.clamped[i]),
+        })
+    return out
 
 
 def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable,
                 tier: str = "hyperscaler", targets: list[float] | None = None,
-                acceptance_scale: float | None = None) -> CompareResult:
+                acceptance_scale: float | None = None, outside: Outside = "null") -> CompareResult:
+    """Both sides' curves and fronts, read at `targets` (default: 25/50/75 % of the range both cover)."""
     sides: dict[Side, SideResult] = {}
     for side in SIDES:
         cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload)
@@ -102,11 +106,10 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
         targets = default_targets(*fronts) if len(fronts) == 2 else []
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
     result = CompareResult(key, sides, list(targets))
-    for t in targets:
-        row: dict[str, Any] = {"interactivity": float(t)}
-        for side in SIDES:
-            row[side] = read_front(sides[side].front, float(t), rate, kw)
-        result.rows.append(row)
+    readings = {side: read_front(sides[side].front, [float(t) for t in targets], rate, kw, outside)
+                for side in SIDES}
+    for i, t in enumerate(targets):
+        result.rows.append({"interactivity": float(t), **{side: readings[side][i] for side in SIDES}})
     return result
 
 

@@ -2,30 +2,31 @@
 
 Definitions follow ../shared/reference/methodology.md ("How a comparison page is made from the runs"):
 an upper-left Pareto front of (interactivity, throughput) per side, a monotone cubic Hermite spline with
-Steffen's (1990) slopes through it (identical to d3-shape's ``curveMonotoneX``), no extrapolation, and
+Steffen's (1990) slopes through it (identical to d3-shape's ``curveMonotoneX``), no extrapolation (or, as the
+dashboard does, a target clamped to the front's edge: :func:`read_at`), and
 default targets at 25/50/75 % of the interactivity range both sides cover.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from simulator.rounding import js_round
+
 __all__ = [
+    "OUTSIDE",
+    "FrontReading",
     "default_targets",
-    "interpolate_front",
-    "js_round",
     "pareto_front",
+    "read_at",
     "steffen_interpolate",
     "steffen_slopes",
 ]
-
-
-def js_round(value: float) -> int:
-    """Round half up, like JavaScript's ``Math.round`` (the dashboards are JS; Python rounds half-even)."""
-    return int(math.floor(value + 0.5))
 
 
 def pareto_front(interactivity: np.ndarray, throughput: np.ndarray) -> np.ndarray:
@@ -139,32 +140,73 @@ def default_targets(
     return [float(js_round(lo + f * (hi - lo))) for f in fractions]
 
 
-def interpolate_front(
-    interactivity: np.ndarray,
-    throughput: np.ndarray,
-    concurrency: np.ndarray,
-    targets: Sequence[float] | np.ndarray,
-) -> list[dict[str, float | int] | None]:
-    """Throughput per GPU and concurrency (rounded half up) at each target interactivity.
+Outside = Literal["null", "clamp"]
+OUTSIDE: tuple[str, ...] = ("null", "clamp")
 
-    The inputs must already be a Pareto front: interactivity strictly increasing and throughput strictly
-    decreasing. A target outside the front gives None (no extrapolation).
+
+@dataclass(frozen=True)
+class FrontReading:
+    """A front read at each target: ``values`` (NaN where not read), ``clamped`` (read at the front's edge
+    because the target lay outside it) and each ``extra`` column read the same way (NaN where not read;
+    those named in ``rounded`` hold whole numbers)."""
+
+    targets: np.ndarray
+    values: np.ndarray
+    clamped: np.ndarray
+    extra: dict[str, np.ndarray]
+    rounded: frozenset[str] = frozenset()
+
+    def row(self, i: int) -> dict[str, float | int | bool] | None:
+        """Target ``i`` as plain Python values (rounded columns as int), or None where nothing was read."""
+        if not np.isfinite(self.values[i]):
+            return None
+        out: dict[str, float | int | bool] = {"interactivity": float(self.targets[i]),
+                                              "value": float(self.values[i]), "clamped": bool(self.clamped[i])}
+        for name, col in self.extra.items():
+            out[name] = int(col[i]) if name in self.rounded else float(col[i])
+        return out
+
+
+def _js_round_all(values: np.ndarray) -> np.ndarray:
+    return np.array([js_round(v) if np.isfinite(v) else np.nan for v in values], dtype=float)
+
+
+def read_at(
+    front_x: np.ndarray,
+    front_y: np.ndarray,
+    targets: Sequence[float] | np.ndarray,
+    outside: Outside = "null",
+    extra: Mapping[str, np.ndarray] | None = None,
+    rounded: Collection[str] = ("concurrency",),
+) -> FrontReading:
+    """Read a front (x strictly increasing) at each target with the Steffen spline.
+
+    ``outside="null"``: a target outside [x0, xn] gives NaN (the methodology's "not extrapolated").
+    ``outside="clamp"``: it is read at the nearer edge and flagged ``clamped``, as the InferenceX dashboard
+    does (SemiAnalysisAI/InferenceX-app, packages/app/src/components/calculator/interpolation.ts,
+    ``interpolateForGPU``: the target is clamped to the front's [min, max] and the result carries
+    ``clamped = clampedBelow || clampedAbove``). A one-point front is read only at its own x under "null",
+    and gives its point everywhere under "clamp" (flagged wherever the target differs from it), as there.
+    That code also clamps each interpolated metric to the front's range; Steffen's spline never overshoots
+    its knots, so that holds here without a clamp. ``extra`` columns (e.g. concurrency) are read at the
+    same x; those named in ``rounded`` are rounded half up with :func:`js_round` (its ``Math.round``).
+    A NaN target gives NaN and is never flagged.
     """
-    x = np.asarray(interactivity, dtype=float).ravel()
-    y = np.asarray(throughput, dtype=float).ravel()
-    c = np.asarray(concurrency, dtype=float).ravel()
-    if c.shape != x.shape:
-        raise ValueError(f"concurrency has {c.size} values for {x.size} front points")
+    if outside not in OUTSIDE:
+        raise ValueError(f"outside must be one of {', '.join(OUTSIDE)}; got {outside!r}")
+    x = np.asarray(front_x, dtype=float).ravel()
+    y = np.asarray(front_y, dtype=float).ravel()
     _check_knots(x, y)
-    if np.any(np.diff(y) >= 0):
-        raise ValueError("not a Pareto front: throughput must fall strictly as interactivity rises")
+    columns = {name: np.asarray(col, dtype=float).ravel() for name, col in (extra or {}).items()}
+    for name, col in columns.items():
+        if col.shape != x.shape or not np.all(np.isfinite(col)):
+            raise ValueError(f"extra column {name!r} needs {x.size} finite values, one per front point")
     tq = np.asarray(targets, dtype=float).ravel()
-    tput = steffen_interpolate(x, y, tq)
-    conc = steffen_interpolate(x, c, tq)
-    result: list[dict[str, float | int] | None] = []
-    for target, tp, cc in zip(tq, tput, conc, strict=True):
-        if not np.isfinite(tp):
-            result.append(None)
-            continue
-        result.append({"interactivity": float(target), "tput_per_gpu": float(tp), "concurrency": js_round(cc)})
-    return result
+    clamp = outside == "clamp"
+    at = np.clip(tq, x[0], x[-1]) if clamp else tq
+    extra_read = {name: steffen_interpolate(x, col, at) for name, col in columns.items()}
+    names = frozenset(n for n in rounded if n in extra_read)
+    for name in names:
+        extra_read[name] = _js_round_all(extra_read[name])
+    return FrontReading(targets=tq, values=steffen_interpolate(x, y, at),
+                        clamped=((tq < x[0]) | (tq > x[-1])) & clamp, extra=extra_read, rounded=names)

@@ -1,4 +1,5 @@
-"""Efficiency knobs as tensors, so a calibration can fit them by autograd."""
+"""Efficiency knobs as tensors, so the torch model broadcasts them over a batch (the calibration fits them
+with scipy least squares on finite differences, simulator/calibration/fit.py)."""
 
 from __future__ import annotations
 
@@ -23,4 +24,4 @@ class KnobTensors:
 
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:
-        return cls(*(torch.tensor(float(getattr(knobs, n)), dtype=torch.float64) for n in KNOB_NAMES))
+        return cls(**{n: torch.tensor(float(getattr(knobs, n)), dtype=torch.float64) for n in KNOB_NAMES})

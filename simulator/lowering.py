@@ -13,9 +13,8 @@ import torch
 
 from simulator.operators import OpDef, draft_ops, embedding_op, target_ops, total_layers
 from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
+from simulator.specs.vocabulary import BYTES_PER_VALUE
 
-# Bytes per weight element. FP4 = NVFP4/MXFP4: 4 bits + one 8-bit scale per 16 elements (NVFP4).
-BYTES_PER_VALUE: dict[str, float] = {"fp4": 0.5625, "fp8": 1.0, "bf16": 2.0}
 ACTIVATION_BYTES = 2.0  # bf16 activations and collectives
 STATE_BYTES = 4.0  # fp32 recurrent state of linear attention
 
@@ -132,7 +131,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
     def scalar(x: float) -> torch.Tensor:
         return torch.tensor(float(x), dtype=torch.float64)
     return PassTable(
-        tuple(op.name for op in ops), *(col(f) for f in OP_FIELDS),
+        names=tuple(op.name for op in ops), **{f: col(f) for f in OP_FIELDS},
         attention_dp=scalar(dep.attention_dp), comm_bytes_per_token=scalar(comm),
         collectives=scalar(collectives), layer_passes=scalar(layer_passes),
         link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),

@@ -1,9 +1,14 @@
-"""Parser for InferenceX "<GPU> <PRECISION>: MTP vs Off Speculative Decoding" comparison pages.
+"""InferenceX "<GPU> <PRECISION>: MTP vs Off Speculative Decoding" comparison pages, from two kinds of source.
 
-Two text layouts occur (see ../shared/pages): the table as one value per line, and as a markdown table.
-Both carry the same facts: model, GPU, precision, the pinned workload, the target interactivities (in
-the prose, in table-column order) and per target the MTP and Off throughput, cost, tok/s/MW and
-concurrency. ``bundled_pages`` reads the project's own extracted copies in conf/page_figures/*.yaml.
+A page's text (see ../shared/pages): two layouts occur, the table as one value per line and as a markdown
+table. Both carry the same facts: model, GPU, precision, the pinned workload, the target interactivities
+(in the prose, in table-column order) and per target the MTP and Off throughput, cost, tok/s/MW and
+concurrency. A figures file (../shared/data/pages/inferencex_mtp_vs_off.yaml, format in its header): one
+entry per page with its url, display names, the covered band and per target the throughput and cost only.
+
+``bundled_pages`` reads the project's own copies in conf/page_figures/*.yaml: one extracted page per file,
+or a figures file (a YAML list). A page the model cannot represent yet is marked ``modelled: false`` with a
+``not_modelled_reason`` in that data; ``modelled_pages`` leaves those out.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.catalog import CONF_DIR
+from simulator.rounding import js_round
 
 __all__ = [
     "HARDWARE_NAMES",
@@ -25,18 +33,22 @@ __all__ = [
     "PagePoint",
     "SideFigures",
     "bundled_pages",
+    "figures_pages",
     "hardware_key",
+    "load_figures_file",
     "load_page_file",
+    "measured_direction",
     "model_key",
+    "modelled_pages",
     "parse_page",
 ]
 
-PAGES_DIR = Path(__file__).resolve().parents[1] / "conf" / "page_figures"
+PAGES_DIR = CONF_DIR / "page_figures"
 
 # Display names as the pages write them -> catalog keys.
 MODEL_NAMES: dict[str, tuple[str, ...]] = {
     "deepseek_r1": ("DeepSeek R1",),
-    "deepseek_v4_pro": ("DeepSeek V4 Pro 1.6T", "DeepSeek V4 Pro"),
+    "deepseek_v4_pro": ("DeepSeek V4 Pro 1.6T", "DeepSeek V4 Pro", "DeepSeek V4"),
     "glm5": ("GLM 5/5.1", "GLM 5", "GLM-5"),
     "qwen3_5_397b": ("Qwen 3.5 397B-A17B",),
     "kimi_k2_5": ("Kimi K2.5",),
@@ -70,24 +82,31 @@ class _Frozen(BaseModel):
 
 
 class SideFigures(_Frozen):
-    """One side's (MTP or Off) figures at one target interactivity, as printed."""
+    """One side's (MTP or Off) figures at one target interactivity, as printed (a figures file has no
+    tok/s/MW or concurrency: None)."""
 
     tput_per_gpu: float = Field(ge=0, allow_inf_nan=False)
     cost_per_mtok: float = Field(ge=0, allow_inf_nan=False)
-    tok_s_per_mw: float = Field(ge=0, allow_inf_nan=False)
-    concurrency: int = Field(ge=0)
+    tok_s_per_mw: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    concurrency: int | None = Field(default=None, ge=0)
 
 
 class PagePoint(_Frozen):
-    """A target interactivity (tok/s/user) and both sides' figures there."""
+    """A target interactivity (tok/s/user) and both sides' figures there; ``tput_resolution`` is the
+    coarser of the two printed throughput steps (0.1 for "549.4", 1 for "392")."""
 
     interactivity: float = Field(gt=0, allow_inf_nan=False)
     mtp: SideFigures
     off: SideFigures
+    tput_resolution: float = Field(gt=0, allow_inf_nan=False)
 
 
 class Page(_Frozen):
-    """One comparison page: which model/GPU/precision/workload and its matched-interactivity points."""
+    """One comparison page: which model/GPU/precision/workload and its matched-interactivity points.
+
+    ``band``: the interactivity range both fronts cover, where the page states it. ``modelled``: False for
+    a deployment the simulator cannot represent yet (kept out of fits), with ``not_modelled_reason``.
+    """
 
     source: str
     model: str
@@ -95,6 +114,32 @@ class Page(_Frozen):
     precision: Precision
     workload: Workload
     points: list[PagePoint] = Field(min_length=1)
+    url: str | None = None
+    band: tuple[float, float] | None = None
+    modelled: bool = True
+    not_modelled_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _reason_iff_not_modelled(self) -> Page:
+        if self.modelled == bool(self.not_modelled_reason):
+            raise ValueError("not_modelled_reason must be given exactly when modelled is false")
+        if self.band is not None and not 0 < self.band[0] < self.band[1]:
+            raise ValueError(f"band must be [lo, hi] with 0 < lo < hi, got {list(self.band)}")
+        return self
+
+
+def measured_direction(point: PagePoint) -> bool | None:
+    """True where measured MTP throughput beats Off, False where Off beats MTP, None where the two differ by
+    less than the page's printed rounding (MI325X Qwen 3.5: 392 vs 392), so the target counts neither way."""
+    diff = point.mtp.tput_per_gpu - point.off.tput_per_gpu
+    if abs(diff) < point.tput_resolution * (1.0 - 1e-6):  # printed figures are multiples of the step
+        return None
+    return diff > 0
+
+
+def modelled_pages(pages: list[Page] | None = None) -> list[Page]:
+    """The pages (default: all bundled ones) whose deployments the simulator can represent."""
+    return [p for p in (bundled_pages() if pages is None else pages) if p.modelled]
 
 
 def _norm(name: str) -> str:
@@ -158,21 +203,27 @@ def _cells(text: str) -> list[str]:
     return cells
 
 
-def _pair(cell: str) -> tuple[float, float]:
-    """(MTP, Off) numbers of a value cell such as 'MTP:$0.201Off:$0.301'."""
-    found: dict[str, float] = {}
+def _printed_step(number: str) -> float:
+    """The rounding step a printed number shows: 1 for '392', 0.1 for '549.4', 0.001 for '0.201'."""
+    _, _, decimals = number.partition(".")
+    return 10.0 ** -len(decimals)
+
+
+def _pair(cell: str) -> tuple[float, float, float]:
+    """(MTP, Off, coarser printed step) of a value cell such as 'MTP:$0.201Off:$0.301'."""
+    found: dict[str, str] = {}
     for side, num in _SIDE.findall(cell):
         if side.lower() in found:
             raise PageParseError(f"value cell {cell!r} names {side} twice")
-        found[side.lower()] = float(num.replace(",", ""))
+        found[side.lower()] = num.replace(",", "")
     if set(found) != {"mtp", "off"}:
         raise PageParseError(f"value cell {cell!r} lacks an MTP or Off figure")
-    return found["mtp"], found["off"]
+    return float(found["mtp"]), float(found["off"]), max(map(_printed_step, found.values()))
 
 
-def _table_rows(text: str) -> dict[str, list[tuple[float, float]]]:
-    """Each metric row's (MTP, Off) pairs, in column order."""
-    rows: dict[str, list[tuple[float, float]]] = {}
+def _table_rows(text: str) -> dict[str, list[tuple[float, float, float]]]:
+    """Each metric row's (MTP, Off, printed step) triples, in column order."""
+    rows: dict[str, list[tuple[float, float, float]]] = {}
     current: str | None = None
     for cell in _cells(text):
         label = next((k for k, pat in _ROWS.items() if pat.match(cell)), None)
@@ -241,11 +292,7 @@ def _targets(text: str) -> list[float]:
     return targets
 
 
-def _round_half_up(value: float) -> int:
-    return int(math.floor(value + 0.5))
-
-
-def _points(targets: list[float], rows: dict[str, list[tuple[float, float]]]) -> list[PagePoint]:
+def _points(targets: list[float], rows: dict[str, list[tuple[float, float, float]]]) -> list[PagePoint]:
     for key, word in _ROW_WORDS.items():
         if len(rows[key]) != len(targets):
             raise PageParseError(
@@ -261,10 +308,11 @@ def _points(targets: list[float], rows: dict[str, list[tuple[float, float]]]) ->
                     tput_per_gpu=rows["tput_per_gpu"][i][j],
                     cost_per_mtok=rows["cost_per_mtok"][i][j],
                     tok_s_per_mw=rows["tok_s_per_mw"][i][j],
-                    concurrency=_round_half_up(conc) if math.isfinite(conc) else -1,
+                    concurrency=js_round(conc) if math.isfinite(conc) else -1,
                 )
             )
-        points.append(PagePoint(interactivity=target, mtp=sides[0], off=sides[1]))
+        points.append(PagePoint(interactivity=target, mtp=sides[0], off=sides[1],
+                                tput_resolution=rows["tput_per_gpu"][i][2]))
     return points
 
 
@@ -299,10 +347,120 @@ def load_page_file(path: str | Path) -> Page:
     return parse_page(p.read_text(encoding="utf-8", errors="replace"), source=p.name)
 
 
+_ENTRY_KEYS = frozenset({"url", "model", "hardware", "precision", "workload", "band", "points", "modelled",
+                         "not_modelled_reason"})
+_POINT_KEYS = frozenset({"interactivity", *(f"{side}_{fig}{ex}" for side in ("mtp", "off")
+                                           for fig in ("tput", "cost") for ex in ("", "_exact"))})
+
+
+def _known_keys(what: str, data: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise PageParseError(f"{what} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - allowed)
+    if unknown:
+        raise PageParseError(f"{what} has unknown keys {unknown}; allowed: {', '.join(sorted(allowed))}")
+    return data
+
+
+def _figure(point: dict[str, Any], key: str) -> tuple[float, float]:
+    """A figure (its one-more-digit ``_exact`` form where given) and its printed step."""
+    value = point.get(f"{key}_exact", point.get(key))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PageParseError(f"point at {point.get('interactivity')} tok/s/user: {key} must be a number, got {value!r}")
+    return float(value), _printed_step(repr(value))
+
+
+def _figures_point(point: Any) -> PagePoint:
+    p = _known_keys("a point", point, _POINT_KEYS)
+    (mtp, step_m), (off, step_o) = _figure(p, "mtp_tput"), _figure(p, "off_tput")
+    return PagePoint(
+        interactivity=p.get("interactivity"),
+        mtp=SideFigures(tput_per_gpu=mtp, cost_per_mtok=_figure(p, "mtp_cost")[0]),
+        off=SideFigures(tput_per_gpu=off, cost_per_mtok=_figure(p, "off_cost")[0]),
+        tput_resolution=max(step_m, step_o),
+    )
+
+
+def _figures_workload(display: Any) -> str:
+    workload = re.sub(r"[\s/]", "", str(display)).lower()
+    if workload not in WORKLOADS:
+        raise PageParseError(f"unknown workload {display!r}; known: 1k/1k, 8k/1k, 1k/8k")
+    return workload
+
+
+def _figures_page(entry: Any) -> Page:
+    e = _known_keys("an entry", entry, _ENTRY_KEYS)
+    url = str(e.get("url") or "")
+    if not url:
+        raise PageParseError("an entry lacks its url")
+    precision = str(e.get("precision", "")).lower()
+    if precision not in ("fp4", "fp8", "bf16"):
+        raise PageParseError(f"unknown precision {e.get('precision')!r}; known: fp4, fp8, bf16")
+    points = e.get("points")
+    if not isinstance(points, list) or not points:
+        raise PageParseError("points must be a non-empty list")
+    return Page(
+        source=url.rstrip("/").rsplit("/", 1)[-1], url=url, model=model_key(str(e.get("model", ""))),
+        hardware=hardware_key(str(e.get("hardware", ""))), precision=precision,  # type: ignore[arg-type]
+        workload=_figures_workload(e.get("workload")), band=e.get("band"),  # type: ignore[arg-type]
+        points=[_figures_point(pt) for pt in points],
+        modelled=e.get("modelled", True), not_modelled_reason=e.get("not_modelled_reason"),
+    )
+
+
+def figures_pages(entries: Any, source: str) -> list[Page]:
+    """Pages from a figures file's loaded entries (a list); any defect raises :class:`PageParseError`
+    naming the file, the entry and what is wrong."""
+    if not isinstance(entries, list) or not entries:
+        raise PageParseError(f"{source}: a figures file must be a non-empty list of page entries")
+    pages = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: entry {i}" + (f" ({entry['url']})" if isinstance(entry, dict) and "url" in entry else "")
+        try:
+            pages.append(_figures_page(entry))
+        except ValidationError as err:
+            raise PageParseError(f"{where}: implausible figures: {err}") from None
+        except PageParseError as err:
+            raise PageParseError(f"{where}: {err}") from None
+    return pages
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PageParseError(f"{path}: not valid YAML: {err}") from None
+
+
+def load_figures_file(path: str | Path) -> list[Page]:
+    """Read a figures file (e.g. ../shared/data/pages/inferencex_mtp_vs_off.yaml): one Page per entry."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"figures file not found: {p}")
+    return figures_pages(_read_yaml(p), source=p.name)
+
+
+def _bundled_file(path: Path) -> list[Page]:
+    data = _read_yaml(path)
+    if isinstance(data, list):
+        return figures_pages(data, source=path.name)
+    try:
+        return [Page.model_validate(data)]
+    except ValidationError as err:
+        raise PageParseError(f"{path}: not a page: {err}") from None
+
+
 def bundled_pages(directory: str | Path | None = None) -> list[Page]:
-    """The extracted pages shipped in conf/page_figures/*.yaml, sorted by file name."""
+    """Every page shipped in conf/page_figures/*.yaml (extracted pages and figures files), files sorted by
+    name, entries in file order; sources must be unique."""
     folder = Path(directory) if directory is not None else PAGES_DIR
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise FileNotFoundError(f"no page files (*.yaml) in {folder}")
-    return [Page.model_validate(yaml.safe_load(f.read_text(encoding="utf-8"))) for f in files]
+    pages = [page for f in files for page in _bundled_file(f)]
+    seen: set[str] = set()
+    for page in pages:
+        if page.source in seen:
+            raise PageParseError(f"{folder}: two pages share the source {page.source!r}")
+        seen.add(page.source)
+    return pages

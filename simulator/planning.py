@@ -170,7 +170,7 @@ def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFram
     frames = []
     for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
         side = "off" if k == 0 else "mtp"
-        cases = [Case(sc, dep, with_draft=k > 0, group=f"{gpu}/{precision}")
+        cases = [Case(sc, dep, with_draft=k > 0, group=(gpu, precision))
                  for gpu, precision, sc, s in runnable if s == side
                  and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
                  for dep in open_deployments(sc)]
@@ -183,7 +183,7 @@ def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFram
         ok = torch.isfinite(f.best[:, s_idx])
         g_idx, b_idx = ok.nonzero(as_tuple=True)
         case_i, conc_i, _, _ = f.unravel(f.index[g_idx, s_idx, b_idx])
-        gpu_prec = [f.group_names[int(g)].split("/") for g in g_idx]
+        gpu_prec = [f.groups[int(g)] for g in g_idx]
         frames.append(pd.DataFrame({
             "gpu": [gp[0] for gp in gpu_prec], "precision": [gp[1] for gp in gpu_prec], "side": side,
             "deployment": [cases[int(i)].deployment.label for i in case_i],

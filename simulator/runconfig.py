@@ -61,6 +61,7 @@ class SummarizeSettings(Settings):
 class CalibrateSettings(Settings):
     name: str = Field(default="default", min_length=1, description="output conf/calibration/<name>.yaml")
     data_dir: str | None = Field(default=None, description="folder with the measured CSVs (null: bundled)")
+    cross_validate: bool = Field(default=True, description="also run leave-one-page-out: the bands' model error")
 
 
 class SweepSettings(Settings):

@@ -26,10 +26,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.catalog import CONF_DIR
+
 Spec = Literal["off", "mtp"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATH = REPO_ROOT / "conf" / "deployments" / "benchmark.yaml"
+DEFAULT_PATH = CONF_DIR / "deployments" / "benchmark.yaml"
 TOP_KEY = "benchmark_search_spaces"
 CONFIG_DIR = Path("data") / "benchmark-configs"
 MASTER_FILES = ("nvidia-master.yaml", "amd-master.yaml")

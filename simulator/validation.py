@@ -15,7 +15,7 @@ import numpy as np
 from simulator.calibration.data import page_observations
 from simulator.calibration.uncertainty import bands
 from simulator.comparison import CompareResult, run_compare
-from simulator.pages import Page, bundled_pages, load_page_file
+from simulator.pages import Page, load_page_file, measured_direction, modelled_pages
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES, CaseKey
 
@@ -40,13 +40,14 @@ def pct(pred: float | None, meas: float) -> float | None:
 def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     pcfg = page_config(page, cfg)
     key = CaseKey(page.model, page.hardware, page.precision, page.workload)
+    # the pages clamp a target outside a frontier to its edge (frontier.read_at): so do we, flagged
     result = run_compare(pcfg.scenario(), key, "benchmark", pcfg.rates, pcfg.rate_tier,
-                         [p.interactivity for p in page.points])
+                         [p.interactivity for p in page.points], outside="clamp")
     band = bands(page_observations([page]), cfg.calibration)
     v = PageValidation(page, result)
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},
-                                 "error_pct": {}}
+                                 "error_pct": {}, "clamped": {}, "inside_band": {}}
         for side in SIDES:
             meas = getattr(p, side).tput_per_gpu
             pred = row[side]["tput_per_gpu"] if row[side] else None
@@ -55,6 +56,8 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
             b = band.get((side, p.interactivity))
             point["band"][side] = [b[0], b[2]] if b else None
             point["error_pct"][side] = pct(pred, meas)
+            point["clamped"][side] = bool(row[side] and row[side]["clamped"])
+            point["inside_band"][side] = None if not b else bool(b[0] <= meas <= b[2])
         m, o = point["predicted"]["mtp"], point["predicted"]["off"]
         point["measured"]["gain"] = p.mtp.tput_per_gpu / p.off.tput_per_gpu
         point["predicted"]["gain"] = m / o if m and o else None
@@ -63,8 +66,9 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
         point["predicted"]["tok_s_per_mw"] = {s: row[s]["tok_s_per_mw"] if row[s] else None for s in SIDES}
         point["measured"]["cost_per_mtok"] = {s: getattr(p, s).cost_per_mtok for s in SIDES}
         point["measured"]["tok_s_per_mw"] = {s: getattr(p, s).tok_s_per_mw for s in SIDES}
-        point["direction_right"] = None if point["predicted"]["gain"] is None else (
-            (point["predicted"]["gain"] > 1) == (point["measured"]["gain"] > 1))
+        measured_up = measured_direction(p)  # None: equal as printed, counts neither way
+        point["direction_right"] = None if point["predicted"]["gain"] is None or measured_up is None else (
+            (point["predicted"]["gain"] > 1) == measured_up)
         v.points.append(point)
     return v
 
@@ -77,12 +81,16 @@ def summary(validations: list[PageValidation]) -> dict[str, Any]:
         if errs:
             a = np.abs(errs)
             out[key] = {"n": len(errs), "median_abs_pct": float(np.median(a)), "max_abs_pct": float(a.max()),
-                        "bias_pct": float(np.mean(errs)), "not_reached": int(missing)}
+                        "bias_pct": float(np.mean(errs)), "median_signed_pct": float(np.median(errs)),
+                        "not_reached": int(missing)}
     tput = [abs(pt["error_pct"][s]) for v in validations for pt in v.points for s in SIDES
             if pt["error_pct"][s] is not None]
     out["throughput_median_abs_pct"] = float(np.median(tput)) if tput else None
-    dirs = [pt["direction_right"] for v in validations for pt in v.points]
-    out["direction_right"] = f"{sum(d is True for d in dirs)}/{len(dirs)}"
+    dirs = [pt["direction_right"] for v in validations for pt in v.points if pt["direction_right"] is not None]
+    out["direction_right"] = f"{sum(dirs)}/{len(dirs)}"
+    inside = [pt["inside_band"][s] for v in validations for pt in v.points for s in SIDES
+              if pt["inside_band"][s] is not None]
+    out["inside_p10_p90"] = f"{sum(inside)}/{len(inside)}"
     return out
 
 
@@ -100,18 +108,21 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
             for s in SIDES:
                 b = pt["band"][s]
                 band = f"{b[0]:.0f}-{b[1]:.0f}" if b else "-"
-                cells.append(f"{pt['measured'][s]:8.1f} {_f(pt['predicted'][s], '7.1f')} {band:>13} "
+                mark = "c" if pt["clamped"][s] else " "  # c: the target lies outside the predicted front
+                cells.append(f"{pt['measured'][s]:8.1f} {_f(pt['predicted'][s], '6.1f')}{mark} {band:>13} "
                              f"{_f(pt['error_pct'][s], '+5.0f') + '%' if pt['error_pct'][s] is not None else '-':>6}")
             lines.append(f"{v.page.source[:34]:34s} {pt['interactivity']:10.0f} | {cells[0]} | {cells[1]} | "
                          f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f') + 'x' if pt['predicted']['gain'] else '-':>5}")
     lines.append("summary: " + ", ".join(
-        f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % bias {v['bias_pct']:+.1f} %"
-        for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}")
+        f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % signed {v['median_signed_pct']:+.1f} %"
+        for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}"
+        f"; measured inside P10-P90 {summ['inside_p10_p90']}; c = clamped to the front's edge, as the pages do")
     return "\n".join(lines)
 
 
 def load_pages(cfg: RunConfig) -> list[Page]:
-    return [load_page_file(p) for p in cfg.pages] if cfg.pages else bundled_pages()
+    # the not-modelled deployments (marked in conf/page_figures) stay out by default
+    return [load_page_file(p) for p in cfg.pages] if cfg.pages else modelled_pages()
 
 
 def validate_all(cfg: RunConfig) -> tuple[list[PageValidation], dict[str, Any]]:
@@ -125,7 +136,8 @@ def report_of(vals: list[PageValidation], summ: dict[str, Any]) -> dict[str, Any
               "points": [{"interactivity": pt["interactivity"],
                           "measured": {s: pt["measured"][s] for s in SIDES},
                           "predicted": {s: pt["predicted"][s] for s in SIDES},
-                          "band_p10_p90": pt["band"], "error_pct": pt["error_pct"],
+                          "band_p10_p90": pt["band"], "error_pct": pt["error_pct"], "clamped": pt["clamped"],
+                          "inside_band": pt["inside_band"], "direction_right": pt["direction_right"],
                           "gain": {"measured": pt["measured"]["gain"], "predicted": pt["predicted"]["gain"]},
                           "cost_per_mtok": {"measured": pt["measured"]["cost_per_mtok"],
                                             "predicted": pt["predicted"]["cost_per_mtok"]},

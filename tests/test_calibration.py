@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import scenario
-from kernels.lowering import Case
+from simulator.batched import Case
 from simulator.calibration.data import PointObs
 from simulator.calibration.fit import fit
 from simulator.calibration.problem import Problem
@@ -58,7 +58,7 @@ def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None
     r = specsim(tmp_path, "task=validate", f"report={report}")
     assert r.returncode == 0, r.stderr
     data = json.loads(report.read_text())
-    assert len(data["pages"]) == 3
+    assert len(data["pages"]) == 12  # the bundled pages less the three not modelled
     for page in data["pages"]:
         assert {"source", "model", "hardware", "precision", "workload", "points"} <= set(page)
         for pt in page["points"]:
@@ -67,7 +67,7 @@ def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None
                 lo, hi = pt["band_p10_p90"][side]
                 assert lo <= hi
     assert {"mtp", "off", "gain", "direction_right"} <= set(data["summary"])
-    assert len(list(tmp_path.glob("validate_*.png"))) == 3
+    assert len(list(tmp_path.glob("validate_*.png"))) == 12
 
 
 def test_validate_missing_page_file_is_a_clear_error(tmp_path: Path) -> None:

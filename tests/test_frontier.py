@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from simulator.frontier import (
     default_targets,
-    interpolate_front,
-    js_round,
     pareto_front,
+    read_at,
     steffen_interpolate,
     steffen_slopes,
 )
+from simulator.rounding import js_round
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -126,13 +126,44 @@ def test_default_targets() -> None:
     assert js_round(2.5) == 3 and js_round(-2.5) == -2
 
 
-def test_interpolate_front() -> None:
-    x, tput, conc = np.array([10.0, 20.0, 40.0]), np.array([300.0, 200.0, 50.0]), np.array([64, 32, 8])
-    got = interpolate_front(x, tput, conc, [5.0, 10.0, 20.0, 30.0, 41.0])
-    assert got[0] is None and got[4] is None
-    assert got[1] == {"interactivity": 10.0, "tput_per_gpu": 300.0, "concurrency": 64}
-    assert got[2] == {"interactivity": 20.0, "tput_per_gpu": 200.0, "concurrency": 32}
-    mid = got[3]
-    assert mid is not None and 50.0 < mid["tput_per_gpu"] < 200.0 and isinstance(mid["concurrency"], int)
-    with pytest.raises(ValueError, match="Pareto"):
-        interpolate_front(x, np.array([300.0, 310.0, 50.0]), conc, [15.0])
+FRONT_X, FRONT_Y, FRONT_C = np.array([10.0, 20.0, 40.0]), np.array([300.0, 200.0, 50.0]), np.array([64, 32, 8])
+
+
+def test_read_at_null_outside_the_front() -> None:
+    got = read_at(FRONT_X, FRONT_Y, [5.0, 10.0, 20.0, 30.0, 41.0, np.nan], extra={"concurrency": FRONT_C})
+    assert got.row(0) is None and got.row(4) is None and got.row(5) is None
+    assert not got.clamped.any()
+    assert got.row(1) == {"interactivity": 10.0, "value": 300.0, "clamped": False, "concurrency": 64}
+    assert got.row(2) == {"interactivity": 20.0, "value": 200.0, "clamped": False, "concurrency": 32}
+    mid = got.row(3)
+    assert mid is not None and 50.0 < mid["value"] < 200.0 and isinstance(mid["concurrency"], int)
+
+
+def test_read_at_clamps_to_the_edge_and_flags_it() -> None:
+    # Below the front: its first point; above: its last; inside: the same spline as "null".
+    got = read_at(FRONT_X, FRONT_Y, [5.0, 10.0, 30.0, 41.0, 1e6], outside="clamp", extra={"concurrency": FRONT_C})
+    assert got.values[0] == 300.0 and got.values[3] == 50.0 and got.values[4] == 50.0
+    assert got.clamped.tolist() == [True, False, False, True, True]
+    assert got.extra["concurrency"][[0, 3]].tolist() == [64.0, 8.0]
+    inside = read_at(FRONT_X, FRONT_Y, [30.0])
+    assert got.values[2] == inside.values[0]
+    assert got.row(0) == {"interactivity": 5.0, "value": 300.0, "clamped": True, "concurrency": 64}
+    assert np.isnan(read_at(FRONT_X, FRONT_Y, [np.nan], outside="clamp").values[0])
+
+
+def test_read_at_one_point_front() -> None:
+    x, y = np.array([25.0]), np.array([700.0])
+    null = read_at(x, y, [20.0, 25.0, 30.0])
+    assert np.isnan(null.values[[0, 2]]).all() and null.values[1] == 700.0
+    clamp = read_at(x, y, [20.0, 25.0, 30.0], outside="clamp", extra={"concurrency": np.array([12.5])})
+    assert clamp.values.tolist() == [700.0] * 3 and clamp.clamped.tolist() == [True, False, True]
+    assert clamp.extra["concurrency"].tolist() == [13.0] * 3  # rounded half up, as Math.round
+
+
+def test_read_at_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="outside must be one of null, clamp"):
+        read_at(FRONT_X, FRONT_Y, [15.0], outside="extrapolate")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="strictly increasing"):
+        read_at(FRONT_X[::-1], FRONT_Y, [15.0])
+    with pytest.raises(ValueError, match="extra column 'concurrency' needs 3 finite values"):
+        read_at(FRONT_X, FRONT_Y, [15.0], extra={"concurrency": np.array([1, 2])})

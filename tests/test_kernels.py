@@ -4,8 +4,11 @@ import os
 
 os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are defined: run them in the interpreter on the CPU
 
+import dataclasses  # noqa: E402
 import importlib  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 if "kernels.sweep_triton" in sys.modules:  # an earlier test module imported it: redefine the kernels
     importlib.reload(sys.modules["kernels.sweep_triton"])
@@ -16,10 +19,11 @@ import torch  # noqa: E402
 
 import kernels.sweep_triton as st  # noqa: E402
 from kernels import Case, CaseBatch, evaluate_grid_torch, lower_cases, sweep  # noqa: E402
-from kernels.lowering import OP_FIELDS, OP_PAD, PASS_FIELDS  # noqa: E402
 from simulator.acceptance import al_table  # noqa: E402
+from simulator.batched import OP_PAD, SCALAR_FIELDS  # noqa: E402
 from simulator.catalog import list_keys, load_hardware, load_model, load_workload  # noqa: E402
 from simulator.knobs import KNOB_NAMES  # noqa: E402
+from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
 from simulator.serving import closed_loop  # noqa: E402
 from simulator.specs import ServingSpec  # noqa: E402
@@ -74,7 +78,7 @@ def test_lowering_matches_torch_model() -> None:
                 continue
             n = len(table.names)
             for f_i, f in enumerate(OP_FIELDS):
-                assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.label, f)
+                assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.group_key, dep.label, f)
             assert torch.equal(batch.passes[i, side], torch.stack([getattr(table, f) for f in PASS_FIELDS]))
         assert torch.equal(batch.knobs[i], torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
         assert batch.scalar("max_concurrency")[i] == min(sc.memory(dep, with_draft=True).max_concurrency,
@@ -90,7 +94,7 @@ def test_lowering_matches_torch_model() -> None:
                 for name in ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s"):
                     want = torch.where(fits, getattr(ref, name), torch.nan).expand(len(c))
                     torch.testing.assert_close(grid[name][i, :, ik, ia], want, rtol=1e-12, atol=0, equal_nan=True,
-                                               msg=f"{case.label} {name} k={k} a={scale}")
+                                               msg=f"{case.group_key} {dep.label} {name} k={k} a={scale}")
         if not sc.has_draft:
             assert not grid["feasible"][i, :, 1:].any()
 
@@ -120,7 +124,7 @@ def test_triton_matches_torch_reference_on_catalog() -> None:
 def brute_force(batch: CaseBatch, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """The binned frontier by a Python loop over every point."""
     pts = {k: v.flatten().numpy() for k, v in evaluate_grid_torch(batch, C, K, A).items()}
-    best = np.full((len(batch.group_names), 2, bins), np.nan)
+    best = np.full((len(batch.groups), 2, bins), np.nan)
     index = np.full(best.shape, -1)
     for i in range(pts["feasible"].size):
         x, y = pts["interactivity"][i], pts["tput_per_gpu"][i]
@@ -147,7 +151,7 @@ def test_frontier_bins_match_brute_force(small: CaseBatch, backend: str) -> None
     np.testing.assert_allclose(f.interactivity[hit], f.points["interactivity"][case, ic, ik, ia], rtol=1e-12)
     assert torch.equal(f.points["feasible"], evaluate_grid_torch(small, C, K, A)["feasible"])
     assert not (case == 4).any()  # the duplicate of case 0 never wins a tie
-    front = f.front(small.group_names[0], 1)
+    front = f.front(small.groups[0], 1)
     assert front["index"].size and (np.diff(front["interactivity"]) > 0).all() and (np.diff(front["tput_per_gpu"]) < 0).all()
 
 
@@ -193,3 +197,55 @@ def test_clear_errors(small: CaseBatch, monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setattr(st, "_sweep_kernel", object())  # as if imported without TRITON_INTERPRET=1
         with pytest.raises(ValueError, match="CUDA device"):
             st.evaluate_points_triton(small, 0, 10, C, K, A)
+
+
+LISTS = {"op": OP_FIELDS, "passes": PASS_FIELDS, "knob": KNOB_NAMES, "scalar": SCALAR_FIELDS}
+
+
+@pytest.mark.parametrize("section,field", [("op", "moe"), ("passes", "hbm_bytes_s"), ("knob", "moe_imbalance"),
+                                           ("scalar", "max_draft_tokens"), ("scalar", "acceptance_scale")])
+def test_layout_guard_names_a_missing_field(section: str, field: str) -> None:
+    """Every field the kernel reads is checked, not only the first few: dropping one is a clear error."""
+    lacking = tuple(f for f in LISTS[section] if f != field)
+    with pytest.raises(ValueError, match=f"reads {section.removesuffix('es')} field.*{field}, missing"):
+        st.kernel_layout(**{section: lacking})
+
+
+@needs_triton
+def test_triton_reads_fields_by_name(small: CaseBatch, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reverse every section's field order (the rows and the lists alike): the kernel still reads each field."""
+    c, k, a = C[:3], K[:3], A[1:2]
+    ref = evaluate_grid_torch(small, c, k, a)
+    flipped = dataclasses.replace(small, ops=small.ops.flip(2), passes=small.passes.flip(2),
+                                  knobs=small.knobs.flip(1), scalars=small.scalars.flip(1))
+    layout = st.kernel_layout(**{name: fields[::-1] for name, fields in LISTS.items()})
+    assert layout["OP"].weight_bytes == len(OP_FIELDS) - 1 - OP_FIELDS.index("weight_bytes")
+    monkeypatch.setattr(st, "LAYOUT", layout)
+    got = st.evaluate_points_triton(flipped, 0, ref["feasible"].numel(), c, k, a)
+    assert 0 < int(got["feasible"].sum()) < got["feasible"].numel()
+    for name, v in ref.items():
+        torch.testing.assert_close(got[name], v.flatten(), rtol=1e-5, atol=0, equal_nan=True, msg=name)
+
+
+COMPILE_SM90 = """
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+import kernels.sweep_triton as st
+fn = st._sweep_kernel
+consts = {**st.LAYOUT, "BLOCK": st.BLOCK}
+sig = {n: "constexpr" if n in consts else "*fp64" if n.endswith("_ptr") else "i32" for n in fn.arg_names}
+print(len(triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)).asm["ptx"]))
+"""
+
+
+@needs_triton
+def test_kernel_compiles_for_a_gpu() -> None:
+    """The real Triton front end (not the interpreter) accepts the kernel and its constexpr layouts: PTX for sm_90."""
+    pytest.importorskip("triton.backends.nvidia", reason="triton without its NVIDIA backend")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", COMPILE_SM90], cwd=root, env={**env, "PYTHONPATH": str(root)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.split()[-1]) > 10_000  # chars of PTX

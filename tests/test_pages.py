@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,19 +10,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator.catalog import CONF_DIR, list_keys
 from simulator.pages import (
     HARDWARE_NAMES,
     MODEL_NAMES,
     Page,
     PageParseError,
+    PagePoint,
+    SideFigures,
     bundled_pages,
+    figures_pages,
     hardware_key,
+    load_figures_file,
     load_page_file,
+    measured_direction,
     model_key,
+    modelled_pages,
     parse_page,
 )
 
 SHARED_PAGES = Path(__file__).parents[2] / "shared" / "pages"
+SHARED_FIGURES = Path(__file__).parents[2] / "shared" / "data" / "pages" / "inferencex_mtp_vs_off.yaml"
+BUNDLED_FIGURES = CONF_DIR / "page_figures" / "inferencex_mtp_vs_off.yaml"
+NOT_MODELLED = {"deepseek-r1-gb200-fp4-mtp-vs-none", "deepseek-v4-gb200-fp4-mtp-vs-none",
+                "deepseek-r1-b200-fp4-mtp-vs-none"}
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Hand-written, made-up figures in the one-value-per-line layout.
@@ -102,14 +114,102 @@ def test_raw_page_figures_spot_check() -> None:
 
 def test_bundled_pages_equal_raw_pages() -> None:
     bundled = {p.source: p for p in bundled_pages()}
-    assert set(bundled) == set(EXPECTED_RAW)
+    assert set(EXPECTED_RAW) <= set(bundled)
     for path in _raw_paths():
         assert load_page_file(path) == bundled[path.name]
+        assert all(pt.tput_resolution == 0.1 for pt in bundled[path.name].points)  # "549.4"
 
 
 def test_bundled_pages_without_shared() -> None:
     pages = bundled_pages()
-    assert len(pages) == 3 and all(isinstance(p, Page) and len(p.points) == 3 for p in pages)
+    assert len(pages) == 15 and all(isinstance(p, Page) and len(p.points) == 3 for p in pages)
+    assert len({p.source for p in pages}) == 15
+    for p in pages:  # every page names catalog entries
+        assert p.model in list_keys("model") and p.hardware in list_keys("hardware")
+        assert p.workload in list_keys("workload")
+
+
+def test_exactly_three_pages_not_modelled() -> None:
+    pages = bundled_pages()
+    assert {p.source for p in pages if not p.modelled} == NOT_MODELLED
+    assert all(p.not_modelled_reason for p in pages if not p.modelled)
+    kept = modelled_pages()
+    assert len(kept) == 12 and not {p.source for p in kept} & NOT_MODELLED
+    assert modelled_pages(pages[:1]) == [pages[0]] or not pages[0].modelled
+
+
+def test_figures_file_loader() -> None:
+    pages = {p.source: p for p in load_figures_file(BUNDLED_FIGURES)}
+    assert len(pages) == 12
+    mi325 = pages["qwen-3-5-mi325x-bf16-mtp-vs-none"]
+    assert (mi325.model, mi325.hardware, mi325.precision, mi325.workload) == ("qwen3_5_397b", "mi325x", "bf16", "1k1k")
+    assert mi325.band == (41.0, 98.0) and mi325.url.endswith("/qwen-3-5-mi325x-bf16-mtp-vs-none")
+    pt = mi325.points[0]
+    assert (pt.interactivity, pt.mtp.tput_per_gpu, pt.off.tput_per_gpu, pt.mtp.cost_per_mtok) == (55, 392, 392, 0.9)
+    assert pt.tput_resolution == 1.0 and pt.mtp.tok_s_per_mw is None and pt.off.concurrency is None
+    v4 = pages["deepseek-v4-gb200-fp4-mtp-vs-none"]
+    assert (v4.model, v4.hardware, v4.workload, v4.band) == ("deepseek_v4_pro", "gb200", "8k1k", None)
+    assert pages["glm-5-1-b200-fp8-mtp-vs-none"].model == "glm5"
+
+
+def test_bundled_figures_match_shared_copy() -> None:
+    if not SHARED_FIGURES.is_file():
+        pytest.skip("../shared/data/pages is not available")
+    shared = load_figures_file(SHARED_FIGURES)
+    bundled = load_figures_file(BUNDLED_FIGURES)
+    strip = {"modelled", "not_modelled_reason"}
+    assert [p.model_dump(exclude=strip) for p in shared] == [p.model_dump(exclude=strip) for p in bundled]
+    assert all(p.modelled for p in shared)  # the marks are the project's, added in its copy only
+
+
+ENTRY = {"url": "https://example.org/compare-spec-decode/x", "model": "GLM 5/5.1", "hardware": "MI325X",
+         "precision": "fp8", "workload": "1k/1k", "band": None,
+         "points": [{"interactivity": 50, "mtp_tput": 400, "off_tput": 300, "mtp_cost": 0.5, "off_cost": 0.7}]}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "GLM 9"}, "entry 0 (https://example.org/compare-spec-decode/x): unknown model display name "
+                             "'GLM 9'; known: deepseek_r1"),
+        ({"hardware": "TPU v5"}, "unknown hardware display name 'TPU v5'; known: h100: H100"),
+        ({"workload": "2k/2k"}, "unknown workload '2k/2k'; known: 1k/1k, 8k/1k, 1k/8k"),
+        ({"precision": "int4"}, "unknown precision 'int4'; known: fp4, fp8, bf16"),
+        ({"colour": "red"}, "unknown keys ['colour']; allowed: band"),
+        ({"modelled": False}, "not_modelled_reason must be given exactly when modelled is false"),
+        ({"band": [60, 40]}, "band must be [lo, hi]"),
+        ({"points": [{"interactivity": 50, "mtp_tput": "fast"}]}, "mtp_tput must be a number, got 'fast'"),
+        ({"points": []}, "points must be a non-empty list"),
+    ],
+)
+def test_figures_errors_name_what_is_wrong(change: dict, message: str) -> None:
+    with pytest.raises(PageParseError, match=re.escape(message)):
+        figures_pages([{**ENTRY, **change}], "figs.yaml")
+
+
+def test_figures_exact_figure_and_not_a_list(tmp_path: Path) -> None:
+    point = {**ENTRY["points"][0], "mtp_tput_exact": 400.4, "off_tput_exact": 299.6}
+    (page,) = figures_pages([{**ENTRY, "points": [point]}], "figs.yaml")
+    assert page.points[0].mtp.tput_per_gpu == 400.4 and page.points[0].tput_resolution == pytest.approx(0.1)
+    with pytest.raises(PageParseError, match="a figures file must be a non-empty list"):
+        figures_pages({"url": "x"}, "figs.yaml")
+    with pytest.raises(FileNotFoundError, match="figures file not found"):
+        load_figures_file(tmp_path / "none.yaml")
+
+
+def _point(mtp: float, off: float, step: float) -> PagePoint:
+    return PagePoint(interactivity=50, mtp=SideFigures(tput_per_gpu=mtp, cost_per_mtok=1),
+                     off=SideFigures(tput_per_gpu=off, cost_per_mtok=1), tput_resolution=step)
+
+
+def test_measured_direction_respects_the_printed_rounding() -> None:
+    assert measured_direction(_point(392, 392, 1.0)) is None  # MI325X: equal as printed, counts neither way
+    assert measured_direction(_point(274, 275, 1.0)) is False  # one printed step apart: Off is ahead
+    assert measured_direction(_point(275, 274, 1.0)) is True
+    assert measured_direction(_point(549.4, 549.3, 0.1)) is True  # float noise in 549.4 - 549.3 still counts
+    assert measured_direction(_point(549.4, 549.4, 0.1)) is None
+    mi325 = next(p for p in bundled_pages() if p.source == "qwen-3-5-mi325x-bf16-mtp-vs-none")
+    assert [measured_direction(pt) for pt in mi325.points] == [None, False, False]
 
 
 def test_line_layout_fixture() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import scenario
-from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_iid, al_table
+from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_table, scaled_al
 from simulator.catalog import load_model
 from simulator.moe import expected_experts_touched
 from simulator.operators import draft_ops, target_ops
@@ -103,8 +103,9 @@ def test_acceptance_lengths() -> None:
     rates = [0.9, 0.8, 0.5]
     al = al_from_conditional_rates(rates)
     assert al.tolist() == pytest.approx([1.0, 1.9, 1.9 + 0.72, 1.9 + 0.72 + 0.36])
-    assert float(al_iid(0.8, 3)) == pytest.approx((1 - 0.8**4) / 0.2)
-    assert float(al_iid(1.0, 3)) == 4.0
+    assert scaled_al(torch.tensor([1.0, 1.9, 2.6]), 0.5, torch.tensor([0.0, 1.0, 2.0])).tolist() == pytest.approx(
+        [1.0, 1.45, 1.8])
+    assert scaled_al(torch.tensor(2.6), 3.0, torch.tensor(2.0)).item() == 3.0  # kept <= k + 1
     table = al_table(AcceptanceSpec(al_by_draft_tokens=[1.9, 2.6, 3.0]))
     assert table.tolist() == pytest.approx([1.0, 1.9, 2.6, 3.0])
     doubled = al_table(AcceptanceSpec(al_by_draft_tokens=[1.9, 2.6, 3.0]), scale=2.0)

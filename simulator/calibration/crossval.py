@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from simulator.calibration.data import PageObs
 from simulator.calibration.dataset import build_problem
-from simulator.calibration.fit import fit, summarize
+from simulator.calibration.fit import FitResult, fit, summarize
 from simulator.calibration.problem import Problem
-from simulator.calibration.store import map_z
+from simulator.calibration.store import map_z, to_yaml_dict
+from simulator.calibration.uncertainty import bands
 from simulator.catalog import SpecError
+from simulator.pages import Page, measured_direction, modelled_pages
+from simulator.specs.vocabulary import SIDES
 
 MODES = ("leave_one_page_out", "leave_one_hardware_out")
 
@@ -22,50 +28,124 @@ def _hardware(obs: Any) -> str:
     return case.scenario.hardware.name
 
 
-def _held_out_errors(train: Problem, test: Problem) -> tuple[np.ndarray, list[str], list[str]]:
+@dataclass
+class Fold:
+    held_out: str
+    test: Problem
+    result: FitResult
+    errors: np.ndarray  # held-out log(predicted / measured), > 0: optimistic
+    datasets: list[str]
+
+
+def _fold(data_dir: Path, pages: list[Page] | None, group: str, held: Callable[[Any, str], bool]) -> Fold:
+    train = build_problem(data_dir, pages, keep=lambda o: not held(o, group))
+    test = build_problem(data_dir, pages, keep=lambda o: held(o, group))
     result = fit(train)
-    z = map_z(test.space, result.names, result.z)
-    _, datasets, labels = test.observations()
-    return test.log_errors(z), datasets, labels
+    _, datasets, _ = test.observations()
+    return Fold(group, test, result, test.log_errors(map_z(test.space, result.names, result.z)), datasets)
 
 
-def run_cv(data_dir: Path, mode: str) -> dict[str, Any]:
+def _page_errors(folds: list[Fold], skip: str | None = None) -> np.ndarray:
+    return np.concatenate([f.errors[np.array(f.datasets) == "pages"] for f in folds if f.held_out != skip]
+                          or [np.zeros(0)])
+
+
+def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any]]:
+    """One row per held-out page target and side: measured, predicted, signed error, direction, whether the
+    measured value lies inside the P10-P90 band. The band uses the fold's own fit (its covariance) and, as
+    model error, the held-out residual spread of the OTHER folds (so no fold sees its own residuals)."""
+    by_source = {p.source: p for p in pages}
+    rows: list[dict[str, Any]] = []
+    for f in folds:
+        others = _page_errors(folds, skip=f.held_out)
+        calibration = to_yaml_dict("cv", f.result, {})["calibration"]
+        calibration["residuals_log_pct"] = {"pages": {"sigma_log": float(np.std(others)) if others.size else 0.0}}
+        band = bands(f.test.pages, calibration)
+        measured, datasets, _ = f.test.observations()
+        pred = measured * np.exp(f.errors)
+        per_target: dict[float, dict[str, Any]] = {}
+        for i, o in enumerate(f.test.pages):
+            j = len(f.test.points) + i
+            b = band.get((o.side, o.interactivity))
+            row = {"page": o.page, "side": o.side, "interactivity": o.interactivity, "measured": float(measured[j]),
+                   "predicted": float(pred[j]), "error_pct": float(np.expm1(f.errors[j]) * 100),
+                   "p10": float(b[0]) if b else None, "p90": float(b[2]) if b else None,
+                   "inside_band": bool(b[0] <= measured[j] <= b[2]) if b else None}
+            rows.append(row)
+            per_target.setdefault(o.interactivity, {})[o.side] = row
+        page = by_source.get(f.held_out)
+        for point in page.points if page else []:
+            sides = per_target.get(point.interactivity, {})
+            up = measured_direction(point)
+            right = None if up is None or len(sides) < 2 else (sides["mtp"]["predicted"] > sides["off"]["predicted"]) == up
+            for r in sides.values():
+                r["direction_right"] = right
+    return rows
+
+
+def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per side: median absolute and signed error over held-out targets; direction; P10-P90 coverage."""
+    out: dict[str, Any] = {}
+    for side in SIDES:
+        e = np.array([r["error_pct"] for r in rows if r["side"] == side])
+        if e.size:
+            out[side] = {"n": int(e.size), "median_abs_pct": float(np.median(np.abs(e))),
+                         "median_signed_pct": float(np.median(e))}
+    dirs = [r["direction_right"] for r in rows if r["side"] == "mtp" and r.get("direction_right") is not None]
+    inside = [r["inside_band"] for r in rows if r["inside_band"] is not None]
+    out["direction_right"] = f"{sum(dirs)}/{len(dirs)}"
+    out["inside_p10_p90"] = f"{sum(inside)}/{len(inside)}"
+    out["inside_p10_p90_pct"] = float(100 * np.mean(inside)) if inside else None
+    return out
+
+
+def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[str, Any]:
     """Refit per held-out group (`mode`: leave_one_page_out | leave_one_hardware_out); print and return it."""
     if mode not in MODES:
         raise SpecError(f"cv must be one of none, {', '.join(MODES)}; got {mode!r}")
-    full = build_problem(data_dir)
-    out: dict[str, Any] = {"mode": mode, "folds": []}
+    pages = modelled_pages() if pages is None else pages
+    full = build_problem(data_dir, pages)
     if mode == "leave_one_page_out":
         groups = sorted({o.page for o in full.pages})
+
         def held(o: Any, g: str) -> bool:
             return isinstance(o, PageObs) and o.page == g
     else:
         groups = sorted({_hardware(o) for o in [*full.points, *full.pages]})
+
         def held(o: Any, g: str) -> bool:
             return _hardware(o) == g
+    folds = [_fold(data_dir, pages, g, held) for g in tqdm(groups, desc=f"cv {mode}", unit="fold")]
+    out: dict[str, Any] = {"mode": mode, "folds": []}
     lines = [f"cross-validation ({mode}): held-out |predicted/measured - 1|"]
-    for g in groups:
-        train = build_problem(data_dir, keep=lambda o, g=g: not held(o, g))
-        test = build_problem(data_dir, keep=lambda o, g=g: held(o, g))
-        errors, datasets, labels = _held_out_errors(train, test)
-        fold: dict[str, Any] = {"held_out": g, "by_dataset": summarize(errors, datasets)}
-        if mode == "leave_one_page_out":
-            pred = np.exp(errors)
-            meas, _, _ = test.observations()
-            by_target: dict[float, dict[str, float]] = {}
-            for o, m, e in zip(test.pages, meas, pred, strict=True):
-                by_target.setdefault(o.interactivity, {})[o.side] = m * e
-                by_target[o.interactivity][o.side + "_measured"] = m
-            fold["direction_right"] = int(sum(
-                (v["mtp"] > v["off"]) == (v["mtp_measured"] > v["off_measured"]) for v in by_target.values()))
-            fold["targets"] = len(by_target)
+    for f in folds:
+        fold = {"held_out": f.held_out, "by_dataset": summarize(f.errors, f.datasets)}
         out["folds"].append(fold)
-        for d, s in fold["by_dataset"].items():
-            extra = (f", direction right {fold['direction_right']}/{fold['targets']}"
-                     if "direction_right" in fold else "")
-            lines.append(f"  {g:40s} {d:12s} n={s['n']:4d} median {s['median_abs_pct']:5.1f} % "
-                         f"max {s['max_abs_pct']:6.1f} % bias {s['bias_pct']:+6.1f} %{extra}")
+        for d, st in fold["by_dataset"].items():
+            lines.append(f"  {f.held_out:40s} {d:12s} n={st['n']:4d} median {st['median_abs_pct']:5.1f} % "
+                         f"max {st['max_abs_pct']:6.1f} % bias {st['bias_pct']:+6.1f} %")
+    if mode == "leave_one_page_out":
+        rows = held_out_targets(folds, pages)
+        out["targets"], out["summary"] = rows, target_summary(rows)
+        lines.append(format_targets(rows, out["summary"]))
+    page_err = _page_errors(folds)
+    out["page_sigma_log"] = float(np.std(page_err)) if page_err.size else None
     all_err = [f["by_dataset"] for f in out["folds"]]
-    out["median_of_fold_medians_pct"] = float(np.median([s["median_abs_pct"] for f in all_err for s in f.values()]))
+    out["median_of_fold_medians_pct"] = float(np.median([st["median_abs_pct"] for f in all_err for st in f.values()]))
     print("\n".join(lines))
     return out
+
+
+def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
+    lines = [f"{'held-out page':45s} {'side':4s} {'tok/s/user':>10} {'measured':>9} {'predicted':>9} {'err':>7} "
+             f"{'P10-P90':>13} {'dir':>4}"]
+    for r in rows:
+        band = f"{r['p10']:.0f}-{r['p90']:.0f}" if r["p10"] is not None else "-"
+        d = {True: "ok", False: "x", None: "-"}[r.get("direction_right")]
+        lines.append(f"{r['page'][:45]:45s} {r['side']:4s} {r['interactivity']:10.0f} {r['measured']:9.1f} "
+                     f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4}")
+    lines.append("held out: " + ", ".join(
+        f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} % (n={v['n']})"
+        for s, v in summ.items() if isinstance(v, dict))
+        + f"; direction right {summ['direction_right']}; measured inside P10-P90 {summ['inside_p10_p90']}")
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import pandas as pd
 
-from kernels.lowering import Case
+from simulator.batched import Case
 from simulator.catalog import load_hardware, load_model
 from simulator.pages import Page
 from simulator.scenario import Scenario

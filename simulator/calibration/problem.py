@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kernels.lowering import Case, lower_cases
+from simulator.acceptance import scaled_al
+from simulator.batched import Case, lower_cases
 from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
-from simulator.frontier import pareto_front, steffen_interpolate
+from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import closed_loop_tokens
 from simulator.specs import EfficiencyKnobs, HardwareSpec
@@ -145,7 +146,7 @@ class Problem:
         values = {}
         for j, name in enumerate(FITTED_KNOBS):
             values[name] = from_z(name, fam[:, j])[self.family_idx]
-        return KnobTensors(*(values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES))
+        return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor):
         z = torch.as_tensor(z, dtype=torch.float64)
@@ -153,7 +154,7 @@ class Problem:
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
                             self.scalar["acceptance_scale"])
-        al = torch.minimum(1.0 + scale * (self.raw_al - 1.0), self.k + 1.0)
+        al = scaled_al(self.raw_al, scale, self.k)
         s = self.scalar
         return closed_loop_tokens(self.tables, self.knobs(z), s["input_tokens"], s["output_tokens"],
                                   s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"])
@@ -169,15 +170,12 @@ class Problem:
             ok = idx[self.feasible[idx]]
             x, y = x_all[ok], y_all[ok]
             front = pareto_front(x, y)
-            fx, fy = x[front], y[front]
-            for j in obs_ids:
-                t = self.pages[j].interactivity
-                if fx.size == 0:
-                    out[len(self.points) + j] = UNREACHED_TPUT_PER_GPU
-                elif fx.size == 1 or t <= fx[0] or t >= fx[-1]:  # clamp to the front's ends
-                    out[len(self.points) + j] = fy[0] if t <= fx[0] else fy[-1]
-                else:
-                    out[len(self.points) + j] = float(steffen_interpolate(fx, fy, t))
+            targets = [self.pages[j].interactivity for j in obs_ids]
+            rows = [len(self.points) + j for j in obs_ids]
+            if front.size == 0:
+                out[rows] = UNREACHED_TPUT_PER_GPU
+            else:  # read as the pages read a front: a target outside it is clamped to its edge
+                out[rows] = read_at(x[front], y[front], targets, outside="clamp").values
         return out
 
     def observations(self) -> tuple[np.ndarray, list[str], list[str]]:

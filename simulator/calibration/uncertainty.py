@@ -32,6 +32,15 @@ def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np
     return out
 
 
+def model_error_sigma(calibration: dict[str, Any]) -> float:
+    """Log-space model error beyond the parameters: the spread of the held-out page residuals of the
+    calibration's leave-one-page-out cross-validation, else (an older file) of its in-sample page residuals."""
+    held_out = (calibration.get("cross_validation") or {}).get("page_sigma_log")
+    if held_out is not None:
+        return float(held_out)
+    return float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
+
+
 def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int = BAND_SAMPLES
           ) -> dict[tuple[str, float], tuple]:
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
@@ -45,7 +54,7 @@ def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int
     rng = np.random.default_rng(0)
     draws = rng.multivariate_normal(mean, c, size=samples, method="eigh")
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
-    sigma_model = float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
+    sigma_model = model_error_sigma(calibration)
     noise = np.exp(rng.normal(0.0, sigma_model, size=(samples, len(problem.pages))))
     preds = np.array([problem.predict(d) for d in draws]) * noise
     q = np.percentile(preds, [10, 50, 90], axis=0)

@@ -7,8 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.specs.base import Frozen
-
-Precision = Literal["fp4", "fp8", "bf16"]
+from simulator.specs.vocabulary import Precision
 
 
 class WorkloadSpec(Frozen):

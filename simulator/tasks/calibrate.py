@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simulator.calibration import store
+from simulator.calibration.crossval import run_cv
 from simulator.calibration.dataset import SILICON, SWEEPS, build_problem, data_dir_of
 from simulator.calibration.fit import FitResult, fit
 from simulator.catalog import CONF_DIR
@@ -36,6 +37,10 @@ def run(cfg: RunConfig, out: Path) -> None:
         "silicon": f"{SILICON} (aiconfigurator silicon sample, Apache-2.0): single-node TPOT",
         "sweeps": f"{SWEEPS} (InferenceX blog tables): GLM-5 8k/1k MTP on/off",
         "pages": "conf/page_figures/*.yaml (InferenceX comparison pages)"})
+    if cfg.calibrate.cross_validate:  # the held-out residual spread is the bands' model error
+        cv = run_cv(data_dir, "leave_one_page_out")
+        data["calibration"]["cross_validation"] = {
+            "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6), "summary": cv["summary"]}
     path = CONF_DIR / "calibration" / f"{name}.yaml"
     store.write(path, data)
     store.write(out / f"calibration_{name}.yaml", data)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
 from simulator.runconfig import RunConfig
 from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
@@ -40,8 +41,6 @@ def sweep_settings(cfg: RunConfig) -> dict[str, Any]:
 
 def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str]]:
     """Every (model, GPU, precision, workload) x open deployment, without and with the draft module."""
-    from kernels.lowering import Case
-
     cases, skipped = [], []
     for model in s["model"]:
         for hw in s["hardware"]:
@@ -64,8 +63,7 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str]]:
 def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:
     c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_scale"))
     rows = []
-    for g, name in enumerate(frontier.group_names):
-        model, hw, precision, wl = name.split("/")
+    for g, (model, hw, precision, wl) in enumerate(frontier.groups):
         for side in (0, 1):
             front = frontier.front(g, side)
             for x, y, idx in zip(front["interactivity"], front[frontier.metric], front["index"], strict=True):
@@ -108,8 +106,6 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def run(cfg: RunConfig, out: Path) -> None:
-    from kernels import lower_cases, sweep
-
     s = sweep_settings(cfg)
     rates, tier = cfg.rates, cfg.rate_tier
     cases, skipped = build_cases(cfg, s)

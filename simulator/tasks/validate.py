@@ -11,7 +11,7 @@ from pathlib import Path
 from simulator.calibration.crossval import run_cv
 from simulator.calibration.dataset import data_dir_of
 from simulator.runconfig import RunConfig, write_report
-from simulator.validation import PageValidation, format_validation, report_of, validate_all
+from simulator.validation import PageValidation, format_validation, load_pages, report_of, validate_all
 
 
 def plot_page(v: PageValidation, path: Path) -> None:
@@ -51,5 +51,5 @@ def run(cfg: RunConfig, out: Path) -> None:
     print(f"wrote {len(vals)} plots to {out}")
     report = report_of(vals, summ)
     if data_dir is not None:
-        report["cv"] = run_cv(data_dir, cfg.cv)
+        report["cv"] = run_cv(data_dir, cfg.cv, load_pages(cfg))
     write_report(cfg, report)

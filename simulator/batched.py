@@ -1,8 +1,9 @@
-"""Lower a list of cases (scenario x deployment x with/without draft) into flat padded float64 tensors.
+"""Batched lowering: a list of cases (scenario x deployment x with/without draft) as flat padded float64 tensors.
 
 Every number comes from the simulator (`Scenario.tables`, `Scenario.memory`, `al_table`); this module only
 stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
-without a draft gets an all-zero draft table whose pass costs exactly 0 s.
+without a draft gets an all-zero draft table whose pass costs exactly 0 s. Both the calibration and the
+sweep kernels (`kernels/`) evaluate these batches.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.scenario import Scenario
 from simulator.specs import DeploymentSpec, ServingSpec, WorkloadSpec
+from simulator.specs.vocabulary import CaseKey
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                  "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale")
 # pad values that make a padded operator / a missing draft pass cost exactly 0 s (no 0 / 0)
 OP_PAD = {f: (1.0 if f == "peak_flops" else 0.0) for f in OP_FIELDS}
 PASS_PAD = {"attention_dp": 1.0, "link_bytes_s": 1.0, "hbm_bytes_s": 1.0}
+
+
+GroupKey = tuple[str, ...]  # a CaseKey, or a caller's own tuple (e.g. (gpu, precision))
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -36,20 +41,16 @@ class Case:
     scenario: Scenario
     deployment: DeploymentSpec
     with_draft: bool = True
-    group: str | None = None  # frontier group (default: model/hardware/precision/workload)
+    group: GroupKey | None = None  # frontier group (default: the case's CaseKey)
 
     @property
     def has_draft(self) -> bool:
         return self.with_draft and self.scenario.has_draft
 
     @property
-    def group_name(self) -> str:
+    def group_key(self) -> GroupKey:
         s = self.scenario
-        return self.group or f"{s.model.name}/{s.hardware.name}/{s.precision}/{s.workload.name}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.group_name}/{self.deployment.label}/{'mtp' if self.has_draft else 'off'}"
+        return self.group or CaseKey(s.model.name, s.hardware.name, s.precision, s.workload.name)
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,10 @@ class CaseBatch:
     knobs: torch.Tensor  # [n_cases, len(KNOB_NAMES)]
     scalars: torch.Tensor  # [n_cases, len(SCALAR_FIELDS)]
     al: torch.Tensor  # [n_cases, K + 1] AL(k) at acceptance scale 1, padded with 1 beyond each case's K
-    group: torch.Tensor  # [n_cases] int64 index into group_names
+    group: torch.Tensor  # [n_cases] int64 index into groups
     serving_group: torch.Tensor  # [n_cases] int64 index into servings
-    group_names: tuple[str, ...]
+    groups: tuple[GroupKey, ...]
     servings: tuple[tuple[WorkloadSpec, ServingSpec], ...]  # what closed_loop reads, per serving group
-    labels: tuple[str, ...]
 
     @property
     def n_cases(self) -> int:
@@ -80,11 +80,12 @@ class CaseBatch:
 
     def table(self, side: int, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> PassTable:
         """The padded PassTable of side 0 (target) or 1 (draft); `sel` maps each [n_cases, ...] tensor."""
-        ops = [sel(self.ops[:, side, i]) for i in range(len(OP_FIELDS))]
-        return PassTable((), *ops, *(sel(self.passes[:, side, i]) for i in range(len(PASS_FIELDS))))
+        ops = {f: sel(self.ops[:, side, i]) for i, f in enumerate(OP_FIELDS)}
+        passes = {f: sel(self.passes[:, side, i]) for i, f in enumerate(PASS_FIELDS)}
+        return PassTable(names=(), **ops, **passes)
 
     def knob_tensors(self, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> KnobTensors:
-        return KnobTensors(*(sel(self.knobs[:, i]) for i in range(len(KNOB_NAMES))))
+        return KnobTensors(**{n: sel(self.knobs[:, i]) for i, n in enumerate(KNOB_NAMES)})
 
     def to(self, device: torch.device | str) -> CaseBatch:
         return CaseBatch(**{f.name: (v.to(device) if isinstance(v := getattr(self, f.name), torch.Tensor) else v)
@@ -100,6 +101,19 @@ def _table_rows(t: PassTable | None, n_ops: int) -> tuple[torch.Tensor, torch.Te
     return ops, torch.stack([getattr(t, f) for f in PASS_FIELDS])
 
 
+def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
+    """The case's SCALAR_FIELDS, by name."""
+    sc, dep, wl, sv = c.scenario, c.deployment, c.scenario.workload, c.scenario.serving
+    row = {
+        "input_tokens": wl.mean_input_tokens, "output_tokens": wl.mean_output_tokens,
+        "prefill_chunk_tokens": sv.prefill_chunk_tokens, "chunked_prefill": sv.prefill_mode == "chunked",
+        "gpus": dep.gpus, "attention_dp": dep.attention_dp,
+        "max_concurrency": min(sc.memory(dep, with_draft=c.has_draft).max_concurrency, sv.max_running_requests),
+        "max_draft_tokens": k_max, "acceptance_scale": sc.acceptance.scale if c.has_draft else 1.0,
+    }
+    return torch.tensor([float(row[f]) for f in SCALAR_FIELDS], dtype=torch.float64)
+
+
 def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
     """Stack the cases' step tables, knobs, workload, memory limit and AL table into a `CaseBatch`."""
     if not cases:
@@ -109,24 +123,18 @@ def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
     als = [al_table(c.scenario.acceptance, scale=1.0) if c.has_draft else torch.ones(1, dtype=torch.float64)
            for c in cases]
     k1 = max(a.numel() for a in als)
-    group_names = tuple(dict.fromkeys(c.group_name for c in cases))
+    groups = tuple(dict.fromkeys(c.group_key for c in cases))
     servings = tuple(dict.fromkeys((c.scenario.workload, c.scenario.serving) for c in cases))
-    ops, passes, knobs, scalars = [], [], [], []
-    for c, t, al in zip(cases, tables, als, strict=True):
-        sc, dep = c.scenario, c.deployment
+    ops, passes = [], []
+    for c, t in zip(cases, tables, strict=True):
         (to, tp), (do, dp) = _table_rows(t.target, n_ops), _table_rows(t.draft if c.has_draft else None, n_ops)
         ops.append(torch.stack([to, do]))
         passes.append(torch.stack([tp, dp]))
-        knobs.append(torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
-        wl, sv = sc.workload, sc.serving
-        scalars.append(torch.tensor([
-            wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, sv.prefill_mode == "chunked",
-            dep.gpus, dep.attention_dp,
-            min(sc.memory(dep, with_draft=c.has_draft).max_concurrency, sv.max_running_requests), al.numel() - 1,
-            sc.acceptance.scale if c.has_draft else 1.0], dtype=torch.float64))
     return CaseBatch(
-        ops=torch.stack(ops), passes=torch.stack(passes), knobs=torch.stack(knobs), scalars=torch.stack(scalars),
+        ops=torch.stack(ops), passes=torch.stack(passes),
+        knobs=torch.stack([torch.stack([getattr(c.scenario.knob_tensors, n) for n in KNOB_NAMES]) for c in cases]),
+        scalars=torch.stack([_scalar_row(c, al.numel() - 1) for c, al in zip(cases, als, strict=True)]),
         al=torch.stack([torch.cat([a, a.new_ones(k1 - a.numel())]) for a in als]),
-        group=torch.tensor([group_names.index(c.group_name) for c in cases]),
+        group=torch.tensor([groups.index(c.group_key) for c in cases]),
         serving_group=torch.tensor([servings.index((c.scenario.workload, c.scenario.serving)) for c in cases]),
-        group_names=group_names, servings=servings, labels=tuple(c.label for c in cases))
+        groups=groups, servings=servings)

@@ -17,7 +17,7 @@ import pandas as pd
 from simulator.calibration.data import target_observations
 from simulator.calibration.uncertainty import bands
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
-from simulator.evaluate import evaluate
+from simulator.evaluate import evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
 from simulator.scenario import Scenario
 from simulator.search import Candidate, SearchMode, candidates
@@ -111,6 +111,24 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
     for i, t in enumerate(targets):
         result.rows.append({"interactivity": float(t), **{side: readings[side][i] for side in SIDES}})
     return result
+
+
+def breakdown_at_targets(sc: Scenario, result: CompareResult, acceptance_scale: float | None = None
+                         ) -> pd.DataFrame:
+    """Predicted step time by term (ms; breakdown.TERMS) at each target, per side: the front point nearest the
+    target (the one whose deployment and k the table reports). Columns: side, interactivity, term, ms."""
+    rows: list[dict[str, Any]] = []
+    for row in result.rows:
+        for side in SIDES:
+            s = result.sides[side]
+            if not row[side] or s.front.empty:
+                continue
+            p = s.front.iloc[int(np.argmin(np.abs(s.front["interactivity"].to_numpy() - row["interactivity"])))]
+            cand = next(c for c in s.candidates if c.deployment.label == p["deployment"]
+                        and int(p["concurrency"]) in c.concurrencies)
+            parts = point_breakdown(sc, cand, int(p["concurrency"]), int(p["draft_tokens"]), acceptance_scale)
+            rows += [{"side": side, "interactivity": row["interactivity"], "term": t, "ms": v} for t, v in parts.items()]
+    return pd.DataFrame(rows, columns=["side", "interactivity", "term", "ms"])
 
 
 def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any]) -> None:

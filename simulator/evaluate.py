@@ -8,9 +8,10 @@ import pandas as pd
 import torch
 
 from simulator.acceptance import acceptance_length, al_table
+from simulator.breakdown import step_breakdown
 from simulator.scenario import Scenario
 from simulator.search import Candidate
-from simulator.serving import closed_loop
+from simulator.serving import ServingMetrics, StepLimits, closed_loop
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Curve:
     dp_attention: list[bool] = field(default_factory=list)
     gpus: list[int] = field(default_factory=list)
     concurrency: list[int] = field(default_factory=list)
+    running_batch: list[float] = field(default_factory=list)  # requests the engine runs at once (rest queued)
     draft_tokens: list[int] = field(default_factory=list)
     acceptance_length: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)
@@ -45,20 +47,49 @@ class Curve:
         return pd.DataFrame(asdict(self))
 
 
-def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
-    """All (concurrency, k) points of one candidate, vectorized over the grid."""
-    dep = cand.deployment
+def candidate_limits(sc: Scenario, cand: Candidate, conc: list[int], ks: list[int]) -> tuple[StepLimits, list[str]]:
+    """Per grid point: the engine limits (memory with k lookahead slots per request, the candidate's
+    EngineLimits at that concurrency) and the infeasibility reason ("" when at least one request fits)."""
+    index = {c: i for i, c in enumerate(cand.concurrencies)}
+    mems = {k: sc.memory(cand.deployment, cand.side == "mtp", k) for k in set(ks)}
+    rows, reasons = [], []
+    for c, k in zip(conc, ks, strict=True):
+        mem, lim = mems[k], cand.limits_at(index[c])
+        rows.append(StepLimits.of(lim, mem.max_concurrency))
+        reasons.append(mem.reason(1) if not mem.feasible else "")
+    return StepLimits(*(torch.stack([getattr(r, f) for r in rows]) for f in StepLimits.__dataclass_fields__)), reasons
+
+
+def candidate_metrics(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None
+                      ) -> tuple[list[int], list[int], torch.Tensor, ServingMetrics, list[str]]:
+    """(concurrencies, draft lengths, AL, metrics, infeasibility reasons) over the candidate's (C, k) grid."""
     c = torch.tensor(cand.concurrencies, dtype=torch.float64)
     k = torch.tensor(cand.draft_tokens, dtype=torch.float64)
     cc, kk = (x.reshape(-1) for x in torch.meshgrid(c, k, indexing="ij"))
     table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance else torch.ones(1, dtype=torch.float64)
     al = acceptance_length(table, kk.long())
-    m = closed_loop(sc.tables(dep), sc.knob_tensors, sc.workload, sc.serving, cc, kk, al, dep.gpus)
-    mem = sc.memory(dep, cand.side == "mtp")
-    limit = sc.serving.max_running_requests
     conc = [int(x) for x in cc.tolist()]
-    reasons = [mem.reason(x) or (f"concurrency {x} exceeds max_running_requests {limit}" if x > limit else "")
-               for x in conc]
+    ks = [int(x) for x in kk.tolist()]
+    limits, reasons = candidate_limits(sc, cand, conc, ks)
+    dep = cand.deployment
+    m = closed_loop(sc.tables(dep), sc.knob_tensors, sc.workload, sc.serving, cc, kk, al, dep.gpus, limits)
+    return conc, ks, al, m, reasons
+
+
+def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_tokens: int,
+                    acceptance_scale: float | None = None) -> dict[str, float]:
+    """Milliseconds of the effective step by term (breakdown.TERMS) at one of the candidate's points."""
+    i = cand.concurrencies.index(concurrency)
+    one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),))
+    _, _, _, m, _ = candidate_metrics(sc, one, acceptance_scale)
+    return {term: float(v.reshape(-1)[0]) * 1e3 for term, v in step_breakdown(m).items()}
+
+
+def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
+    """All (concurrency, k) points of one candidate, vectorized over the grid. Concurrency beyond what the
+    engine admits queues (TTFT grows, throughput saturates); only a deployment holding no request is infeasible."""
+    dep = cand.deployment
+    conc, ks, al, m, reasons = candidate_metrics(sc, cand, acceptance_scale)
     ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
     n = len(conc)
 
@@ -68,7 +99,7 @@ def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | 
     return Curve(
         side=[cand.side] * n, engine=[cand.engine] * n, deployment=[dep.label] * n, tp=[dep.tp] * n,
         ep=[dep.ep] * n, dp_attention=[dep.dp_attention] * n, gpus=[dep.gpus] * n, concurrency=conc,
-        draft_tokens=[int(x) for x in kk.tolist()], acceptance_length=al.expand(n).tolist(),
+        running_batch=masked(m.running_batch), draft_tokens=ks, acceptance_length=al.expand(n).tolist(),
         step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
         tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
         tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),

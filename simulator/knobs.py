@@ -21,6 +21,9 @@ class KnobTensors:
     collective_latency_us: torch.Tensor
     step_latency_us: torch.Tensor
     moe_imbalance: torch.Tensor
+    draft_pass_latency_us: torch.Tensor
+    eager_layer_pass_latency_us: torch.Tensor
+    request_overhead_us: torch.Tensor
 
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:

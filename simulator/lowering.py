@@ -17,6 +17,12 @@ from simulator.specs.vocabulary import BYTES_PER_VALUE
 
 ACTIVATION_BYTES = 2.0  # bf16 activations and collectives
 STATE_BYTES = 4.0  # fp32 recurrent state of linear attention
+# Sampling a position reads its vocabulary-wide logits: the vocab-parallel LM head's shards are all-gathered
+# onto every TP rank (SGLang LogitsProcessor, vLLM LogitsProcessor gather), written once and read once by the
+# softmax / argmax / accept-reject compare (SGLang eagle_info verify: argmax or softmax over
+# bs x draft_token_num x vocab). ~4 FLOPs per logit (max, subtract, exp, sum) against 2 x 2 bytes: ~1 FLOP/byte,
+# memory-bound on every GPU here (CUDA-core FP32 peak / HBM bandwidth >= 10 FLOP/byte), so only bytes count.
+LOGIT_PASSES = 2.0
 
 OP_FIELDS = (
     "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
@@ -24,7 +30,7 @@ OP_FIELDS = (
     "bytes_per_request", "peak_flops", "dp_sharded", "moe",
 )
 PASS_FIELDS = ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
-               "hbm_bytes_s")
+               "hbm_bytes_s", "logits_bytes_per_token", "logits_comm_bytes_per_token")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class PassTable:
     layer_passes: torch.Tensor
     link_bytes_s: torch.Tensor
     hbm_bytes_s: torch.Tensor
+    logits_bytes_per_token: torch.Tensor  # HBM bytes to sample one position (per GPU), see LOGIT_PASSES
+    logits_comm_bytes_per_token: torch.Tensor  # all-gather bytes of one position's vocab-parallel logits
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,9 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
     collectives = 2 * layer_passes if tp > 1 else 0
     # ring all-reduce (or all-gather + reduce-scatter under DP-attention) of the hidden state, per GPU
     comm = collectives * 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES if tp > 1 else 0.0
+    vocab = sum(op.params / model.hidden_size for op in ops if op.compute == "lm_head")
+    logits_bytes = LOGIT_PASSES * vocab * ACTIVATION_BYTES
+    logits_comm = (tp - 1) / tp * vocab * ACTIVATION_BYTES
     def col(f: str) -> torch.Tensor:
         return torch.tensor([r[f] for r in rows], dtype=torch.float64)
     def scalar(x: float) -> torch.Tensor:
@@ -135,6 +146,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
         attention_dp=scalar(dep.attention_dp), comm_bytes_per_token=scalar(comm),
         collectives=scalar(collectives), layer_passes=scalar(layer_passes),
         link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),
+        logits_bytes_per_token=scalar(logits_bytes), logits_comm_bytes_per_token=scalar(logits_comm),
     )
 
 

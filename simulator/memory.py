@@ -16,7 +16,17 @@ class MemoryCheck:
     max_concurrency: int  # deepest concurrency that fits (0: not even the weights fit)
 
     def fits(self, concurrency: int) -> bool:
+        """Whether all `concurrency` requests run at once (beyond it the engine queues the rest)."""
         return 1 <= concurrency <= self.max_concurrency
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the deployment holds at least one request (weights and one request's cache fit)."""
+        return self.max_concurrency >= 1
+
+    def running(self, concurrency: int) -> int:
+        """Requests the engine admits at once out of `concurrency` (the rest wait in its queue)."""
+        return min(concurrency, self.max_concurrency)
 
     def reason(self, concurrency: int) -> str:
         if self.max_concurrency == 0:
@@ -29,14 +39,17 @@ class MemoryCheck:
 
 
 def check_memory(fp: MemoryFootprint, hbm_capacity_gb: float, mem_fraction: float, attention_dp: int,
-                 request_tokens: float) -> MemoryCheck:
+                 request_tokens: float, lookahead_tokens: int = 0) -> MemoryCheck:
     """Engines give `mem_fraction` of HBM to weights + cache (the rest: activations, graphs, reserve).
 
-    Each request reserves cache for its whole length `request_tokens` (prompt + output). Under TP the MLA
-    latent cache is replicated on every rank; DP-attention spreads requests over `attention_dp` ranks.
+    Each request reserves cache for its whole length `request_tokens` (prompt + output) plus the
+    `lookahead_tokens` slots speculation writes ahead of the accepted tokens (SGLang allocates the verify
+    pass's draft-token slots per request before verifying; vLLM reserves num_speculative_tokens lookahead
+    slots per request). Under TP the MLA latent cache is replicated on every rank; DP-attention spreads
+    requests over `attention_dp` ranks.
     """
     capacity = hbm_capacity_gb * 1e9 * mem_fraction
-    per_request = fp.cache_bytes_per_request(request_tokens)
+    per_request = fp.cache_bytes_per_request(request_tokens + lookahead_tokens)
     free = capacity - fp.weight_bytes
     if free <= 0:
         max_c = 0

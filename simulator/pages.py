@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.catalog import CONF_DIR
 from simulator.rounding import js_round
+from simulator.specs.vocabulary import WORKLOAD_NAMES, Precision, Workload
 
 __all__ = [
     "HARDWARE_NAMES",
@@ -67,10 +68,7 @@ HARDWARE_NAMES: dict[str, tuple[str, ...]] = {
     "mi325x": ("MI325X",),
     "mi355x": ("MI355X",),
 }
-WORKLOADS: tuple[str, ...] = ("1k1k", "8k1k", "1k8k")
-
-Precision = Literal["fp4", "fp8", "bf16"]
-Workload = Literal["1k1k", "8k1k", "1k8k"]
+WORKLOADS: tuple[str, ...] = WORKLOAD_NAMES
 
 
 class PageParseError(ValueError):

@@ -62,7 +62,10 @@ class Scenario(BaseModel):
         args = (self.model, self.hardware, self.precision, dep, self.kv_bytes)
         return StepTables(lower_target(*args), lower_draft(*args) if self.has_draft else None)
 
-    def memory(self, dep: DeploymentSpec, with_draft: bool) -> MemoryCheck:
-        fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, with_draft and self.has_draft)
+    def memory(self, dep: DeploymentSpec, with_draft: bool, lookahead_tokens: int = 0) -> MemoryCheck:
+        """KV capacity of `dep`; `lookahead_tokens` = k slots per request reserved for drafted tokens."""
+        draft = with_draft and self.has_draft
+        fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, draft)
         tokens = self.workload.mean_input_tokens + self.workload.mean_output_tokens
-        return check_memory(fp, self.hardware.usable_hbm_gb, self.serving.mem_fraction, dep.attention_dp, tokens)
+        return check_memory(fp, self.hardware.usable_hbm_gb, self.serving.mem_fraction, dep.attention_dp, tokens,
+                            lookahead_tokens if draft else 0)

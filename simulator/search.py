@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.scenario import Scenario
-from simulator.search_space import load_search_spaces
-from simulator.specs import DeploymentSpec, SpeculativeSpec
+from simulator.search_space import default_limits, load_search_spaces
+from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
 from simulator.specs.vocabulary import Side
 
 SearchMode = Literal["benchmark", "open"]
@@ -24,17 +24,35 @@ OPEN_MAX_CONCURRENCY = 4096
 
 @dataclass(frozen=True)
 class Candidate:
-    """A deployment with the concurrencies and draft lengths to run it at, on one side."""
+    """A deployment with the concurrencies and draft lengths to run it at, on one side, and the engine
+    limits it runs under: one `EngineLimits` per concurrency, or one for all (default: no limits)."""
 
     side: Side
     deployment: DeploymentSpec
     concurrencies: tuple[int, ...]
     draft_tokens: tuple[int, ...]
     engine: str = "any"
+    limits: tuple[EngineLimits, ...] = (EngineLimits(),)
 
     def __post_init__(self) -> None:  # each k is a valid speculative setting for its side
         for k in self.draft_tokens:
             SpeculativeSpec(mode=self.side, draft_tokens=k)
+        if len(self.limits) not in (1, len(self.concurrencies)):
+            raise ValueError(f"limits: give one EngineLimits or one per concurrency ({len(self.concurrencies)}), "
+                             f"got {len(self.limits)}")
+
+    def limits_at(self, index: int) -> EngineLimits:
+        """The limits at the `index`-th concurrency."""
+        return self.limits[index if len(self.limits) > 1 else 0]
+
+
+def open_limits(sc: Scenario, dep: DeploymentSpec, k: int) -> EngineLimits:
+    """Limits of an open-search deployment: SGLang's documented defaults (the benchmark's most common engine;
+    search_space.default_limits) and the configured max_running_requests."""
+    d = default_limits("sglang", sc.hardware.hbm_capacity_gb, dep.tp, k)
+    return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"],
+                        max_running_requests=sc.serving.max_running_requests,
+                        source="SGLang defaults (open search); serving.max_running_requests")
 
 
 def open_concurrencies(limit: int) -> tuple[int, ...]:
@@ -72,7 +90,7 @@ def open_candidates(sc: Scenario, side: Side) -> list[Candidate]:
         limit = min(sc.memory(dep, side == "mtp").max_concurrency, OPEN_MAX_CONCURRENCY,
                     sc.serving.max_running_requests)
         if limit >= 1 and ks:
-            out.append(Candidate(side, dep, open_concurrencies(limit), ks))
+            out.append(Candidate(side, dep, open_concurrencies(limit), ks, limits=(open_limits(sc, dep, max(ks)),)))
     return out
 
 
@@ -83,7 +101,8 @@ def benchmark_candidates(sc: Scenario, side: Side, model_key: str, hardware_key:
     for r in rows:
         dep = sc.deployment(tp=r.tp, ep=r.ep, dp_attention=r.dp_attn)
         k = (r.draft_tokens or 0) if side == "mtp" else 0
-        out.append(Candidate(side, dep, tuple(r.concurrencies), (k,), r.engine))
+        out.append(Candidate(side, dep, tuple(r.concurrencies), (k,), r.engine,
+                             tuple(r.limits_at(c) for c in r.concurrencies)))
     return out
 
 

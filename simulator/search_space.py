@@ -17,18 +17,22 @@ Sources read by :func:`extract` (all under ``<shared>/data/benchmark-configs``):
 from __future__ import annotations
 
 import argparse
+import ast
+import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.catalog import CONF_DIR
-
-Spec = Literal["off", "mtp"]
+from simulator.catalog import CONF_DIR, load_hardware
+from simulator.specs import EngineLimits
+from simulator.specs.vocabulary import WORKLOADS
+from simulator.specs.vocabulary import Side as Spec  # the side a benchmark row runs ("spec-decoding")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = CONF_DIR / "deployments" / "benchmark.yaml"
@@ -50,7 +54,6 @@ MODEL_KEYS: dict[str, str] = {
 }
 GPUS = frozenset({"h100", "h200", "b200", "b300", "mi300x", "mi325x", "mi355x"})
 ENGINES = frozenset({"sglang", "vllm", "trt", "atom"})
-WORKLOADS: dict[tuple[int, int], str] = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}
 
 
 class BenchmarkDeployment(BaseModel):
@@ -66,6 +69,19 @@ class BenchmarkDeployment(BaseModel):
     concurrencies: list[int] = Field(min_length=1)
     draft_tokens: int | None  # drafted tokens k verified per step; None when spec is off
     source: str
+    # engine limits the script set, one row per concurrency: [C, cuda_graph_max_batch, max_running_requests,
+    # max_num_tokens] (None = no limit); cuda_graph_counts_tokens: vLLM's graph limit counts B x (1 + k) tokens
+    limits: list[tuple[int, int | None, int | None, int | None]] = Field(default_factory=list)
+    cuda_graph_counts_tokens: bool = False
+    limits_source: str = ""
+
+    def limits_at(self, concurrency: int) -> EngineLimits:
+        """The EngineLimits this deployment ran with at `concurrency` (none recorded: no limits)."""
+        for conc, graph, running, budget in self.limits:
+            if conc == concurrency:
+                return EngineLimits(cuda_graph_max_batch=graph, cuda_graph_counts_tokens=self.cuda_graph_counts_tokens,
+                                    max_running_requests=running, max_num_tokens=budget, source=self.limits_source)
+        return EngineLimits(source="no limits recorded")
 
 
 class SearchSpaceTable(BaseModel):
@@ -331,6 +347,175 @@ def _resolve_draft(items: list[dict[str, Any]], row: _Row, conc: int) -> tuple[i
     return fallback, "methodology.md MTP settings"
 
 
+# ----------------------------------------------------------------------------- engine limits
+
+LIMIT_KEYS = ("max_running_requests", "max_num_tokens", "cuda_graph_max_bs")
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv}
+_CMPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+         ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_FUNCS = {"max": max, "min": min, "ceil": math.ceil, "ceil64": lambda x: 64 * math.ceil(x / 64)}
+_POW2_RE = re.compile(r"^next power of two >= (?P<expr>.+) \(min (?P<lo>\d+), max (?P<hi>\d+)\)$")
+_SEGMENT_RE = re.compile(r"^(?:(?P<cond>[^:]+): (?P<val>.+)|(?P<val2>.+?) if (?P<cond2>.+)|else (?P<other>.+))$")
+
+
+def _eval_node(node: ast.AST, env: dict[str, Any]) -> Any:
+    """A tiny, closed arithmetic evaluator for engine_settings expressions (no names beyond `env`)."""
+    if isinstance(node, ast.Expression):
+        return _eval_node(node.body, env)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in env:
+            raise ValueError(f"unknown name {node.id!r}")
+        return env[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        return _BINOPS[type(node.op)](_eval_node(node.left, env), _eval_node(node.right, env))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMPS:
+        return _CMPS[type(node.ops[0])](_eval_node(node.left, env), _eval_node(node.comparators[0], env))
+    if isinstance(node, ast.BoolOp):
+        values = [_eval_node(v, env) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.IfExp):
+        return _eval_node(node.body if _eval_node(node.test, env) else node.orelse, env)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
+        return _FUNCS[node.func.id](*(_eval_node(a, env) for a in node.args))
+    raise ValueError(f"unsupported expression {ast.dump(node)}")
+
+
+def _pythonic(text: str) -> str:
+    """The scripts' notation as a Python expression: `A=x` comparisons, true/false, "engine default"."""
+    text = re.sub(r"(?<![<>=!])=(?!=)", "==", text.replace(", else", " else"))
+    text = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", text))
+    return text.replace("engine default", "None")
+
+
+def _segments(text: str) -> str:
+    """`V if C; W if D; else E` and `C: V; ...; else E` (one value per condition) as one Python expression."""
+    parts = [p.strip() for p in text.split(";")]
+    out = "None"
+    for part in reversed(parts):
+        m = _SEGMENT_RE.match(part)
+        if m is None:
+            raise ValueError(f"unparsable branch {part!r}")
+        if m["other"] is not None:
+            out = m["other"]
+        else:
+            cond = (m["cond"] or m["cond2"]).replace(",", " and ")
+            out = f"({m['val'] or m['val2']}) if ({cond}) else ({out})"
+    return out
+
+
+def resolve_setting(value: Any, env: dict[str, Any]) -> int | None:
+    """An engine_settings value for one condition (`env`: CONC, ISL, OSL, TP, EP_SIZE, DP_ATTENTION, MTP,
+    max_batch_size), as the script computes it (bash integer arithmetic: floored); None = engine default.
+    Raises ValueError on a value it cannot read."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, list):
+        return int(max(value))
+    text = str(value).strip()
+    if text.startswith("engine default") or text == "not set":
+        return None
+    pow2 = _POW2_RE.match(text)
+    if pow2:
+        x = _eval_node(ast.parse(_pythonic(pow2["expr"]), mode="eval"), env)
+        return min(max(2 ** math.ceil(math.log2(max(x, 1))), int(pow2["lo"])), int(pow2["hi"]))
+    text = re.sub(r"\s*=\s*\d+$", "", text)  # "max(8, CONC*3/2) = 768": the value worked out for one CONC
+    text = re.sub(r"\s+\([^()]*\)$", "", text)  # a trailing note, e.g. "(--cuda-graph-max-bs-decode)"
+    if ";" in text:
+        text = _segments(text)
+    result = _eval_node(ast.parse(_pythonic(text), mode="eval"), env)
+    return None if result is None else max(int(math.floor(result)), 1)
+
+
+def _graph_batch_list(value: Any, env: dict[str, Any]) -> int | None:
+    """Largest batch of an explicit capture list (a list, or a ladder described as running "to CONC")."""
+    if isinstance(value, list):
+        return int(max(value))
+    if isinstance(value, str) and value.rstrip().endswith("to CONC"):
+        return int(env["CONC"])
+    return None
+
+
+def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any]:
+    """Each engine's documented defaults, for knobs a script leaves unset.
+
+    - SGLang (server_args._handle_gpu_memory_settings): cuda_graph_max_bs 256 if TP < 4 else 512 on GPUs under
+      160 GB (H100, H200), 512 above (B200, B300, MI355X); max_running_requests: derived from the KV pool
+      (None here: the memory check decides); no per-step token budget for decode.
+    - vLLM (EngineArgs defaults for GPUs >= 70 GiB, OpenAI server): max_num_seqs 1024, max_num_batched_tokens
+      8192; CompilationConfig: max_cudagraph_capture_size = min(2 x max_num_seqs x (1 + k), 512) tokens.
+    - TensorRT-LLM (LlmArgs / CudaGraphConfig): max_batch_size 2048, max_num_tokens 8192, CUDA graphs up to
+      batch 128.
+    - ATOM: no documented default found: no limit assumed.
+    """
+    if engine == "sglang":
+        small = hbm_gb < 160
+        return {"cuda_graph_max_bs": 256 if small and tp < 4 else 512, "max_running_requests": None,
+                "max_num_tokens": None}
+    if engine == "vllm":
+        return {"cuda_graph_max_bs": min(2 * 1024 * (1 + k), 512), "max_running_requests": 1024,
+                "max_num_tokens": 8192}
+    if engine == "trt":
+        return {"cuda_graph_max_bs": 128, "max_running_requests": 2048, "max_num_tokens": 8192}
+    return dict.fromkeys(LIMIT_KEYS)
+
+
+def _settings_items(items: list[dict[str, Any]], row: _Row) -> list[dict[str, Any]]:
+    """engine_settings items (condition branches) of the script that ran this row (either side)."""
+    tag = f"{row.file} {row.entry} ["
+    return [
+        item
+        for item in items
+        if (item["spec"] == "none") == (row.spec == "off")
+        and any(text.startswith(tag) for text in item.get("config_entries", []))
+        and _when_allows(str(item.get("when", "")), row.dp_attn)
+    ]
+
+
+def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | None]:
+    """One branch's limits at one condition; values it cannot read count as unset (engine default)."""
+    st = item.get("settings", {})
+    out: dict[str, int | None] = {}
+    for key in ("max_running_requests", "max_num_tokens"):
+        try:
+            out[key] = resolve_setting(st.get(key), env)
+        except (ValueError, TypeError, ZeroDivisionError):
+            out[key] = None
+        env = {**env, "max_batch_size": out["max_running_requests"] or env["CONC"]}
+    graph = st.get("cuda_graph_max_bs")
+    try:
+        out["cuda_graph_max_bs"] = (out["max_running_requests"] if graph == "same as max_running_requests"
+                                    else resolve_setting(graph, env))
+    except (ValueError, TypeError, ZeroDivisionError):
+        out["cuda_graph_max_bs"] = None
+    for key in ("cuda_graph_batch_sizes", "cuda_graph_capture_sizes"):
+        if out["cuda_graph_max_bs"] is None and key in st:
+            out["cuda_graph_max_bs"] = _graph_batch_list(st[key], env)
+    return out
+
+
+def resolve_limits(items: list[dict[str, Any]], row: _Row, conc: int, k: int) -> tuple[dict[str, Any], str]:
+    """The limits of one row at one concurrency: the script's values (the tightest where branches differ),
+    else the engine's documented default. vLLM's graph limit counts tokens B x (1 + k)."""
+    env = {"CONC": conc, "ISL": row.isl, "OSL": row.osl, "TP": row.tp, "EP_SIZE": row.ep,
+           "DP_ATTENTION": row.dp_attn, "MTP": k, "max_batch_size": conc}
+    found = [_item_limits(item, env) for item in _settings_items(items, row)]
+    defaults = default_limits(row.engine, load_hardware(row.gpu).hbm_capacity_gb, row.tp, k)
+    out: dict[str, Any] = {}
+    origin = []
+    for key in LIMIT_KEYS:
+        values = [f[key] for f in found if f[key] is not None]
+        out[key] = min(values) if values else defaults[key]
+        origin.append(f"{key} {'script' if values else 'engine default'}")
+    limits = {"cuda_graph_max_batch": out["cuda_graph_max_bs"], "cuda_graph_counts_tokens": row.engine == "vllm",
+              "max_running_requests": out["max_running_requests"], "max_num_tokens": out["max_num_tokens"]}
+    return limits, f"{SETTINGS_FILE}: " + ", ".join(origin)
+
+
 # ----------------------------------------------------------------------------- table assembly
 
 
@@ -347,13 +532,18 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
     """One deployment per distinct draft length across the row's concurrencies."""
     origin = f"{row.file} {row.entry}"
     groups: dict[tuple[int | None, str], list[int]] = {}
+    rows: dict[tuple[int | None, str], list[tuple[int, int | None, int | None, int | None]]] = {}
+    limits_source = ""
     for conc in row.concurrencies:
         if row.spec == "off":
             k, source = None, origin
         else:
             k, draft_source = _resolve_draft(items, row, conc)
             source = f"{origin}; k from {draft_source}"
+        limits, limits_source = resolve_limits(items, row, conc, k or 0)
         groups.setdefault((k, source), []).append(conc)
+        rows.setdefault((k, source), []).append((conc, limits["cuda_graph_max_batch"],
+                                                 limits["max_running_requests"], limits["max_num_tokens"]))
     return [
         BenchmarkDeployment(
             engine=row.engine,
@@ -364,20 +554,27 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             concurrencies=concs,
             draft_tokens=k,
             source=source,
+            limits=rows[(k, source)],
+            cuda_graph_counts_tokens=row.engine == "vllm",
+            limits_source=limits_source,
         )
         for (k, source), concs in groups.items()
     ]
 
 
 def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployment]:
-    """Union the concurrencies of identical deployments; keep each distinct source once."""
-    merged: dict[tuple[Any, ...], tuple[set[int], list[str]]] = {}
+    """Union the concurrencies (and their limits) of identical deployments; keep each distinct source once."""
+    merged: dict[tuple[Any, ...], tuple[dict[int, tuple[int, int | None, int | None, int | None]], list[str]]] = {}
     for dep in deployments:
-        ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens)
-        concs, sources = merged.setdefault(ident, (set(), []))
-        concs.update(dep.concurrencies)
-        if dep.source not in sources:
-            sources.append(dep.source)
+        ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens)
+        limits, sources = merged.setdefault(ident, ({}, []))
+        for row in dep.limits:
+            limits.setdefault(row[0], row)  # the first source's limits where two scripts ran the same point
+        for conc in dep.concurrencies:
+            limits.setdefault(conc, (conc, None, None, None))
+        for src in (dep.source, dep.limits_source):
+            if src and src not in sources:
+                sources.append(src)
     result = [
         BenchmarkDeployment(
             spec=spec,
@@ -386,10 +583,13 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
             ep=ep,
             dp_attn=dp_attn,
             draft_tokens=k,
-            concurrencies=sorted(concs),
-            source=" | ".join(sorted(sources)),
+            concurrencies=sorted(limits),
+            source=" | ".join(sorted(s for s in sources if not s.startswith(SETTINGS_FILE))),
+            limits=[limits[c] for c in sorted(limits)],
+            cuda_graph_counts_tokens=tokens,
+            limits_source=" | ".join(sorted({s for s in sources if s.startswith(SETTINGS_FILE)})),
         )
-        for (spec, engine, tp, ep, dp_attn, k), (concs, sources) in merged.items()
+        for (spec, engine, tp, ep, dp_attn, k, tokens), (limits, sources) in merged.items()
     ]
     return sorted(result, key=lambda d: (d.spec, d.engine, d.tp, d.ep, d.dp_attn, d.draft_tokens or 0))
 
@@ -442,7 +642,8 @@ def render(table: SearchSpaceTable, commit: str) -> str:
 
 def load_search_spaces(path: Path | None = None) -> SearchSpaceTable:
     """Load the shipped table (default ``conf/deployments/benchmark.yaml``)."""
-    data = yaml.safe_load(Path(path or DEFAULT_PATH).read_text())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader where libyaml is built in: ~6x faster
+    data = yaml.load(Path(path or DEFAULT_PATH).read_text(), Loader=loader)  # noqa: S506 - a safe loader
     return SearchSpaceTable.model_validate({"entries": data[TOP_KEY]})
 
 

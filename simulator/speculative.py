@@ -1,7 +1,16 @@
-"""A speculative decode step: k sequential draft passes over B tokens + one verify pass over B x (k + 1).
+"""A decode step as engines run it: the verify (or plain decode) pass, the draft passes, sampling, bookkeeping.
 
-Cost of the step (here) is kept apart from the tokens it yields (acceptance.py): the serving loop
-combines them.
+With k drafted tokens per request and batch B (SGLang EAGLE worker, vLLM EagleProposer, TensorRT-LLM MTP):
+- draft extend: one draft pass over the B x (k + 1) positions the last verify produced (SGLang runs it over
+  speculative_num_steps + 1 tokens per request, padded under CUDA graphs; vLLM's first proposer pass runs
+  over every verified position), which refreshes the draft's KV and proposes draft token 1;
+- k - 1 draft decode passes over B tokens (draft tokens 2..k);
+- verify: one target pass over B x (k + 1) tokens;
+- sampling: vocabulary-wide softmax / argmax / accept-reject over B x (k + 1) verify positions, plus B top-1
+  positions per draft pass (also B positions for plain decode);
+- bookkeeping: per-request host work the scheduler cannot overlap while speculating.
+Each pass runs under CUDA graphs unless the batch exceeds the engine's capture limit (then eagerly).
+Cost of the step (here) is kept apart from the tokens it yields (acceptance.py): the serving loop combines them.
 """
 
 from __future__ import annotations
@@ -12,7 +21,9 @@ import torch
 
 from simulator.knobs import KnobTensors
 from simulator.lowering import PassTable
-from simulator.step_cost import pass_time_s
+from simulator.step_cost import PassCost, pass_cost
+
+INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -21,25 +32,85 @@ class StepTables:
     draft: PassTable | None  # None: the model has no draft module (only k = 0 is possible)
 
 
-def draft_time_s(tables: StepTables, knobs: KnobTensors, batch: torch.Tensor, draft_tokens: torch.Tensor,
-                 context: torch.Tensor) -> torch.Tensor:
-    k = torch.as_tensor(draft_tokens, dtype=torch.float64)
-    if tables.draft is None:
-        if bool((k > 0).any()):
-            raise ValueError("this model has no draft (MTP/EAGLE) module: draft_tokens must be 0")
-        return torch.zeros_like(k * batch)
-    return k * pass_time_s(tables.draft, knobs, batch, batch, context)
+@dataclass(frozen=True)
+class StepTerms:
+    """Seconds of one decode step by term; `total_s` is their sum."""
+
+    verify: PassCost  # the target pass over B x (k + 1) tokens (plain decode at k = 0)
+    draft_extend_s: torch.Tensor
+    draft_decode_s: torch.Tensor
+    sampling_s: torch.Tensor
+    bookkeeping_s: torch.Tensor
+    step_latency_s: torch.Tensor
+    eager: torch.Tensor  # 1 where the step ran without CUDA graphs
+
+    @property
+    def total_s(self) -> torch.Tensor:
+        return (self.verify.total_s + self.draft_extend_s + self.draft_decode_s + self.sampling_s
+                + self.bookkeeping_s + self.step_latency_s)
+
+
+def runs_eager(batch: torch.Tensor, draft_tokens: torch.Tensor, attention_dp: torch.Tensor,
+               graph_max_batch: torch.Tensor | float, graph_counts_tokens: torch.Tensor | float) -> torch.Tensor:
+    """1 where the decode batch exceeds the largest captured CUDA graph, else 0.
+
+    SGLang / TensorRT-LLM capture per attention-DP rank batch sizes; vLLM (`graph_counts_tokens` = 1) captures
+    token counts B x (1 + k) (engine_settings.yaml header: cuda_graph_max_bs).
+    """
+    per_rank = torch.ceil(batch / attention_dp)
+    size = per_rank * (1.0 + torch.as_tensor(graph_counts_tokens, dtype=torch.float64) * draft_tokens)
+    return (size > torch.as_tensor(graph_max_batch, dtype=torch.float64)).to(torch.float64)
+
+
+def sampling_time_s(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Seconds to gather and sample `positions` vocabulary-wide logit rows of `requests` requests (lowering.
+    LOGIT_PASSES): HBM bytes on the busiest attention-DP rank plus the TP all-gather of the logits."""
+    share = torch.maximum(1.0 / t.attention_dp, 1.0 / torch.clamp(requests, min=1.0))
+    rows = positions * share
+    return (rows * t.logits_bytes_per_token / (t.hbm_bytes_s * knobs.hbm_bandwidth_fraction)
+            + rows * t.logits_comm_bytes_per_token / (t.link_bytes_s * knobs.link_bandwidth_fraction))
+
+
+def _no_draft(tables: StepTables, k: torch.Tensor) -> None:
+    if tables.draft is None and bool((k > 0).any()):
+        raise ValueError("this model has no draft (MTP/EAGLE) module: draft_tokens must be 0")
+
+
+def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tensor, draft_tokens: torch.Tensor,
+                      context: torch.Tensor, extra_tokens: torch.Tensor | float = 0.0,
+                      graph_max_batch: torch.Tensor | float = INF,
+                      graph_counts_tokens: torch.Tensor | float = 0.0) -> StepTerms:
+    """The named terms of one decode step of `batch` requests with k = `draft_tokens` (k = 0: plain decode,
+    identical with or without a draft table). `extra_tokens` ride in the verify pass (chunked prefill)."""
+    f64 = torch.float64
+    batch = torch.as_tensor(batch, dtype=f64)
+    k = torch.as_tensor(draft_tokens, dtype=f64)
+    _no_draft(tables, k)
+    spec = (k > 0).to(f64)
+    eager = runs_eager(batch, k, tables.target.attention_dp, graph_max_batch, graph_counts_tokens)
+    positions = batch * (k + 1.0)
+    verify = pass_cost(tables.target, knobs, batch, positions + extra_tokens, context, eager=eager)
+    sampling = sampling_time_s(tables.target, knobs, batch, positions)
+    zero = torch.zeros_like(verify.total_s)
+    extend = decode = zero
+    if tables.draft is not None:
+        d, floor = tables.draft, knobs.draft_pass_latency_us
+        extend = spec * pass_cost(d, knobs, batch, positions, context, floor, eager).total_s
+        one = pass_cost(d, knobs, batch, batch, context, floor, eager).total_s
+        decode = torch.clamp(k - 1.0, min=0.0) * one
+        sampling = sampling + k * sampling_time_s(d, knobs, batch, batch)
+    bookkeeping = spec * batch * knobs.request_overhead_us * 1e-6
+    return StepTerms(verify, extend + zero, decode + zero, sampling + zero, bookkeeping + zero,
+                     knobs.step_latency_us * 1e-6 + zero, eager + zero)
 
 
 def decode_step_time_s(tables: StepTables, knobs: KnobTensors, batch: torch.Tensor,
                        draft_tokens: torch.Tensor, context: torch.Tensor,
-                       extra_tokens: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """Seconds of one decode step of `batch` requests (k = 0: plain decode). `extra_tokens` ride in the
-    verify pass (chunked prefill)."""
-    batch = torch.as_tensor(batch, dtype=torch.float64)
-    k = torch.as_tensor(draft_tokens, dtype=torch.float64)
-    verify = pass_time_s(tables.target, knobs, batch, batch * (k + 1.0) + extra_tokens, context)
-    return verify + draft_time_s(tables, knobs, batch, k, context) + knobs.step_latency_us * 1e-6
+                       extra_tokens: torch.Tensor | float = 0.0, graph_max_batch: torch.Tensor | float = INF,
+                       graph_counts_tokens: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Seconds of one decode step (the sum of `decode_step_terms`)."""
+    return decode_step_terms(tables, knobs, batch, draft_tokens, context, extra_tokens, graph_max_batch,
+                             graph_counts_tokens).total_s
 
 
 def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,
@@ -55,8 +126,8 @@ def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,
     per_chunk = tokens / chunks
     requests = per_chunk / input_tokens
     ctx = torch.as_tensor(input_tokens, dtype=torch.float64) / 2.0
-    t = pass_time_s(tables.target, knobs, requests, per_chunk, ctx)
+    t = pass_cost(tables.target, knobs, requests, per_chunk, ctx).total_s
     if tables.draft is not None:
         w = torch.as_tensor(with_draft, dtype=torch.float64)
-        t = t + w * pass_time_s(tables.draft, knobs, requests, per_chunk, ctx)
+        t = t + w * pass_cost(tables.draft, knobs, requests, per_chunk, ctx, knobs.draft_pass_latency_us).total_s
     return chunks * (t + knobs.step_latency_us * 1e-6)

@@ -17,24 +17,42 @@ from simulator.moe import expected_experts_touched
 
 @dataclass(frozen=True)
 class PassCost:
-    """Seconds of one pass by term; `total_s` is their sum. `operator_s` has shape [..., n_ops]."""
+    """Seconds of one pass by term; `total_s` is their sum. Per-operator tensors have shape [..., n_ops].
+
+    `operator_s` = max(`compute_s`, `weight_s` + `kv_s` + `activation_s`) per operator (the memory time
+    split by what the bytes are). `eager_s` is what a pass run without CUDA graphs adds: its kernels'
+    host launch time beyond the GPU's own time (0 under graphs).
+    """
 
     operator_s: torch.Tensor
     compute_bound: torch.Tensor
     comm_s: torch.Tensor
     latency_s: torch.Tensor
+    compute_s: torch.Tensor
+    weight_s: torch.Tensor
+    kv_s: torch.Tensor
+    activation_s: torch.Tensor
+    eager_s: torch.Tensor
+
+    @property
+    def gpu_s(self) -> torch.Tensor:
+        return self.operator_s.sum(-1) + self.comm_s + self.latency_s
 
     @property
     def total_s(self) -> torch.Tensor:
-        return self.operator_s.sum(-1) + self.comm_s + self.latency_s
+        return self.gpu_s + self.eager_s
 
 
 def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: torch.Tensor,
-              context: torch.Tensor) -> PassCost:
+              context: torch.Tensor, layer_latency_us: torch.Tensor | None = None,
+              eager: torch.Tensor | float = 0.0) -> PassCost:
     """Cost of a pass over `tokens` tokens from `requests` requests at mean context `context` tokens.
 
     Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests; MoE experts
-    see all tokens (gathered), touching the expected number of distinct local experts.
+    see all tokens (gathered), touching the expected number of distinct local experts. The latency floor
+    is `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
+    without CUDA graphs; the host issues each layer in `eager_layer_pass_latency_us` while the GPU works
+    asynchronously, so the pass takes max(GPU time, launch time) (never less than under graphs).
     """
     requests, tokens, context = (torch.as_tensor(x, dtype=torch.float64) for x in (requests, tokens, context))
     share = torch.maximum(1.0 / t.attention_dp, 1.0 / torch.clamp(requests, min=1.0))
@@ -45,17 +63,25 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     imbalance = 1.0 + t.moe * (knobs.moe_imbalance[..., None] - 1.0)
     flops = (t.flops_per_token * tok + t.flops_per_token_ctx * tok * ctx) * imbalance
     touched = expected_experts_touched(t.experts_local, t.route_prob, tokens[..., None])
-    bytes_ = (t.weight_bytes + t.expert_bytes * touched + t.bytes_per_token * tok
-              + t.bytes_per_request_ctx * req * ctx + t.bytes_per_request * req)
+    hbm = t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None]
+    weight_s = (t.weight_bytes + t.expert_bytes * touched) / hbm
+    kv_s = (t.bytes_per_request_ctx * req * ctx + t.bytes_per_request * req) / hbm
+    activation_s = t.bytes_per_token * tok / hbm
     compute_s = flops / (t.peak_flops * knobs.compute_fraction[..., None])
-    memory_s = bytes_ / (t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None])
+    memory_s = weight_s + kv_s + activation_s
     comm_s = (t.comm_bytes_per_token * tokens / (t.link_bytes_s * knobs.link_bandwidth_fraction)
               + t.collectives * knobs.collective_latency_us * 1e-6)
-    latency_s = t.layer_passes * knobs.layer_pass_latency_us * 1e-6
-    return PassCost(torch.maximum(compute_s, memory_s), compute_s >= memory_s, comm_s, latency_s)
+    floor_us = knobs.layer_pass_latency_us if layer_latency_us is None else layer_latency_us
+    latency_s = t.layer_passes * floor_us * 1e-6
+    operator_s = torch.maximum(compute_s, memory_s)
+    gpu_s = operator_s.sum(-1) + comm_s + latency_s
+    launch_s = t.layer_passes * knobs.eager_layer_pass_latency_us * 1e-6
+    eager_s = torch.as_tensor(eager, dtype=torch.float64) * torch.clamp(launch_s - gpu_s, min=0.0)
+    return PassCost(operator_s, compute_s >= memory_s, comm_s, latency_s, compute_s, weight_s, kv_s,
+                    activation_s, eager_s)
 
 
 def pass_time_s(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: torch.Tensor,
-                context: torch.Tensor) -> torch.Tensor:
-    return pass_cost(t, knobs, requests, tokens, context).total_s
-
+                context: torch.Tensor, layer_latency_us: torch.Tensor | None = None,
+                eager: torch.Tensor | float = 0.0) -> torch.Tensor:
+    return pass_cost(t, knobs, requests, tokens, context, layer_latency_us, eager).total_s

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from simulator.calibration.data import page_observations
 from simulator.calibration.uncertainty import bands
-from simulator.comparison import CompareResult, run_compare
+from simulator.comparison import CompareResult, breakdown_at_targets, run_compare
 from simulator.pages import Page, load_page_file, measured_direction, modelled_pages
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES, CaseKey
@@ -25,6 +26,7 @@ class PageValidation:
     page: Page
     compare: CompareResult
     points: list[dict[str, Any]] = field(default_factory=list)
+    breakdown: pd.DataFrame | None = None  # predicted step time by term at each target (comparison)
 
 
 def page_config(page: Page, cfg: RunConfig) -> RunConfig:
@@ -41,10 +43,11 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     pcfg = page_config(page, cfg)
     key = CaseKey(page.model, page.hardware, page.precision, page.workload)
     # the pages clamp a target outside a frontier to its edge (frontier.read_at): so do we, flagged
-    result = run_compare(pcfg.scenario(), key, "benchmark", pcfg.rates, pcfg.rate_tier,
+    sc = pcfg.scenario()
+    result = run_compare(sc, key, "benchmark", pcfg.rates, pcfg.rate_tier,
                          [p.interactivity for p in page.points], outside="clamp")
     band = bands(page_observations([page]), cfg.calibration)
-    v = PageValidation(page, result)
+    v = PageValidation(page, result, breakdown=breakdown_at_targets(sc, result))
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},
                                  "error_pct": {}, "clamped": {}, "inside_band": {}}

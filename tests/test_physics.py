@@ -14,7 +14,7 @@ from simulator.moe import expected_experts_touched
 from simulator.operators import draft_ops, target_ops
 from simulator.serving import closed_loop
 from simulator.specs import AcceptanceSpec
-from simulator.speculative import decode_step_time_s
+from simulator.speculative import decode_step_time_s, sampling_time_s
 from simulator.step_cost import pass_cost
 
 
@@ -141,9 +141,14 @@ def test_mtp_step_is_k_drafts_plus_one_verify() -> None:
     kn = sc.knob_tensors
     from simulator.step_cost import pass_time_s
 
+    floor = kn.draft_pass_latency_us
     for k in (1, 3):
-        expected = (pass_time_s(tables.target, kn, b, b * (k + 1), ctx) + k * pass_time_s(tables.draft, kn, b, b, ctx)
-                    + kn.step_latency_us * 1e-6)
+        # SGLang EAGLE: draft extend over B (k + 1) positions, k - 1 draft decode passes, one verify pass
+        expected = (pass_time_s(tables.target, kn, b, b * (k + 1), ctx)
+                    + pass_time_s(tables.draft, kn, b, b * (k + 1), ctx, floor)
+                    + (k - 1) * pass_time_s(tables.draft, kn, b, b, ctx, floor)
+                    + sampling_time_s(tables.target, kn, b, b * (k + 1)) + k * sampling_time_s(tables.draft, kn, b, b)
+                    + b * kn.request_overhead_us * 1e-6 + kn.step_latency_us * 1e-6)
         assert float(decode_step_time_s(tables, kn, b, torch.tensor(float(k)), ctx)) == pytest.approx(float(expected))
     with pytest.raises(ValueError, match="no draft"):
         decode_step_time_s(tables.__class__(tables.target, None), kn, b, torch.tensor(2.0), ctx)

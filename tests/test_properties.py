@@ -32,7 +32,7 @@ def setup(i: int):
 case = st.integers(0, len(CASES) - 1)
 conc = st.integers(1, 512)
 ks = st.integers(0, 3)
-IDEAL = KnobTensors(*(torch.tensor(v, dtype=torch.float64) for v in (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0)))
+IDEAL = KnobTensors(*(torch.tensor(v, dtype=torch.float64) for v in (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)))
 
 
 def _k(sc, k: int) -> int:

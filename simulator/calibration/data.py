@@ -21,10 +21,10 @@ from simulator.catalog import load_hardware, load_model
 from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
-from simulator.specs import ServingSpec, WorkloadSpec
+from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
+from simulator.specs.vocabulary import SIDES, WORKLOADS, workload_tokens
 
 Metric = Literal["tpot_s", "interactivity", "tput_per_gpu"]
-WORKLOADS = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}
 SILICON_MODELS = {
     "deepseek-ai/DeepSeek-R1": "deepseek_r1", "deepseek-ai/DeepSeek-V3": "deepseek_r1",
     "nvidia/DeepSeek-R1-NVFP4": "deepseek_r1", "Qwen/Qwen3-235B-A22B-FP8": "qwen3_235b",
@@ -48,6 +48,7 @@ class PointObs:
     metric: Metric
     measured: float
     label: str
+    limits: EngineLimits = EngineLimits()  # the engine's limits at this point (default: memory only)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,16 @@ def silicon_observations(path: Path) -> list[PointObs]:
     return out
 
 
+def benchmark_limits(sc: Scenario, side: str, model: str, hardware: str, dep: DeploymentSpec,
+                     concurrency: int) -> EngineLimits:
+    """The engine limits the benchmark script set for this deployment at this concurrency (none recorded:
+    no limits beyond memory)."""
+    for cand in benchmark_candidates(sc, side, model, hardware, sc.workload.name):  # type: ignore[arg-type]
+        if cand.deployment == dep and concurrency in cand.concurrencies:
+            return cand.limits_at(cand.concurrencies.index(concurrency))
+    return EngineLimits(source="no limits recorded")
+
+
 def sweep_observations(path: Path) -> list[PointObs]:
     """GLM-5 8k/1k MTP on/off sweeps (SGLang, k = 3): interactivity and throughput per concurrency."""
     df = pd.read_csv(path)
@@ -123,12 +134,13 @@ def sweep_observations(path: Path) -> list[PointObs]:
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         mtp = r.spec == "mtp"
         k = 3 if mtp else 0  # SGLang GLM-5: 3 steps, top-k 1 (reference/methodology.md)
-        if not sc.memory(dep, mtp).fits(int(r.concurrency)):
-            continue
+        if not sc.memory(dep, mtp, k).feasible:
+            continue  # not even one request fits: nothing to fit knobs on (beyond that the engine queues)
         label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"
+        limits = benchmark_limits(sc, r.spec, "glm5", r.hardware, dep, int(r.concurrency))
         for metric, value in (("interactivity", r.interactivity), ("tput_per_gpu", r.tput_per_gpu)):
             out.append(PointObs("glm5_sweeps", Case(sc, dep, with_draft=mtp), int(r.concurrency), k, metric,
-                                float(value), label))
+                                float(value), label, limits))
     return out
 
 
@@ -150,10 +162,10 @@ def page_observations(pages: list[Page]) -> list[PageObs]:
     """Each page target and side, with the benchmark's own deployments as the candidates to search."""
     out: list[PageObs] = []
     for page in pages:
-        isl, osl = next(k for k, v in WORKLOADS.items() if v == page.workload)
+        isl, osl = workload_tokens(page.workload)
         sc = scenario_for(page.model, page.hardware, page.precision, isl, osl)
         cands = {side: benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
-                 for side in ("mtp", "off")}
+                 for side in SIDES}
         measured = {(side, p.interactivity): getattr(p, side).tput_per_gpu for p in page.points for side in cands}
         out += target_observations(sc, cands, [p.interactivity for p in page.points], measured, page.source)
     return out

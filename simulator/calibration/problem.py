@@ -8,7 +8,7 @@ MI300X/MI325X have no data here and take their family's fitted values (reported 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -19,8 +19,8 @@ from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
 from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
-from simulator.serving import closed_loop_tokens
-from simulator.specs import EfficiencyKnobs, HardwareSpec
+from simulator.serving import StepLimits, closed_loop_tokens
+from simulator.specs import EfficiencyKnobs, EngineLimits, HardwareSpec
 from simulator.specs.vocabulary import (
     GENERATION_FAMILY,
     HARDWARE_FAMILIES,
@@ -29,8 +29,11 @@ from simulator.specs.vocabulary import (
 )
 from simulator.speculative import StepTables
 
+# Fitted per hardware family. The speculative-step terms' knobs stay at their sourced priors
+# (specs/hardware.py: draft_pass_latency_us from TensorRT-LLM's batch-1 table, eager_layer_pass_latency_us from
+# launch costs) except the per-request bookkeeping, which only the batch trend of MTP runs identifies.
 FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
-                "step_latency_us", "moe_imbalance")
+                "step_latency_us", "moe_imbalance", "request_overhead_us")
 FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction")
 Z_AT_FULL_FRACTION = 6.0  # z of a fraction given as exactly 1 (sigmoid(6) = 0.9975; logit(1) is infinite)
 MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (log(0) is infinite)
@@ -84,6 +87,21 @@ class ParamSpace:
             from_z(knob, torch.tensor(z)))
 
 
+def point_limits(cases: list[Case], case_of_point: list[int], draft_tokens: list[int],
+                 limits: list[EngineLimits]) -> tuple[StepLimits, torch.Tensor]:
+    """Each point's engine limits as tensors: its EngineLimits and the KV memory of its case with k lookahead
+    slots per request (scenario.memory); also the most requests each can run at once."""
+    memo: dict[tuple[int, int], float] = {}
+    rows: list[StepLimits] = []
+    for i, k, lim in zip(case_of_point, draft_tokens, limits, strict=True):
+        if (i, k) not in memo:
+            c = cases[i]
+            memo[(i, k)] = float(c.scenario.memory(c.deployment, c.has_draft, k).max_concurrency)
+        rows.append(StepLimits.of(lim, memo[(i, k)]))
+    stacked = StepLimits(**{f.name: torch.stack([getattr(r, f.name) for r in rows]) for f in fields(StepLimits)})
+    return stacked, stacked.max_batch
+
+
 class Problem:
     """Observations + one lowered batch of every case they need."""
 
@@ -99,22 +117,24 @@ class Problem:
                 ordered.append(case)
             return cases[key]
 
-        flat_case, flat_c, flat_k = [], [], []
+        flat_case, flat_c, flat_k, flat_limits = [], [], [], []
         for p in points:
             flat_case.append(index(p.case))
             flat_c.append(p.concurrency)
             flat_k.append(p.draft_tokens)
+            flat_limits.append(p.limits)
         self.page_groups: dict[tuple[str, str], tuple[np.ndarray, list[int]]] = {}
         for j, obs in enumerate(pages):
             key = (obs.page, obs.side)
             if key not in self.page_groups:
                 start = len(flat_case)
                 for case, cand in obs.candidates:
-                    for c in cand.concurrencies:
+                    for ci, c in enumerate(cand.concurrencies):
                         for k in cand.draft_tokens:
                             flat_case.append(index(case))
                             flat_c.append(c)
                             flat_k.append(k)
+                            flat_limits.append(cand.limits_at(ci))
                 self.page_groups[key] = (np.arange(start, len(flat_case)), [])
             self.page_groups[key][1].append(j)
         self.cases = ordered
@@ -138,7 +158,9 @@ class Problem:
         self.scalar = {n: self.batch.scalar(n)[sel] for n in ("input_tokens", "output_tokens",
                        "prefill_chunk_tokens", "chunked_prefill", "gpus", "max_concurrency", "acceptance_scale")}
         self.raw_al = torch.take_along_dim(self.batch.al[sel], self.k.long()[:, None], 1)[:, 0]
-        self.feasible = (self.conc <= self.scalar["max_concurrency"]).numpy()
+        self.limits, max_batch = point_limits(ordered, flat_case, flat_k, flat_limits)
+        # admission: a point is feasible when at least one request fits; beyond that the engine queues
+        self.feasible = (max_batch >= 1).numpy()
 
     def knobs(self, z: torch.Tensor) -> KnobTensors:
         n_f = len(self.space.families)
@@ -157,7 +179,8 @@ class Problem:
         al = scaled_al(self.raw_al, scale, self.k)
         s = self.scalar
         return closed_loop_tokens(self.tables, self.knobs(z), s["input_tokens"], s["output_tokens"],
-                                  s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"])
+                                  s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"],
+                                  self.limits)
 
     def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Predicted value of every observation (points first, then page targets)."""

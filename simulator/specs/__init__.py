@@ -15,6 +15,7 @@ from simulator.specs.model import (
 from simulator.specs.serving import (
     AcceptanceSpec,
     DeploymentSpec,
+    EngineLimits,
     Precision,
     ServingSpec,
     SpeculativeSpec,
@@ -27,6 +28,7 @@ __all__ = [
     "DeploymentSpec",
     "DraftModuleSpec",
     "EfficiencyKnobs",
+    "EngineLimits",
     "FfnSpec",
     "GqaAttention",
     "HardwareSpec",

@@ -31,6 +31,25 @@ class EfficiencyKnobs(Frozen):
     collective_latency_us: float = Field(default=15.0, ge=0, le=10_000)
     step_latency_us: float = Field(default=500.0, ge=0, le=1_000_000)
     moe_imbalance: float = Field(default=1.3, ge=1, le=8)
+    # The draft pass's own floor (one MTP/EAGLE layer + 2h -> h fuse projection + LM head + top-1 over the
+    # vocabulary + the next draft step's metadata kernels, under CUDA graphs), in place of the target's
+    # per-layer floor. Prior from TensorRT-LLM's DeepSeek-R1 FP4 8 x B200 batch-1 table
+    # (reference/acceptance.md): AL / tok/s/user for k = 0..5 give 9.0 ms per plain step and +0.6-1.0 ms per
+    # drafted token (least-squares slope 0.735 ms); the model with this floor at 0 and the other priors gives
+    # 0.310 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives), so the
+    # floor is the difference, 0.425 ms (tests/test_speculative_terms.py checks the k = 0..5 trend).
+    draft_pass_latency_us: float = Field(default=425.0, ge=0, le=100_000)
+    # Host time to issue one layer's kernels when the step runs WITHOUT CUDA graphs (batch above the
+    # engine's cuda_graph_max_bs): the CPU runs ahead of the GPU, so a pass takes max(GPU time, launch time).
+    # Prior: ~5-10 us of PyTorch dispatch + cudaLaunchKernel per kernel (PyTorch "Accelerating PyTorch with
+    # CUDA Graphs", 2021) x ~20-30 kernels per MoE decoder layer in SGLang/vLLM eager decode.
+    eager_layer_pass_latency_us: float = Field(default=200.0, ge=0, le=100_000)
+    # Host bookkeeping per request per speculative step that the scheduler cannot overlap with the GPU
+    # (SGLang PR #9588: speculative decoding runs without the overlap scheduler because draft and verify are
+    # sequential; overlapping it recovers 5-10 % at all batch sizes; PR #8490 profiles ~0.1 ms per batch
+    # for future resolve + draft plan). Prior: 5-10 % of a ~20-40 ms step over ~128 requests ~ 15 us.
+    # Plain decode hides this work behind the GPU (overlap scheduler on), so it is charged only when k > 0.
+    request_overhead_us: float = Field(default=15.0, ge=0, le=10_000)
 
 
 class HardwareSpec(Frozen):

@@ -144,3 +144,21 @@ class ServingSpec(Frozen):
         if self.kv_cache_dtype == "auto":
             return 2.0 if precision == "bf16" else 1.0
         return 1.0 if self.kv_cache_dtype == "fp8" else 2.0
+
+
+class EngineLimits(Frozen):
+    """Engine limits one benchmark script set, resolved for one condition (concurrency, TP, ...).
+
+    `cuda_graph_max_batch`: largest decode batch captured in a CUDA graph, per attention-DP rank (SGLang
+    --cuda-graph-max-bs, TRT-LLM cuda_graph_config.max_batch_size) or, when `cuda_graph_counts_tokens`, in
+    tokens B x (1 + k) (vLLM max_cudagraph_capture_size); None: every batch is captured. Above it the step
+    runs eagerly (EfficiencyKnobs.eager_layer_pass_latency_us). `max_running_requests`: most requests
+    scheduled at once (None: memory decides). `max_num_tokens`: per-step token budget (vLLM
+    --max-num-batched-tokens, TRT-LLM max_num_tokens): decode tokens B x (1 + k) and prefill chunks fit in it.
+    """
+
+    cuda_graph_max_batch: int | None = Field(default=None, ge=0, le=1_048_576)
+    cuda_graph_counts_tokens: bool = False
+    max_running_requests: int | None = Field(default=None, ge=1, le=1_048_576)
+    max_num_tokens: int | None = Field(default=None, ge=1, le=16_777_216)
+    source: str = ""

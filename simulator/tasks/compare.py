@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.comparison import CompareResult, add_bands, format_table, run_compare, write_summary
+from simulator.comparison import (
+    CompareResult,
+    add_bands,
+    breakdown_at_targets,
+    format_table,
+    run_compare,
+    write_summary,
+)
+from simulator.pages import bundled_pages
+from simulator.report_html import compare_report, page_points
 from simulator.runconfig import RunConfig, write_report
 from simulator.specs.vocabulary import SIDES
 from simulator.validation import format_validation, validate_all
@@ -61,3 +70,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     if cfg.validate_after:
         print()
         print(format_validation(*validate_all(cfg)))
+    key = result.key._asdict()
+    html = compare_report(out, key, result.points_frame(), result.rows, cfg.rates.rate(cfg.hardware.name, cfg.rate_tier),
+                          cfg.rates.all_in_kw(cfg.hardware.name), measured=page_points(bundled_pages(), key),
+                          breakdown=breakdown_at_targets(sc, result))
+    print(f"report: {html}")

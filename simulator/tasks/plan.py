@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.planning import collect_options, floors_of, rank_options
+from simulator.report_html import plan_report
 from simulator.runconfig import RunConfig
 from simulator.tasks.advise import write_advice
 from simulator.tasks.plan_plot import plot_plan
@@ -68,3 +69,4 @@ def run(cfg: RunConfig, out: Path) -> None:
     plot_plan(points, options, table, str(out / "plan.png"), title)
     print(f"wrote {out / 'plan.csv'}, {out / 'plan.parquet'} and {out / 'plan.png'}")
     write_advice(points, floors, out)
+    print(f"report: {plan_report(out, points, options, table, title, cfg.plan.top)}")

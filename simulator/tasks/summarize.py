@@ -17,6 +17,7 @@ import yaml
 
 from simulator.catalog import SpecError
 from simulator.comparison import SHOWN
+from simulator.report_html import summarize_report
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES
 
@@ -96,3 +97,5 @@ def run(cfg: RunConfig, out: Path) -> None:
     for dest in {out, root}:
         table.to_csv(dest / "summary.csv", index=False)
         print(f"wrote {dest / 'summary.csv'}")
+    curves = {j: pd.read_csv(root / j / "curves.csv") for j in table["job"].unique() if (root / j / "curves.csv").is_file()}
+    print(f"report: {summarize_report(out, table, curves)}")

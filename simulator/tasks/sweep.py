@@ -17,6 +17,7 @@ import torch
 
 from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
+from simulator.report_html import sweep_report
 from simulator.runconfig import RunConfig
 from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
 from simulator.specs.vocabulary import side_of
@@ -134,3 +135,4 @@ def run(cfg: RunConfig, out: Path) -> None:
     print(f"{n_points:,} points ({len(cases)} deployments) in {elapsed:.2f} s: {n_points / elapsed:,.0f} points/s "
           f"on {frontier.best.device.type}" + (" (torch.compile, compile time included)" if compile_torch else ""))
     print(f"wrote {out / 'frontiers.parquet'}, {out / 'frontiers.csv'} and {len(plots)} plot(s)")
+    print(f"report: {sweep_report(out, frame, {h: rates.all_in_kw(h) for h in rates.gpus})}")

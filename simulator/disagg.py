@@ -18,9 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 
+from simulator.acceptance import acceptance_length, al_table
 from simulator.lowering import memory_footprint
+from simulator.memory import MemoryCheck
 from simulator.scenario import Scenario
 from simulator.serving import closed_loop_tokens
 from simulator.specs import DeploymentSpec
@@ -110,26 +113,70 @@ class ClusterPoint:
         return 1.0 / self.tpot_s
 
 
-def _decode_tpot(wm: WorkerModel, workers: int, batch: float, k: int, al: float, ctx: float) -> tuple[float, float]:
-    """(step, TPOT) of the decode pool running `batch` requests over `workers` workers (busiest worker and
-    busiest DP rank set the step)."""
-    per_worker = math.ceil(batch / workers - 1e-9)
-    b = padded_batch(per_worker, wm.worker.attention_dp)
-    step = float(decode_step_time_s(wm.tables, wm.knobs, f64(b), f64(k), f64(ctx)))
+class ClusterCache:
+    """Per-scenario memo of what cluster points share: worker models, prefill pools, KV transfers, and the
+    decode step of each decode worker by (k, per-worker batch): xPyD shapes share their decode workers."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self.sc = sc
+        self._workers: dict[WorkerSpec, WorkerModel] = {}
+        self._pools: dict[tuple[WorkerSpec, int, bool], PrefillPool] = {}
+        self._kv: dict[tuple[WorkerSpec, bool], KvTransfer] = {}
+        self._steps: dict[tuple[WorkerSpec, int, int], float] = {}
+        self._memory: dict[tuple[WorkerSpec, int], MemoryCheck] = {}
+
+    def memory(self, w: WorkerSpec, draft_tokens: int) -> MemoryCheck:
+        if (w, draft_tokens) not in self._memory:
+            self._memory[(w, draft_tokens)] = worker_memory(self.sc, w, draft_tokens > 0, draft_tokens)
+        return self._memory[(w, draft_tokens)]
+
+    def worker(self, w: WorkerSpec) -> WorkerModel:
+        if w not in self._workers:
+            self._workers[w] = worker_model(self.sc, w)
+        return self._workers[w]
+
+    def pool(self, w: WorkerSpec, workers: int, with_draft: bool) -> PrefillPool:
+        key = (w, workers, with_draft)
+        if key not in self._pools:
+            self._pools[key] = prefill_pool(self.sc, self.worker(w), workers, self.sc.workload.mean_input_tokens,
+                                            with_draft)
+        return self._pools[key]
+
+    def kv(self, w: WorkerSpec, with_draft: bool) -> KvTransfer:
+        if (w, with_draft) not in self._kv:
+            self._kv[(w, with_draft)] = kv_transfer(self.sc, w, self.sc.workload.mean_input_tokens, with_draft)
+        return self._kv[(w, with_draft)]
+
+    def step_s(self, w: WorkerSpec, k: int, per_worker: int) -> float:
+        """Decode step of worker `w` running `per_worker` requests (its busiest DP rank at ceil(n / DP))."""
+        key = (w, k, per_worker)
+        if key not in self._steps:
+            wm = self.worker(w)
+            ctx = self.sc.workload.mean_input_tokens + self.sc.workload.mean_output_tokens / 2.0
+            b = padded_batch(per_worker, w.attention_dp)
+            self._steps[key] = float(decode_step_time_s(wm.tables, wm.knobs, f64(b), f64(k), f64(ctx)))
+        return self._steps[key]
+
+
+def _decode_tpot(cache: ClusterCache, w: WorkerSpec, workers: int, batch: float, k: int,
+                 al: float) -> tuple[float, float]:
+    """(step, TPOT) of the decode pool running `batch` requests over `workers` workers (the busiest worker
+    and its busiest DP rank set the step)."""
+    step = cache.step_s(w, k, max(1, math.ceil(batch / workers - 1e-9)))
     return step, step / al
 
 
 def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: float, draft_tokens: int,
-                        al: float) -> ClusterPoint:
+                        al: float, cache: ClusterCache | None = None) -> ClusterPoint:
     """The closed loop at concurrency C on x prefill + y decode workers (module docstring)."""
+    cache = cache or ClusterCache(sc)
     with_draft = draft_tokens > 0
-    i_tok, o_tok = sc.workload.mean_input_tokens, sc.workload.mean_output_tokens
-    ctx = i_tok + o_tok / 2.0
-    dec = worker_model(sc, spec.decode)
-    pre = worker_model(sc, spec.prefill)
-    pool = prefill_pool(sc, pre, spec.prefill_workers, i_tok, with_draft)
-    kv = kv_transfer(sc, spec.prefill, i_tok, with_draft)
-    step, tpot = _decode_tpot(dec, spec.decode_workers, concurrency, draft_tokens, al, ctx)
+    o_tok = sc.workload.mean_output_tokens
+    io = sc.workload.mean_input_tokens + o_tok
+    pool = cache.pool(spec.prefill, spec.prefill_workers, with_draft)
+    kv = cache.kv(spec.prefill, with_draft)
+    y = spec.decode_workers
+    step, tpot = _decode_tpot(cache, spec.decode, y, concurrency, draft_tokens, al)
     ttft_idle = pool.one_request_s + kv.seconds + step / 2.0
     demand = concurrency / (ttft_idle + o_tok * tpot)
     throttled = demand > pool.requests_per_s
@@ -142,37 +189,41 @@ def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: floa
         rate = pool.requests_per_s
         batch = concurrency
         for _ in range(FIXED_POINT_ITERATIONS):  # B = rate x O x TPOT(B), from C down
-            step, tpot = _decode_tpot(dec, spec.decode_workers, batch, draft_tokens, al, ctx)
-            batch = min(concurrency, max(1.0, rate * o_tok * tpot))
-        step, tpot = _decode_tpot(dec, spec.decode_workers, batch, draft_tokens, al, ctx)
+            step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
+            new = min(concurrency, max(1.0, rate * o_tok * tpot))
+            if abs(new - batch) < 0.5:
+                batch = new
+                break
+            batch = new
+        step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
         ttft = max(concurrency / rate - o_tok * tpot, ttft_idle)
         reason = (f"throttled by prefill: {spec.prefill_workers} prefill worker(s) {spec.prefill.label} clear "
                   f"{pool.requests_per_s:.2f} req/s, the decode pool at C={concurrency:g} would take "
                   f"{demand:.2f} req/s; requests queue for prefill and {batch:.0f} of {concurrency:g} decode")
-    mem = [(w, worker_memory(sc, w, with_draft)) for w in (spec.prefill, spec.decode)]
-    per_decode_worker = math.ceil(batch / spec.decode_workers - 1e-9)
-    bad = [m.reason(per_decode_worker if w is spec.decode else 1) for w, m in mem]
+    per_decode_worker = math.ceil(batch / y - 1e-9)
+    checks = ((spec.prefill, 1), (spec.decode, per_decode_worker))
+    bad = [cache.memory(w, draft_tokens).reason(n) for w, n in checks]
     bad = [b for b in bad if b]
     return ClusterPoint(
         label=spec.label, gpus=spec.gpus, decode_gpus=spec.decode_gpus, concurrency=concurrency,
         draft_tokens=draft_tokens, acceptance_length=al, step_s=step, tpot_s=tpot, ttft_s=ttft,
-        tput_per_gpu=rate * (i_tok + o_tok) / spec.gpus, output_tput_per_decode_gpu=rate * o_tok / spec.decode_gpus,
+        tput_per_gpu=rate * io / spec.gpus, output_tput_per_decode_gpu=rate * o_tok / spec.decode_gpus,
         decode_batch=batch, kv_transfer_s=kv.seconds, prefill_rate=pool.requests_per_s, demand_rate=demand,
         throttled=throttled, reason=reason, feasible=not bad, infeasible_reason="; ".join(bad))
 
 
 def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, draft_tokens: int,
-                     al: float) -> ClusterPoint:
+                     al: float, cache: ClusterCache | None = None) -> ClusterPoint:
     """Replicas of one worker, each the single-node closed loop (prefill stalls decode) on its folded
     tables, at C / replicas requests; the busiest DP rank runs ceil(C_r / DP) of them."""
-    wm = worker_model(sc, spec.worker)
+    wm = (cache or ClusterCache(sc)).worker(spec.worker)
     c_rep = concurrency / spec.replicas
     b = padded_batch(math.ceil(c_rep - 1e-9), spec.worker.attention_dp)
     m = closed_loop_tokens(wm.tables, wm.knobs, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
                            sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(b),
                            f64(draft_tokens), f64(al), spec.worker.gpus)
     scale = c_rep / b  # throughput counts the C_r real requests, not the padding
-    mem = worker_memory(sc, spec.worker, draft_tokens > 0)
+    mem = (cache or ClusterCache(sc)).memory(spec.worker, draft_tokens)
     reason = mem.reason(b)
     return ClusterPoint(
         label=spec.label, gpus=spec.gpus, decode_gpus=spec.gpus, concurrency=concurrency,
@@ -230,15 +281,17 @@ def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[AggregatedSpec | Di
 
 
 def cluster_rows(sc: Scenario, spec: AggregatedSpec | DisaggregatedSpec, side: str, concurrencies: tuple[int, ...],
-                 draft_tokens: tuple[int, ...], al_of: dict[int, float], engine: str = "any") -> list[dict[str, object]]:
+                 draft_tokens: tuple[int, ...], al_of: dict[int, float], engine: str = "any",
+                 cache: ClusterCache | None = None) -> list[dict[str, object]]:
     """Predicted points of one cluster deployment as rows of the evaluate.Curve columns (+ cluster ones)."""
     rows: list[dict[str, object]] = []
+    cache = cache or ClusterCache(sc)
     lead = spec.worker if isinstance(spec, AggregatedSpec) else spec.decode
     for k in draft_tokens:
         for c in concurrencies:
             al = al_of.get(k, 1.0)
-            p = (aggregated_point(sc, spec, c, k, al) if isinstance(spec, AggregatedSpec)
-                 else disaggregated_point(sc, spec, c, k, al))
+            p = (aggregated_point(sc, spec, c, k, al, cache) if isinstance(spec, AggregatedSpec)
+                 else disaggregated_point(sc, spec, c, k, al, cache))
             rows.append({
                 "side": side, "engine": engine, "deployment": spec.label, "tp": lead.tp, "ep": lead.ep,
                 "dp_attention": lead.dp_attention, "gpus": spec.gpus, "concurrency": c, "draft_tokens": k,
@@ -248,3 +301,23 @@ def cluster_rows(sc: Scenario, spec: AggregatedSpec | DisaggregatedSpec, side: s
                 "feasible": p.feasible, "infeasible_reason": p.infeasible_reason, "throttled": p.throttled,
                 "throttle_reason": p.reason, "kv_transfer_ms": p.kv_transfer_s * 1e3})
     return rows
+
+
+CLUSTER_CONCURRENCIES = tuple(2**i for i in range(14))  # 1 .. 8192: the benchmark's multi-node runs reach 7878
+
+
+def cluster_frame(sc: Scenario, side: str, max_gpus: int, acceptance_scale: float | None = None) -> pd.DataFrame:
+    """Every open cluster shape within `max_gpus` on one side (MTP: k = 1..3 within the acceptance table),
+    as a frame of evaluate.Curve columns plus `throttled`, `throttle_reason`, `kv_transfer_ms`."""
+    if side == "mtp" and not sc.has_draft:
+        return pd.DataFrame()
+    ks = (0,) if side == "off" else tuple(k for k in (1, 2, 3) if sc.acceptance and k <= sc.acceptance.max_draft_tokens)
+    al_of = {0: 1.0}
+    if sc.acceptance is not None:
+        table = al_table(sc.acceptance, acceptance_scale)
+        al_of.update({k: float(acceptance_length(table, torch.tensor([k]))[0]) for k in ks})
+    cache = ClusterCache(sc)
+    rows: list[dict[str, object]] = []
+    for spec in open_cluster_shapes(sc, max_gpus):
+        rows += cluster_rows(sc, spec, side, CLUSTER_CONCURRENCIES, ks, al_of, cache=cache)
+    return pd.DataFrame(rows)

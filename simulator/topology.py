@@ -222,8 +222,10 @@ def worker_footprint(sc: Scenario, worker: WorkerSpec, with_draft: bool) -> Memo
     return replace(fp, weight_bytes=fp.weight_bytes + redundant_expert_bytes(sc.model, sc.precision, worker, draft))
 
 
-def worker_memory(sc: Scenario, worker: WorkerSpec, with_draft: bool) -> MemoryCheck:
-    """The concurrency limit of one worker: KV per DP rank times the DP ranks (busiest rank at ceil(C/DP))."""
+def worker_memory(sc: Scenario, worker: WorkerSpec, with_draft: bool, lookahead_tokens: int = 0) -> MemoryCheck:
+    """The concurrency limit of one worker: KV per DP rank times the DP ranks (busiest rank at ceil(C/DP));
+    `lookahead_tokens` = the k draft slots per request speculation reserves (memory.check_memory)."""
     tokens = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
+    draft = with_draft and sc.has_draft
     return check_memory(worker_footprint(sc, worker, with_draft), sc.hardware.usable_hbm_gb,
-                        sc.serving.mem_fraction, worker.attention_dp, tokens)
+                        sc.serving.mem_fraction, worker.attention_dp, tokens, lookahead_tokens if draft else 0)

@@ -59,7 +59,8 @@ def plot_compare(result: CompareResult, path: str) -> None:
 def run(cfg: RunConfig, out: Path) -> None:
     """The `compare` task: print the table, write curves.csv, curves.png and (report=PATH) JSON."""
     sc = cfg.scenario()
-    result = run_compare(sc, cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity)
+    result = run_compare(sc, cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity,
+                         max_gpus=cfg.max_gpus)
     add_bands(result, sc, cfg.calibration)
     print(format_table(result))
     result.points_frame().to_csv(out / "curves.csv", index=False)

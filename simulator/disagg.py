@@ -234,7 +234,7 @@ def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, dra
 
 
 # ----------------------------------------------------------------------------- open search over clusters
-OPEN_PREFILL_WORKERS = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16)  # the benchmark's recipes run ctx1..ctx14
+OPEN_PREFILL_WORKERS = (1, 2, 3, 4, 6, 8, 11, 14)  # the benchmark's recipes run ctx1..ctx14
 OPEN_DECODE_WORKERS = (1, 2, 3, 4, 5)  # gen1..gen5 in the benchmark's recipes
 OPEN_WIDE_EP = (16, 24, 32, 48, 64, 72)  # wide-EP decode widths (DEP16..DEP72), cut by EP | experts + EPLB
 # EPLB redundant experts when EP does not divide the routed experts: at least 1/8 of them, as DeepSeek-V3's

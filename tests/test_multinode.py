@@ -9,6 +9,7 @@ import torch
 from pydantic import ValidationError
 
 from conftest import scenario
+from simulator.batched import Case
 from simulator.disagg import aggregated_point, disaggregated_point, kv_transfer, kv_transfer_bytes_per_request
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import pass_cost
@@ -202,3 +203,11 @@ def test_named_errors() -> None:
     assert WorkerSpec.model_validate({"tp": 16, "ep": 16, "scale_up_gpus": 16}, context=gb).gpus == 16
     with pytest.raises(ValueError, match="not of the form"):
         parse_xpyd("7x1", prefill=DEP4)
+
+
+def test_the_sweep_kernel_refuses_multi_node_deployments() -> None:
+    """The batched lowering (Triton kernel and its torch reference) would miss the all-to-all: it must say so."""
+    sc = r1("gb200")
+    Case(sc, DEP16.deployment().model_copy(update={"tp": 8, "ep": 8}))  # one node: fine
+    with pytest.raises(ValueError, match="sweep kernel does not price multi-node"):
+        Case(sc, DEP16.deployment())

@@ -16,7 +16,7 @@ import pandas as pd
 
 from simulator.calibration.data import target_observations
 from simulator.calibration.uncertainty import bands
-from simulator.disagg import cluster_frame
+from simulator.disagg import benchmark_cluster_frame, cluster_frame
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
@@ -109,6 +109,11 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
         if search == "open" and max_gpus is not None and max_gpus > NODE_GPUS:
             extra = cluster_frame(sc, side, max_gpus, acceptance_scale)
             frame = pd.concat([frame, extra], ignore_index=True) if not extra.empty else frame
+        elif search == "benchmark":
+            extra, more = benchmark_cluster_frame(sc, side, key, acceptance_scale)
+            if not extra.empty:
+                frame = pd.concat([frame, extra], ignore_index=True) if not frame.empty else extra
+                note = "; ".join(x for x in (note, more) if x)
         sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note, cands)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]

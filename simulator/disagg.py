@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -25,9 +26,11 @@ from simulator.acceptance import acceptance_length, al_table
 from simulator.lowering import memory_footprint
 from simulator.memory import MemoryCheck
 from simulator.scenario import Scenario
+from simulator.search_space import multinode_rows
 from simulator.serving import closed_loop_tokens
 from simulator.specs import DeploymentSpec
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
+from simulator.specs.vocabulary import CaseKey
 from simulator.speculative import decode_step_time_s, prefill_time_s
 from simulator.topology import WorkerModel, padded_batch, worker_memory, worker_model
 
@@ -321,3 +324,35 @@ def cluster_frame(sc: Scenario, side: str, max_gpus: int, acceptance_scale: floa
     for spec in open_cluster_shapes(sc, max_gpus):
         rows += cluster_rows(sc, spec, side, CLUSTER_CONCURRENCIES, ks, al_of, cache=cache)
     return pd.DataFrame(rows)
+
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"  # the development workplace's ../shared
+
+
+def benchmark_cluster_frame(sc: Scenario, side: str, key: CaseKey, acceptance_scale: float | None = None,
+                            shared_dir: Path = SHARED_DIR) -> tuple[pd.DataFrame, str]:
+    """The disaggregated deployments the benchmark ran for this case (master configs' multinode entries, read
+    from `shared_dir`), evaluated at their conc-lists and draft lengths; a note says what was skipped."""
+    if not (shared_dir / "data" / "benchmark-configs").is_dir():
+        return pd.DataFrame(), "multi-node benchmark entries not read: ../shared/data/benchmark-configs is absent"
+    experts = {key.model: max((f.num_experts or 0) for f in sc.model.moe_ffns)} if sc.model.moe_ffns else {}
+    found, skipped = multinode_rows(shared_dir, experts)
+    mine = [r for r in found if (r.model, r.hardware, r.precision, r.workload) == tuple(key) and r.spec == side]
+    if side == "mtp" and not sc.has_draft:
+        return pd.DataFrame(), ""
+    table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance is not None else None
+    cache = ClusterCache(sc)
+    rows: list[dict[str, object]] = []
+    bad: list[str] = []
+    for r in mine:
+        k = r.draft_tokens or 0
+        al = 1.0 if k == 0 or table is None else float(acceptance_length(table, torch.tensor([k]))[0])
+        try:
+            DisaggregatedSpec.model_validate(r.deployment.model_dump(), context={"model": sc.model,
+                                                                                 "hardware": sc.hardware})
+        except ValueError as e:
+            bad.append(f"{r.source}: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}")
+            continue
+        rows += cluster_rows(sc, r.deployment, side, tuple(r.concurrencies), (k,), {k: al}, r.engine, cache)
+    note = f"{len(mine) - len(bad)} multi-node benchmark rows" + (f"; skipped: {'; '.join(bad)}" if bad else "")
+    return pd.DataFrame(rows), note if mine else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from conftest import scenario
 from simulator.batched import Case
 from simulator.disagg import aggregated_point, disaggregated_point, kv_transfer, kv_transfer_bytes_per_request
+from simulator.search_space import multinode_rows
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import pass_cost
 from simulator.topology import (
@@ -211,3 +213,14 @@ def test_the_sweep_kernel_refuses_multi_node_deployments() -> None:
     Case(sc, DEP16.deployment().model_copy(update={"tp": 8, "ep": 8}))  # one node: fine
     with pytest.raises(ValueError, match="sweep kernel does not price multi-node"):
         Case(sc, DEP16.deployment())
+
+
+def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:
+    rows, skipped = multinode_rows(shared_dir, {"deepseek_r1": 256, "deepseek_v4_pro": 384})
+    r1_gb200 = [r for r in rows if (r.model, r.hardware, r.precision) == ("deepseek_r1", "gb200", "fp4")]
+    assert r1_gb200 and all(r.workload == "8k1k" for r in r1_gb200)
+    # a recipe named ..._mtp1.yaml with eplb256 (256 slots = no redundant experts) on DEP16
+    dep16 = [r for r in r1_gb200 if r.deployment.decode.label == "DEP16" and r.spec == "mtp"]
+    assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
+    assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
+    assert any("0 decode workers" in s for s in skipped)

@@ -259,16 +259,22 @@ def _ep_worker(model_experts: list[int], width: int) -> WorkerSpec | None:
 def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[AggregatedSpec | DisaggregatedSpec]:
     """Deployments beyond one node within `max_gpus`: aggregated wide-EP workers (inside the scale-up
     domain or across NICs), and xPyD with one 4-GPU (or the smallest fitting) DEP prefill worker shape and
-    TEP8 / DEP8 / wide-EP decode workers. Shapes the model or the budget rule out are left out."""
+    TEP8 / DEP8 / wide-EP decode workers. Shapes the model or the budget rule out are left out; dense models
+    and hardware without `scale_out` figures get no shapes that need them."""
     experts = [f.num_experts or 0 for f in sc.model.moe_ffns]
+    if not experts:
+        return []  # wide EP and xPyD are what the benchmark ran beyond a node for its MoE models only
     ctx = {"model": sc.model, "hardware": sc.hardware, "max_gpus": max_gpus}
     wide = [w for w in (_ep_worker(experts, n) for n in OPEN_WIDE_EP) if w is not None] if experts else []
     node = [WorkerSpec(tp=8, ep=8 if experts else 1), WorkerSpec(tp=8, ep=8 if experts else 1, dp_attention=True)]
     prefill = [WorkerSpec(tp=n, ep=n if experts else 1, dp_attention=bool(experts)) for n in (4, 8)]
     out: list[AggregatedSpec | DisaggregatedSpec] = []
+    nic = sc.hardware.scale_out is not None
     for w in wide:
-        if w.gpus <= max_gpus:
+        if w.gpus <= max_gpus and (nic or not w.spans_scale_out(sc.hardware.scale_up_domain_gpus)):
             out.append(AggregatedSpec.model_validate({"worker": w.model_dump()}, context=ctx))
+    if not nic:
+        return out  # no NIC figures: nothing crosses the scale-up domain, no KV moves between workers
     for p in prefill:
         if worker_memory(sc, p, True).max_concurrency < 1:
             continue  # the weights do not fit this prefill worker
@@ -335,6 +341,8 @@ def benchmark_cluster_frame(sc: Scenario, side: str, key: CaseKey, acceptance_sc
     from `shared_dir`), evaluated at their conc-lists and draft lengths; a note says what was skipped."""
     if not (shared_dir / "data" / "benchmark-configs").is_dir():
         return pd.DataFrame(), "multi-node benchmark entries not read: ../shared/data/benchmark-configs is absent"
+    if sc.hardware.scale_out is None:
+        return pd.DataFrame(), f"multi-node benchmark entries not used: {sc.hardware.name} has no scale_out figures"
     experts = {key.model: max((f.num_experts or 0) for f in sc.model.moe_ffns)} if sc.model.moe_ffns else {}
     found, skipped = multinode_rows(shared_dir, experts)
     mine = [r for r in found if (r.model, r.hardware, r.precision, r.workload) == tuple(key) and r.spec == side]

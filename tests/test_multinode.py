@@ -11,7 +11,13 @@ from pydantic import ValidationError
 
 from conftest import scenario
 from simulator.batched import Case
-from simulator.disagg import aggregated_point, disaggregated_point, kv_transfer, kv_transfer_bytes_per_request
+from simulator.disagg import (
+    aggregated_point,
+    disaggregated_point,
+    kv_transfer,
+    kv_transfer_bytes_per_request,
+    open_cluster_shapes,
+)
 from simulator.search_space import multinode_rows
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import pass_cost
@@ -224,3 +230,14 @@ def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: 
     assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
     assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
     assert any("0 decode workers" in s for s in skipped)
+
+
+def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
+    assert open_cluster_shapes(scenario("llama3_3_70b", "h200", "fp8"), 72) == []  # dense: none
+    sc = r1("gb200")
+    shapes = open_cluster_shapes(sc, 72)
+    assert shapes and all(s.gpus <= 72 for s in shapes)
+    assert any(isinstance(s, DisaggregatedSpec) for s in shapes)
+    no_nic = sc.model_copy(update={"hardware": sc.hardware.model_copy(update={"scale_out": None})})
+    left = open_cluster_shapes(no_nic, 72)
+    assert left and all(isinstance(s, AggregatedSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only

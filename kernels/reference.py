@@ -1,8 +1,9 @@
 """The torch reference of the sweep: `simulator.serving.closed_loop` broadcast over a lowered `CaseBatch`.
 
 The grid is the cartesian product case x concurrency x draft tokens k x acceptance scale a, flattened
-row-major in that order. A point is infeasible when C < 1, C > the case's memory max_concurrency, or k is
-outside [0, the case's K] (K = 0 without a draft); its metrics are NaN and `feasible` is False.
+row-major in that order. A point is infeasible when C < 1, the case holds no request (max_concurrency < 1),
+or k is outside [0, the case's K] (K = 0 without a draft); its metrics are NaN and `feasible` is False.
+Concurrency above max_concurrency is queued (serving.closed_loop admission), not infeasible.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def _evaluate(batch: CaseBatch, sel: Select, c: torch.Tensor, k: torch.Tensor, a
     raw = torch.take_along_dim(sel(batch.al), k.long().clamp(0, batch.al.shape[1] - 1)[..., None], -1)[..., 0]
     scale = sel(batch.scalar("acceptance_scale")) * a
     al = scaled_al(raw, scale, k)  # acceptance.al_table at scale spec.scale x a
-    m = closed_loop(tables, batch.knob_tensors(sel), workload, serving, c, k, al, sel(batch.scalar("gpus")))
-    feasible = ((c >= 1.0) & (c <= sel(batch.scalar("max_concurrency")))
+    m = closed_loop(tables, batch.knob_tensors(sel), workload, serving, c, k, al, sel(batch.scalar("gpus")),
+                    batch.step_limits(sel))
+    # beyond max_concurrency the engine queues (serving.running_batch); a case holding no request is infeasible
+    feasible = ((c >= 1.0) & (sel(batch.scalar("max_concurrency")) >= 1.0)
                 & (k >= 0.0) & (k <= sel(batch.scalar("max_draft_tokens"))))
     out = {name: torch.where(feasible, getattr(m, name), torch.nan) for name in METRICS}
     return {**out, "feasible": feasible & torch.ones_like(al, dtype=torch.bool)}

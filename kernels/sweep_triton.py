@@ -2,8 +2,10 @@
 
 One program evaluates BLOCK consecutive flat points: it decodes (case, C, k, a) from its indices, reads the
 case's packed row (operator tables, pass scalars, knobs, workload, memory limit, AL table) and computes the
-closed loop of `simulator.serving` in float64: 2 target + 2 draft roofline passes (decode and prefill), the
-separate-prefill stall (or chunked prefill), TTFT, TPOT, interactivity, throughput per GPU and feasibility.
+closed loop of `simulator.serving` in float64: admission (running batch, queueing), the speculative step of
+`simulator.speculative` (verify, draft extend, k - 1 draft decode passes, sampling, bookkeeping, eager above
+the CUDA-graph limit), prefill (target + draft), the separate-prefill stall (or chunked prefill), TTFT, TPOT,
+interactivity, throughput per GPU and feasibility.
 
 `sweep` streams chunks of the grid through the kernel (or the torch reference) and reduces each chunk on
 the device into the best throughput per log-spaced interactivity bin, per (case group, spec side), with the
@@ -12,7 +14,11 @@ arg-best flat index, so peak memory is chunk_points x bytes_per_point whatever t
 
 from __future__ import annotations
 
+import logging
 import math
+import sys
+import time
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 
@@ -44,11 +50,14 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
     "op": ("flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
            "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
            "bytes_per_request", "peak_flops", "dp_sharded", "moe"),
-    "pass": ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s", "hbm_bytes_s"),
+    "pass": ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s", "hbm_bytes_s",
+             "logits_bytes_per_token", "logits_comm_bytes_per_token"),
     "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
-             "collective_latency_us", "step_latency_us", "moe_imbalance"),
+             "collective_latency_us", "step_latency_us", "moe_imbalance", "draft_pass_latency_us",
+             "eager_layer_pass_latency_us", "request_overhead_us"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
-               "max_concurrency", "max_draft_tokens", "acceptance_scale"),
+               "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
+               "graph_counts_tokens"),
     "output": OUTPUTS,
 }
 
@@ -88,9 +97,10 @@ if triton is not None:
 
     @triton.jit
     def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                OP: tl.constexpr, PASS: tl.constexpr):
+                eager, eager_us, OP: tl.constexpr, PASS: tl.constexpr):
         """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows (field f of operator j
-        at p + f n_ops + j), q -> its pass scalars; OP, PASS: the fields' positions."""
+        at p + f n_ops + j), q -> its pass scalars; OP, PASS: the fields' positions. `layer_us`: the floor per
+        layer pass; `eager` = 1: no CUDA graph, the pass takes max(GPU time, layers x `eager_us`)."""
         attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
         comm_per_token = tl.load(q + PASS.comm_bytes_per_token, mask=mask, other=0.0)
         collectives = tl.load(q + PASS.collectives, mask=mask, other=0.0)
@@ -125,8 +135,20 @@ if triton is not None:
             nbytes = weight_bytes + expert_bytes * touched + per_token * tok + per_request_ctx * req * ctx \
                 + per_request * req
             total += tl.maximum(flops / (peak * compute_f), nbytes / (hbm * hbm_f))
-        return total + comm_per_token * tokens / (link * link_f) + collectives * coll_us * 1e-6 \
+        gpu_s = total + comm_per_token * tokens / (link * link_f) + collectives * coll_us * 1e-6 \
             + layer_passes * layer_us * 1e-6
+        return gpu_s + eager * tl.maximum(layer_passes * eager_us * 1e-6 - gpu_s, 0.0)
+
+    @triton.jit
+    def _sampling_s(q, mask, requests, positions, hbm_f, link_f, PASS: tl.constexpr):
+        """speculative.sampling_time_s: vocabulary-wide logits of `positions` rows (busiest DP rank's share)."""
+        attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
+        link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
+        hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
+        logits = tl.load(q + PASS.logits_bytes_per_token, mask=mask, other=0.0)
+        logits_comm = tl.load(q + PASS.logits_comm_bytes_per_token, mask=mask, other=0.0)
+        rows = positions * tl.maximum(1.0 / attn_dp, 1.0 / tl.maximum(requests, 1.0))
+        return rows * logits / (hbm * hbm_f) + rows * logits_comm / (link * link_f)
 
     @triton.jit(do_not_specialize=["start", "n_points"])
     def _sweep_kernel(
@@ -161,6 +183,9 @@ if triton is not None:
         coll_us = tl.load(knob + KNOB.collective_latency_us, mask=mask, other=0.0)
         step_lat = tl.load(knob + KNOB.step_latency_us, mask=mask, other=1.0) * 1e-6
         imb = tl.load(knob + KNOB.moe_imbalance, mask=mask, other=1.0)
+        draft_us = tl.load(knob + KNOB.draft_pass_latency_us, mask=mask, other=0.0)
+        eager_us = tl.load(knob + KNOB.eager_layer_pass_latency_us, mask=mask, other=0.0)
+        request_us = tl.load(knob + KNOB.request_overhead_us, mask=mask, other=0.0)
         n_in = tl.load(scalar + SCALAR.input_tokens, mask=mask, other=1.0)
         n_out = tl.load(scalar + SCALAR.output_tokens, mask=mask, other=1.0)
         chunk = tl.load(scalar + SCALAR.prefill_chunk_tokens, mask=mask, other=1.0)
@@ -169,13 +194,19 @@ if triton is not None:
         max_c = tl.load(scalar + SCALAR.max_concurrency, mask=mask, other=0.0)
         max_k = tl.load(scalar + SCALAR.max_draft_tokens, mask=mask, other=0.0)
         scale = tl.load(scalar + SCALAR.acceptance_scale, mask=mask, other=1.0) * a
+        max_step = tl.load(scalar + SCALAR.max_step_tokens, mask=mask, other=1.0)
+        graph_max = tl.load(scalar + SCALAR.graph_max_batch, mask=mask, other=1.0)
+        graph_tokens = tl.load(scalar + SCALAR.graph_counts_tokens, mask=mask, other=0.0)
         # acceptance.scaled_al: AL = min(1 + scale (AL_raw - 1), k + 1)
         raw = tl.load(row + off_al + tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32), mask=mask, other=1.0)
         al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
         tgt, tgt_q = row, row + off_pass
         drf, drf_q = row + off_draft_ops, row + off_draft_pass
+        # serving.running_batch: what memory / max_running_requests / the token budget admit; the rest queue
+        b = tl.maximum(tl.minimum(tl.minimum(c, max_c), tl.floor(max_step / (k + 1.0))), 1.0)
+        chunk = tl.minimum(chunk, max_step)
         # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
-        arrivals = c * al / n_out
+        arrivals = b * al / n_out
         spec = tl.where(k > 0.0, 1.0, 0.0)
         p_tokens = tl.maximum(arrivals, 1.0) * n_in
         n_chunks = tl.maximum(tl.ceil(p_tokens / chunk), 1.0)
@@ -184,24 +215,34 @@ if triton is not None:
         p_ctx = n_in / 2.0
         prefill = n_chunks * (
             _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
-                    imb, OP, PASS)
-            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us,
-                             coll_us, imb, OP, PASS)
+                    imb, 0.0, eager_us, OP, PASS)
+            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, draft_us,
+                             coll_us, imb, 0.0, eager_us, OP, PASS)
             + step_lat)
-        # speculative.decode_step_time_s: verify over C (k + 1) (+ chunked prompt tokens), k draft passes over C
+        # speculative.decode_step_terms: verify over B (k + 1) (+ chunked prompt tokens), draft extend over
+        # B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager above the CUDA-graph limit
+        attn_dp = tl.load(tgt_q + PASS.attention_dp, mask=mask, other=1.0)
+        eager = tl.where(tl.ceil(b / attn_dp) * (1.0 + graph_tokens * k) > graph_max, 1.0, 0.0)
         ctx = n_in + n_out / 2.0
-        tokens = c * (k + 1.0) + chunked * arrivals * n_in
-        step = _pass_s(tgt, tgt_q, n_ops, mask, c, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                       OP, PASS) \
-            + k * _pass_s(drf, drf_q, n_ops, mask, c, c, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                          OP, PASS) \
-            + step_lat
+        positions = b * (k + 1.0)
+        tokens = positions + chunked * arrivals * n_in
+        step = _pass_s(tgt, tgt_q, n_ops, mask, b, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
+                       eager, eager_us, OP, PASS) \
+            + spec * _pass_s(drf, drf_q, n_ops, mask, b, positions, ctx, hbm_f, compute_f, link_f, draft_us, coll_us,
+                             imb, eager, eager_us, OP, PASS) \
+            + tl.maximum(k - 1.0, 0.0) * _pass_s(drf, drf_q, n_ops, mask, b, b, ctx, hbm_f, compute_f, link_f,
+                                                 draft_us, coll_us, imb, eager, eager_us, OP, PASS) \
+            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, PASS) \
+            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, PASS) \
+            + spec * b * request_us * 1e-6 + step_lat
         stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
-        ttft = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0) + step / 2.0,
-                        prefill + (step + stall) / 2.0)
+        wait = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0), prefill)
         tpot = (step + stall) / al
-        lifetime = ttft + n_out * tpot
-        feasible = mask & (c >= 1.0) & (c <= max_c) & (k >= 0.0) & (k <= max_k)
+        served = wait + (step + stall) / 2.0 + n_out * tpot
+        queue = (c / b - 1.0) * served
+        ttft = queue + wait + (step + stall) / 2.0
+        lifetime = queue + served
+        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
         nan = float("nan")
         tl.store(out_ptr + OUT.interactivity * n_points + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
         tl.store(out_ptr + OUT.tput_per_gpu * n_points + offs,
@@ -274,11 +315,56 @@ class Frontier:
 
 
 _COMPILED: list = []
+PROGRESS_EVERY_S = 5.0  # a progress line this often when stdout is not a terminal (a log, a batch job)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class LineProgress:
+    """tqdm's interface (update, context manager) as a printed line every PROGRESS_EVERY_S seconds with the
+    rate and ETA: progress in a log file, where a tqdm bar is off."""
+
+    def __init__(self, total: int, every_s: float = PROGRESS_EVERY_S) -> None:
+        self.total, self.done, self.every_s = total, 0, every_s
+        self.t0 = self.last = time.perf_counter()
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.done and self.last > self.t0:  # a line was printed: close with the total time
+            print(f"sweep: {self.done:,} points in {_duration(time.perf_counter() - self.t0)}", flush=True)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last < self.every_s or self.done >= self.total:
+            return
+        self.last = now
+        rate = self.done / (now - self.t0)
+        print(f"sweep: {self.done:,} / {self.total:,} points ({100 * self.done / self.total:.1f} %), "
+              f"{rate:,.0f} points/s, ETA {_duration((self.total - self.done) / rate)}", flush=True)
+
+
+def progress_bar(total: int, progress: bool | None) -> tqdm | LineProgress:
+    """progress=None: a tqdm bar on a terminal, else a line every few seconds; False: silent."""
+    if progress is None and not sys.stdout.isatty():
+        return LineProgress(total)
+    return tqdm(total=total, unit="pt", unit_scale=True, disable=not progress and progress is not None)
+
+
+def quiet_dynamo() -> None:
+    """torch.compile's dynamo/inductor warnings are not the user's business: errors only."""
+    torch._logging.set_logs(dynamo=logging.ERROR, inductor=logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"torch\._(dynamo|inductor)")
 
 
 def compiled_rows_torch():  # noqa: ANN201 - a torch.compile wrapper of evaluate_rows_torch
     """evaluate_rows_torch fused by torch.compile (compiled once per process, on first use)."""
     if not _COMPILED:
+        quiet_dynamo()
         _COMPILED.append(torch.compile(evaluate_rows_torch))
     return _COMPILED[0]
 
@@ -350,7 +436,7 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
     inter = torch.full_like(best, torch.nan)
     points: dict[str, list[torch.Tensor]] = {name: [] for name in OUTPUTS}
     packed = pack(batch) if backend == "triton" else None
-    with tqdm(total=total, unit="pt", unit_scale=True, disable=None if progress is None else not progress) as bar:
+    with progress_bar(total, progress) as bar:
         for start in range(0, total, chunk):
             n = min(chunk, total - start)
             flat = torch.arange(start, start + n, device=dev)

@@ -17,12 +17,14 @@ from simulator.acceptance import al_table
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.scenario import Scenario
-from simulator.specs import DeploymentSpec, ServingSpec, WorkloadSpec
+from simulator.serving import StepLimits
+from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
 from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import CaseKey
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
-                 "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale")
+                 "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens",
+                 "graph_max_batch", "graph_counts_tokens")
 # pad values that make a padded operator / a missing draft pass cost exactly 0 s (no 0 / 0)
 OP_PAD = {f: (1.0 if f == "peak_flops" else 0.0) for f in OP_FIELDS}
 PASS_PAD = {"attention_dp": 1.0, "link_bytes_s": 1.0, "hbm_bytes_s": 1.0}
@@ -43,6 +45,7 @@ class Case:
     deployment: DeploymentSpec
     with_draft: bool = True
     group: GroupKey | None = None  # frontier group (default: the case's CaseKey)
+    limits: EngineLimits = EngineLimits()  # the engine's limits (default: none beyond memory)
 
     def __post_init__(self) -> None:
         """The batched lowering (and so the Triton kernel) covers single-node deployments only: a wider one
@@ -94,6 +97,13 @@ class CaseBatch:
         passes = {f: sel(self.passes[:, side, i]) for i, f in enumerate(PASS_FIELDS)}
         return PassTable(names=(), **ops, **passes)
 
+    def step_limits(self, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> StepLimits:
+        """The cases' engine limits (max_concurrency: memory and max_running_requests) for closed_loop."""
+        return StepLimits(max_batch=sel(self.scalar("max_concurrency")),
+                          max_step_tokens=sel(self.scalar("max_step_tokens")),
+                          graph_max_batch=sel(self.scalar("graph_max_batch")),
+                          graph_counts_tokens=sel(self.scalar("graph_counts_tokens")))
+
     def knob_tensors(self, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> KnobTensors:
         return KnobTensors(**{n: sel(self.knobs[:, i]) for i, n in enumerate(KNOB_NAMES)})
 
@@ -111,6 +121,19 @@ def _table_rows(t: PassTable | None, n_ops: int) -> tuple[torch.Tensor, torch.Te
     return ops, torch.stack([getattr(t, f) for f in PASS_FIELDS])
 
 
+def inf_if_none(x: int | None) -> float:
+    return float("inf") if x is None else float(x)
+
+
+def case_max_concurrency(c: Case, k_max: int) -> float:
+    """Requests the case's engine runs at once: the KV cache (with k_max lookahead slots per request),
+    serving.max_running_requests and the case's own max_running_requests."""
+    sc = c.scenario
+    mem = sc.memory(c.deployment, with_draft=c.has_draft, lookahead_tokens=k_max)
+    return min(float(mem.max_concurrency), float(sc.serving.max_running_requests),
+               inf_if_none(c.limits.max_running_requests))
+
+
 def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
     """The case's SCALAR_FIELDS, by name."""
     sc, dep, wl, sv = c.scenario, c.deployment, c.scenario.workload, c.scenario.serving
@@ -118,8 +141,11 @@ def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
         "input_tokens": wl.mean_input_tokens, "output_tokens": wl.mean_output_tokens,
         "prefill_chunk_tokens": sv.prefill_chunk_tokens, "chunked_prefill": sv.prefill_mode == "chunked",
         "gpus": dep.gpus, "attention_dp": dep.attention_dp,
-        "max_concurrency": min(sc.memory(dep, with_draft=c.has_draft).max_concurrency, sv.max_running_requests),
+        "max_concurrency": case_max_concurrency(c, k_max),
         "max_draft_tokens": k_max, "acceptance_scale": sc.acceptance.scale if c.has_draft else 1.0,
+        "max_step_tokens": inf_if_none(c.limits.max_num_tokens),
+        "graph_max_batch": inf_if_none(c.limits.cuda_graph_max_batch),
+        "graph_counts_tokens": c.limits.cuda_graph_counts_tokens,
     }
     return torch.tensor([float(row[f]) for f in SCALAR_FIELDS], dtype=torch.float64)
 

@@ -46,12 +46,19 @@ def read_yaml(group: str, key: str, conf_dir: Path = CONF_DIR) -> dict[str, Any]
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _error_line(err: Any) -> str:
+    """'  field.sub: message' (pydantic's 'Value error, ' prefix dropped; no field: the message alone)."""
+    msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    loc = ".".join(str(x) for x in err["loc"])
+    return f"  {loc}: {msg}" if loc else f"  {msg}"
+
+
 def validated(cls: type, data: dict[str, Any], what: str, **kw: Any) -> Any:
     """model_validate with the error rewritten as one readable SpecError naming each bad field."""
     try:
         return cls.model_validate(data, **kw)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(x) for x in err['loc']) or '(spec)'}: {err['msg']}" for err in e.errors()]
+        lines = [_error_line(err) for err in e.errors()]
         raise SpecError(f"invalid {what}:\n" + "\n".join(lines)) from None
 
 

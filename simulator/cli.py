@@ -11,20 +11,31 @@ import copy
 import dataclasses
 import importlib
 import sys
+import traceback
+import typing
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel
 
-from simulator.catalog import CONF_DIR, SpecError
+from simulator.catalog import CONF_DIR, SpecError, list_keys
 from simulator.economics import RateLookupError
 from simulator.pages import PageParseError
-from simulator.runconfig import GROUPS, RunConfig, run_config
+from simulator.runconfig import (
+    EXIT_ERROR,
+    EXIT_INFEASIBLE,
+    GROUPS,
+    RENAMED_KEYS,
+    NothingFeasible,
+    RunConfig,
+    run_config,
+)
 
 # task name -> module with `run(cfg: RunConfig, out: Path) -> None`
 TASKS: dict[str, str] = {
@@ -69,6 +80,71 @@ def register_schema() -> None:
 
 register_schema()
 
+TASK_HELP = {
+    "compare": "MTP vs Off at matched interactivity for one model x GPU x precision x workload (the default)",
+    "validate": "predict the bundled benchmark pages (or pages=[...]) and report the errors; cv=... refits",
+    "calibrate": "fit the efficiency knobs and acceptance scales to the measured data (calibrate.install=true "
+                 "installs it)",
+    "sweep": "one launch of the sweep engine over sweep.* lists; the binned frontiers out",
+    "plan": "the cheapest GPU, precision and MTP setting per interactivity floor for demand_tok_s",
+    "advise": "which draft length k to run per GPU and floor (also written by plan)",
+    "summarize": "collect a multirun's jobs (summarize.dir=PATH) into one table at matched targets",
+}
+SELECTABLE_GROUPS = ("hardware", "model", "workload", "rates", "calibration")  # deployments, page_figures: internal
+
+
+def _allowed(annotation: Any) -> str:
+    """'a | b | c' for a Literal (inside Optional / list / Union too), '' otherwise."""
+    literals: list[str] = []
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is typing.Literal:
+            literals += [str(a).lower() if isinstance(a, bool) else str(a) for a in typing.get_args(arg)]
+        elif typing.get_args(arg) and arg is not annotation:
+            literals += _allowed(arg).split(" | ") if _allowed(arg) else []
+    if bool in typing.get_args(annotation) or annotation is bool:
+        literals = ["true", "false", *literals]
+    return " | ".join(dict.fromkeys(literals))
+
+
+def key_lines(model: type[BaseModel], prefix: str = "", skip: tuple[str, ...] = ()) -> list[str]:
+    """One help line per plain key of `model` (nested settings flattened): name, default, allowed, description."""
+    lines: list[str] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if name in skip:
+            continue
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines += key_lines(ann, f"{prefix}{name}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        default = "null" if default is None else str(default).lower() if isinstance(default, bool) else default
+        allowed = _allowed(ann)
+        text = " ".join(x for x in (f"[{allowed}]" if allowed else "", info.description or "") if x)
+        lines.append(f"  {prefix + name:28s} = {str(default).replace(' ', ''):12s} {text}".rstrip())
+    return lines
+
+
+def help_text() -> str:
+    """`specsim --help` (hydra.help.template in conf/config.yaml resolves to this)."""
+    lines = ["specsim: roofline + speculative-decoding (MTP) simulator for LLM serving economics", "",
+             "usage: specsim [task=TASK] [group=option ...] [key=value ...]      (also python -m simulator)",
+             "       specsim -m key=a,b ...   (multirun: one job per combination)", "", "== Tasks (task=) =="]
+    lines += [f"  {name:10s} {text}" for name, text in TASK_HELP.items()]
+    lines += ["", "== Groups (group=option) =="]
+    lines += [f"  {g:12s} {', '.join(list_keys(g))}" for g in SELECTABLE_GROUPS]
+    lines += ["  (your own files: hydra.searchpath=[file://DIR] with DIR/hardware/NAME.yaml, DIR/model/..., "
+              "see examples/user_conf)", "", "== Main keys (key=value; default, [allowed values]) =="]
+    lines += key_lines(RunConfig, skip=GROUP_FIELDS)
+    lines += ["", "== Outputs ==",
+              "  each run writes into outputs/DATE/TIME/ (hydra.run.dir=PATH to choose), a multirun into",
+              "  multirun/DATE/TIME/N/ (hydra.sweep.dir=PATH); the printed table is also in report=PATH (JSON).",
+              "  exit codes: 0 ok, 2 a configuration error (named), 3 nothing feasible (compare), 1 a crash.",
+              "", "Hydra's own flags: --hydra-help;  the composed config: --cfg job"]
+    return "\n".join(lines).replace("$", "$$")  # Hydra substitutes $NAMES in the template
+
+
+OmegaConf.register_new_resolver("specsim_help", help_text, replace=True)
+
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """The RunConfig that `specsim OVERRIDES...` would run (Hydra's compose API), for programmatic use."""
@@ -91,22 +167,72 @@ def in_multirun() -> bool:
         return False
 
 
+USER_ERRORS = (SpecError, RateLookupError, PageParseError, FileNotFoundError)
+ERROR_FILE, INFEASIBLE_FILE = "error.txt", "infeasible.txt"  # a multirun job's recorded outcome
+
+
+class MultirunErrors(Callback):
+    """Registered in conf/config.yaml (hydra.callbacks): after a multirun, find the jobs that erred (their
+    error.txt, written by `app` in whichever process the launcher ran them) so `main` exits non-zero."""
+
+    erred: list[Path] = []
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        MultirunErrors.erred = sorted(sweep_dir.rglob(ERROR_FILE)) if sweep_dir.is_dir() else []
+
+
+def record(name: str, text: str) -> None:
+    """Write a multirun job's outcome file in its run dir (read by task=summarize and MultirunErrors)."""
+    (run_dir() / name).write_text(text if text.endswith("\n") else text + "\n")
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def app(cfg: DictConfig) -> None:
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    multirun = in_multirun()
     try:
         run_cfg = run_config(plain)
         importlib.import_module(TASKS[run_cfg.task]).run(run_cfg, run_dir())
-    except (SpecError, RateLookupError, PageParseError, FileNotFoundError) as e:
-        print(f"specsim: error: {e}", file=sys.stderr)
-        if in_multirun():  # one bad job must not end the sweep: record it for task=summarize and go on
-            (run_dir() / "error.txt").write_text(f"{e}\n")
+    except NothingFeasible as e:
+        print(f"specsim: {e}", file=sys.stderr)
+        if multirun:  # a result of this job, not a failure of the sweep
+            record(INFEASIBLE_FILE, str(e))
             return
-        sys.exit(2)
+        sys.exit(EXIT_INFEASIBLE)
+    except USER_ERRORS as e:
+        print(f"specsim: error: {e}", file=sys.stderr)
+        if multirun:  # one bad job must not end the sweep: record it for task=summarize and go on
+            record(ERROR_FILE, str(e))
+            return
+        sys.exit(EXIT_ERROR)
+    except Exception as e:
+        if not multirun:
+            raise
+        traceback.print_exc()  # a crash in one job: recorded, the sweep goes on, the exit code says so
+        record(ERROR_FILE, f"{type(e).__name__}: {e}")
+
+
+def renamed_key_error(argv: list[str]) -> str | None:
+    """The message for an override of a renamed key (`acceptance_scale=1`), else None."""
+    for arg in argv:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if "=" in arg and key in RENAMED_KEYS:
+            return f"specsim: error: {key} was renamed: use {RENAMED_KEYS[key]}"
+    return None
 
 
 def main() -> None:
+    message = renamed_key_error(sys.argv[1:])
+    if message:
+        print(message, file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    MultirunErrors.erred = []
     app()
+    if MultirunErrors.erred:
+        print(f"specsim: {len(MultirunErrors.erred)} job(s) failed: "
+              + ", ".join(str(p.parent) for p in MultirunErrors.erred), file=sys.stderr)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":

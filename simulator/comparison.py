@@ -18,12 +18,40 @@ from simulator.calibration.data import target_observations
 from simulator.calibration.uncertainty import bands
 from simulator.disagg import benchmark_cluster_frame, cluster_frame
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
-from simulator.evaluate import evaluate, point_breakdown
+from simulator.evaluate import Curve, evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
 from simulator.scenario import Scenario
-from simulator.search import Candidate, SearchMode, candidates
+from simulator.search import Candidate, SearchMode, candidates, open_candidates, open_deployments
 from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import SIDES, CaseKey, Side
+
+CURVE_COLUMNS = list(Curve().frame().columns)
+
+
+def no_fit_reason(sc: Scenario, side: Side) -> str:
+    """Why no open deployment of `sc` fits (the memory reason at the largest one)."""
+    deps = open_deployments(sc)
+    if not deps:
+        return "no valid single-node deployment (TP/EP) for this model on this GPU"
+    largest = max(deps, key=lambda d: d.gpus)
+    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
+    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
+
+
+def side_reason(sc: Scenario, side: Side) -> str:
+    """Why a side cannot run at all ("" when some deployment fits)."""
+    if side == "mtp" and not sc.has_draft:
+        return f"{sc.model.name} has no draft module (MTP impossible)"
+    if not open_candidates(sc, side):
+        return no_fit_reason(sc, side)
+    return ""
+
+
+def infeasible_rows(side: Side, reason: str) -> pd.DataFrame:
+    """The curves.csv row of a side that has no point at all: its reason, every column present."""
+    row = {c: None for c in CURVE_COLUMNS}
+    return pd.DataFrame([{**row, "side": side, "feasible": False, "infeasible_reason": reason}],
+                        columns=CURVE_COLUMNS)
 
 
 @dataclass
@@ -33,6 +61,7 @@ class SideResult:
     front: pd.DataFrame
     note: str = ""
     candidates: list[Candidate] = field(default_factory=list)
+    reason: str = ""  # why the side has no feasible point at all ("" when it has one)
 
     @property
     def interactivity_range(self) -> tuple[float, float] | None:
@@ -48,13 +77,23 @@ class CompareResult:
     sides: dict[Side, SideResult]
     targets: list[float]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    search: str = "benchmark"
+    rate_usd_per_gpu_hour: float = float("nan")
+    all_in_kw: float = float("nan")
 
     def report(self) -> dict[str, Any]:
         return {**self.key._asdict(), "points": self.rows}
 
+    @property
+    def feasible(self) -> bool:
+        """Some side has a feasible point."""
+        return any(not s.front.empty for s in self.sides.values())
+
     def points_frame(self) -> pd.DataFrame:
-        frames = [s.points for s in self.sides.values() if not s.points.empty]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        """Every predicted point of both sides; a side without any point gives one row with its reason."""
+        frames = [s.points if not s.points.empty else infeasible_rows(s.side, s.reason or s.note)
+                  for s in self.sides.values()]
+        return pd.concat(frames, ignore_index=True)
 
 
 def front_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -114,12 +153,15 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
             if not extra.empty:
                 frame = pd.concat([frame, extra], ignore_index=True) if not frame.empty else extra
                 note = "; ".join(x for x in (note, more) if x)
-        sides[side] = SideResult(side, frame, front_of(frame) if not frame.empty else frame, note, cands)
+        front = front_of(frame) if not frame.empty else frame
+        reason = "" if not front.empty else (side_reason(sc, side) or _points_reason(frame))
+        sides[side] = SideResult(side, frame, front, note, cands, reason)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
         targets = default_targets(*fronts) if len(fronts) == 2 else []
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
-    result = CompareResult(key, sides, list(targets))
+    result = CompareResult(key, sides, list(targets), search=search, rate_usd_per_gpu_hour=rate,
+                           all_in_kw=kw)
     readings = {side: read_front(sides[side].front, [float(t) for t in targets], rate, kw, outside)
                 for side in SIDES}
     for i, t in enumerate(targets):
@@ -147,10 +189,21 @@ def breakdown_at_targets(sc: Scenario, result: CompareResult, acceptance_scale: 
     return pd.DataFrame(rows, columns=["side", "interactivity", "term", "ms"])
 
 
-def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any]) -> None:
+def _points_reason(frame: pd.DataFrame) -> str:
+    """Why every evaluated point is infeasible: the most common reason."""
+    if frame.empty:
+        return "no candidate deployment"
+    return str(frame["infeasible_reason"].mode().iloc[0]) or "no feasible point"
+
+
+def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any],
+              acceptance_multiplier: float = 1.0) -> None:
     """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
     cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}
-    band = bands(target_observations(sc, cands, result.targets), calibration)
+    if not cands or not result.targets:
+        return
+    band = bands(target_observations(sc, cands, result.targets), calibration,
+                 acceptance_multiplier=acceptance_multiplier)
     for row in result.rows:
         for side in SIDES:
             b = band.get((side, row["interactivity"]))
@@ -165,8 +218,13 @@ def format_table(result: CompareResult) -> str:
     for s in result.sides.values():
         if s.note:
             lines.append(f"  note ({s.side}): {s.note}")
+        if s.reason:
+            lines.append(f"  infeasible ({s.side}): {s.reason}")
+    if not result.feasible:
+        lines.append("  nothing feasible: no deployment of this model fits on this GPU at this precision")
+        return "\n".join(lines)
     if not result.rows:
-        lines.append("  no interactivity range covered by both sides")
+        lines.append("  no interactivity range covered by both sides" + _reach(result))
         return "\n".join(lines)
     head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} {'ratio':>6} |" \
            f" {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
@@ -183,7 +241,32 @@ def format_table(result: CompareResult) -> str:
             f"{band(o):>11} {ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
             f"{f(m, 'tok_s_per_mw', '12.0f')} {f(o, 'tok_s_per_mw', '9.0f')} | "
             f"{f(m, 'concurrency', '8d')} {f(o, 'concurrency', '5d')} | {f(m, 'draft_tokens', '2d')}")
+    missed = [r["interactivity"] for r in result.rows if not (r["mtp"] and r["off"])]
+    if missed:
+        lines.append(f"  not reached at {', '.join(f'{t:g}' for t in missed)} tok/s/user:" + _reach(result))
+    lines += [f"  {line}" for line in best_k_notes(result)]
     return "\n".join(lines)
+
+
+def _reach(result: CompareResult) -> str:
+    """' reachable: MTP 12.0-180.3, Off 10.1-120.4 tok/s/user' (the range each side's frontier covers)."""
+    spans = [f"{s.side.upper()} {r[0]:.1f}-{r[1]:.1f}" for s in result.sides.values()
+             if (r := s.interactivity_range)]
+    return " reachable " + ", ".join(spans) + " tok/s/user" if spans else ""
+
+
+def best_k_notes(result: CompareResult) -> list[str]:
+    """Which draft lengths the MTP frontier uses, and a warning when the best is the largest searched."""
+    mtp = result.sides.get("mtp")
+    if mtp is None or mtp.front.empty or not mtp.candidates:
+        return []
+    searched = sorted({k for c in mtp.candidates for k in c.draft_tokens})
+    on_front = sorted({int(k) for k in mtp.front["draft_tokens"]})
+    notes = [f"MTP frontier uses k = {', '.join(map(str, on_front))} (searched {', '.join(map(str, searched))})"]
+    read = {r["mtp"]["draft_tokens"] for r in result.rows if r["mtp"]}
+    if result.search == "open" and len(searched) > 1 and max(searched) in (read or set(on_front)):
+        notes.append(f"the best k is the largest searched ({max(searched)}): a larger k might be better still")
+    return notes
 
 
 # ---- summary.json: the table as flat rows, for task=summarize ---------------------------------------------
@@ -195,8 +278,21 @@ SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "
 
 def summary_rows(result: CompareResult) -> list[dict[str, Any]]:
     """The compare table as flat rows: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
+    return flat_rows(result.rows)
+
+
+def fronts_at(fronts: dict[str, pd.DataFrame], targets: list[float], rate: float, kw: float
+              ) -> list[dict[str, Any]]:
+    """Table rows ({interactivity, mtp: {...} | None, off: ...}) read from each side's front at `targets`."""
+    readings = {side: read_front(fronts.get(side, pd.DataFrame()), [float(t) for t in targets], rate, kw)
+                for side in SIDES}
+    return [{"interactivity": float(t), **{side: readings[side][i] for side in SIDES}} for i, t in enumerate(targets)]
+
+
+def flat_rows(table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows flattened: interactivity, then mtp_* / off_* figures and the MTP/Off ratio."""
     rows = []
-    for r in result.rows:
+    for r in table_rows:
         row: dict[str, Any] = {"interactivity": r["interactivity"]}
         for side in SIDES:
             fig = r.get(side) or {}
@@ -210,6 +306,9 @@ def summary_rows(result: CompareResult) -> list[dict[str, Any]]:
 def write_summary(result: CompareResult, out: Path) -> Path:
     """Write out/summary.json: {keys..., "notes": [...], "rows": [...]} (called by compare.run)."""
     notes = [f"{s.side}: {s.note}" for s in result.sides.values() if s.note]
+    notes += [f"{s.side} infeasible: {s.reason}" for s in result.sides.values() if s.reason]
     path = out / "summary.json"
-    path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "rows": summary_rows(result)}, indent=2))
+    path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "feasible": result.feasible,
+                                "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
+                                "all_in_kw": result.all_in_kw, "rows": summary_rows(result)}, indent=2))
     return path

@@ -21,13 +21,13 @@ from tqdm import tqdm
 
 from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
+from simulator.comparison import side_reason
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.runconfig import PlanSettings, RunConfig
 from simulator.scenario import Scenario
 from simulator.search import (
     OPEN_DRAFT_TOKENS,
     OPEN_MAX_CONCURRENCY,
-    open_candidates,
     open_concurrencies,
     open_deployments,
 )
@@ -140,24 +140,6 @@ def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> 
     return usd, kw, ""
 
 
-def no_fit_reason(sc: Scenario, side: Side) -> str:
-    deps = open_deployments(sc)
-    if not deps:
-        return "no valid single-node deployment (TP/EP) for this model on this GPU"
-    largest = max(deps, key=lambda d: d.gpus)
-    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
-    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
-
-
-def side_reason(sc: Scenario, side: Side) -> str:
-    """Why a side cannot run at all ("" when some deployment fits)."""
-    if side == "mtp" and not sc.has_draft:
-        return f"{sc.model.name} has no draft module (MTP impossible)"
-    if not open_candidates(sc, side):
-        return no_fit_reason(sc, side)
-    return ""
-
-
 SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
 
 
@@ -223,3 +205,36 @@ def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame
     missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)
     opts.loc[missing, "reason"] = "no feasible point (memory or running-request limit at every concurrency)"
     return points, opts
+
+
+def _signature(points: pd.DataFrame) -> tuple:
+    cols = ["deployment", "concurrency", "draft_tokens", "interactivity", "tput_per_gpu"]
+    g = points[cols].sort_values(cols).round({"interactivity": 6, "tput_per_gpu": 6})
+    return tuple(map(tuple, g.itertuples(index=False)))
+
+
+def merge_identical_precisions(points: pd.DataFrame, options: pd.DataFrame
+                               ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Options of one GPU and side whose precisions predict exactly the same points (a model whose weights
+    are natively FP4, say) are one deployment: keep the first precision, label it `fp4=fp8`, drop the rest.
+    Returns (points, options, one note per merge)."""
+    notes: list[str] = []
+    points, options = points.copy(), options.copy()
+    for (gpu, side), g in points.groupby(["gpu", "side"], sort=False):
+        precisions = list(dict.fromkeys(g["precision"]))
+        kept: dict[tuple, str] = {}
+        for p in precisions:
+            sig = _signature(g[g["precision"] == p])
+            if sig not in kept:
+                kept[sig] = p
+                continue
+            label = f"{kept[sig]}={p}"
+            notes.append(f"{gpu} {side}: {p} predicts exactly as {kept[sig]} (the same deployment): listed once, "
+                         f"as {label}")
+            points = points[~((points["gpu"] == gpu) & (points["side"] == side) & (points["precision"] == p))]
+            options = options[~((options["gpu"] == gpu) & (options["side"] == side) & (options["precision"] == p))]
+            for frame in (points, options):
+                frame.loc[(frame["gpu"] == gpu) & (frame["side"] == side) & (frame["precision"] == kept[sig]),
+                          "precision"] = label
+            kept[sig] = label
+    return points.reset_index(drop=True), options.reset_index(drop=True), notes

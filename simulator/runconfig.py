@@ -60,7 +60,8 @@ class SummarizeSettings(Settings):
 
 
 class CalibrateSettings(Settings):
-    name: str = Field(default="default", min_length=1, description="output conf/calibration/<name>.yaml")
+    name: str = Field(default="default", min_length=1, description="result calibration_<name>.yaml in the run dir")
+    install: bool = Field(default=False, description="also install it as conf/calibration/<name>.yaml")
     data_dir: str | None = Field(default=None, description="folder with the measured CSVs (null: bundled)")
     cross_validate: bool = Field(default=True, description="also run leave-one-page-out: the bands' model error")
 
@@ -75,8 +76,8 @@ class SweepSettings(Settings):
     concurrency: list[PositiveInt] | None = Field(default=None, min_length=1,
                                                   description="null: 1, 2, 3, 4, 6, ... up to the open-search ceiling")
     draft_tokens: list[Annotated[int, Field(ge=0, le=16)]] = Field(default=[0, 1, 2, 3, 4], min_length=1)
-    acceptance_scale: list[PositiveFloat] = Field(default=[1.0], min_length=1,
-                                                  description="multiplies the (calibrated) acceptance scale")
+    acceptance_multiplier: list[PositiveFloat] = Field(
+        default=[1.0], min_length=1, description="multipliers on the calibrated acceptance scale (1 = unchanged)")
     backend: Literal["auto", "triton", "torch"] = "auto"
     bins: PositiveInt = Field(default=256, description="log-spaced interactivity bins of each frontier")
     chunk_points: PositiveInt | None = None
@@ -96,14 +97,15 @@ class RunConfig(Settings):
     interactivity: list[PositiveFloat] | None = Field(
         default=None, description="targets in tok/s/user; null = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")
-    acceptance_scale: PositiveFloat | None = Field(
-        default=None, description="scale of the accepted part of AL(k); null = the calibrated one")
+    acceptance_multiplier: PositiveFloat = Field(
+        default=1.0, description="multiplies the calibrated acceptance scale (1 = unchanged; bands follow it)")
     min_interactivity: list[PositiveFloat] | None = Field(
         default=None, description="plan/advise floors in tok/s/user; null = [25, 50, 100]")
     demand_tok_s: PositiveFloat = Field(default=1.0e6, description="plan: total (input + output) tokens/s")
     pages: list[str] | None = Field(default=None, description="validate: page files (null: the bundled ones)")
     cv: CvMode = "none"
-    validate_after: bool = Field(default=True, description="compare ends with the validation table")
+    validate_after: bool | Literal["auto"] = Field(
+        default="auto", description="compare ends with the validation table (auto: when the case has a page)")
     serving: ServingSpec = ServingSpec()
     plan: PlanSettings = PlanSettings()
     summarize: SummarizeSettings = SummarizeSettings()
@@ -126,12 +128,13 @@ class RunConfig(Settings):
 
     @property
     def acceptance_scale_used(self) -> float | None:
-        """The acceptance scale of this run: the override, else the calibration's for the model, else its
-        transfer value for a model without MTP data (None: the model file's own)."""
-        if self.acceptance_scale is not None:
-            return self.acceptance_scale
+        """The acceptance scale of this run: the calibration's for the model (else its transfer value for a
+        model without MTP data, else the model file's own) times `acceptance_multiplier`."""
         fitted = self.calibration.get("acceptance_scale") or {}
-        return fitted.get(self.model.name, self.calibration.get("acceptance_scale_transfer"))
+        base = fitted.get(self.model.name, self.calibration.get("acceptance_scale_transfer"))
+        if base is None:
+            base = self.acceptance.scale if self.acceptance is not None else None
+        return None if base is None else base * self.acceptance_multiplier
 
     def scenario(self) -> Scenario:
         """The model on the GPU at this precision and workload, with the calibration's knobs and acceptance."""
@@ -146,6 +149,9 @@ class RunConfig(Settings):
                   precision: str | None = None) -> RunConfig:
         """The same run for another catalog model / GPU / workload / precision (validate, plan, sweep)."""
         update: dict[str, Any] = {}
+        model = None if model == self.model.name else model  # this run's own spec (a user's file) stays
+        hardware = None if hardware == self.hardware.name else hardware
+        workload = None if workload == self.workload.name else workload
         if model is not None:
             update["model"], update["acceptance"] = model_from_dict(read_yaml("model", model))
         if hardware is not None:
@@ -157,6 +163,19 @@ class RunConfig(Settings):
                 raise SpecError(f"precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
             update["precision"] = precision
         return self.model_copy(update=update)
+
+
+class NothingFeasible(Exception):  # noqa: N818 (a result, not a failure)
+    """The task ran and wrote its outputs, but no deployment can run: the CLI exits with EXIT_INFEASIBLE
+    (in a multirun it is that job's recorded result, not an error)."""
+
+
+EXIT_ERROR, EXIT_INFEASIBLE = 2, 3
+# keys renamed since an earlier release -> the key to use now (the CLI names it instead of Hydra's error)
+RENAMED_KEYS = {
+    "acceptance_scale": "acceptance_multiplier (multiplies the calibrated acceptance scale; 1 = unchanged)",
+    "sweep.acceptance_scale": "sweep.acceptance_multiplier (multipliers on the calibrated acceptance scale)",
+}
 
 
 def run_config(composed: dict[str, Any]) -> RunConfig:

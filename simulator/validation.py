@@ -46,7 +46,7 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     sc = pcfg.scenario()
     result = run_compare(sc, key, "benchmark", pcfg.rates, pcfg.rate_tier,
                          [p.interactivity for p in page.points], outside="clamp")
-    band = bands(page_observations([page]), cfg.calibration)
+    band = bands(page_observations([page]), cfg.calibration, acceptance_multiplier=cfg.acceptance_multiplier)
     v = PageValidation(page, result, breakdown=breakdown_at_targets(sc, result))
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},
@@ -126,6 +126,11 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
 def load_pages(cfg: RunConfig) -> list[Page]:
     # the not-modelled deployments (marked in conf/page_figures) stay out by default
     return [load_page_file(p) for p in cfg.pages] if cfg.pages else modelled_pages()
+
+
+def has_own_page(cfg: RunConfig) -> bool:
+    """Whether a page (the run's `pages=`, else the bundled ones) measured exactly this run's case."""
+    return any(CaseKey(p.model, p.hardware, p.precision, p.workload) == cfg.key for p in load_pages(cfg))
 
 
 def validate_all(cfg: RunConfig) -> tuple[list[PageValidation], dict[str, Any]]:

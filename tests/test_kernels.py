@@ -25,11 +25,11 @@ from simulator.catalog import list_keys, load_hardware, load_model, load_workloa
 from simulator.knobs import KNOB_NAMES  # noqa: E402
 from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
-from simulator.serving import closed_loop  # noqa: E402
-from simulator.specs import ServingSpec  # noqa: E402
+from simulator.serving import StepLimits, closed_loop  # noqa: E402
+from simulator.specs import EngineLimits, ServingSpec  # noqa: E402
 
 needs_triton = pytest.mark.skipif(st.triton is None, reason="triton is not importable: only the torch backend runs")
-C = torch.tensor([1.0, 3.0, 64.0, 700.0, 1e5])  # 1e5 exceeds every case's memory
+C = torch.tensor([1.0, 3.0, 64.0, 700.0, 1e5])  # 1e5 exceeds every case's memory: queued, not infeasible
 K = torch.tensor([0.0, 1.0, 2.0, 5.0, 9.0])  # 9 is beyond every AL table (K <= 8)
 A = torch.tensor([0.6, 1.0, 1.3])
 
@@ -51,6 +51,9 @@ def small() -> CaseBatch:
         Case(llama, llama.deployment(tp=2)),
         Case(chunked, chunked.deployment(tp=8)),
         Case(glm, glm.deployment(tp=4)),  # a duplicate of case 0: ties resolve to the lowest flat index
+        # engine limits: vLLM-style token-counted graph limit (eager above 8 tokens), a 512-token step budget
+        Case(glm, glm.deployment(tp=8), limits=EngineLimits(cuda_graph_max_batch=8, cuda_graph_counts_tokens=True,
+                                                           max_running_requests=48, max_num_tokens=512)),
     ])
 
 
@@ -81,15 +84,19 @@ def test_lowering_matches_torch_model() -> None:
                 assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.group_key, dep.label, f)
             assert torch.equal(batch.passes[i, side], torch.stack([getattr(table, f) for f in PASS_FIELDS]))
         assert torch.equal(batch.knobs[i], torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
-        assert batch.scalar("max_concurrency")[i] == min(sc.memory(dep, with_draft=True).max_concurrency,
-                                                         sc.serving.max_running_requests)
+        k_max = sc.acceptance.max_draft_tokens if sc.has_draft else 0
+        max_c = min(sc.memory(dep, True, k_max).max_concurrency, sc.serving.max_running_requests)
+        assert batch.scalar("max_concurrency")[i] == max_c
+        limits = StepLimits.of(EngineLimits(max_running_requests=sc.serving.max_running_requests),
+                               sc.memory(dep, True, k_max).max_concurrency)
         assert batch.scalar("input_tokens")[i] == sc.workload.mean_input_tokens
         assert batch.scalar("gpus")[i] == dep.gpus
         for ik, k in enumerate([0, 1, 3] if sc.has_draft else [0]):
             for ia, scale in enumerate(a.tolist()):
                 al = al_table(sc.acceptance, scale=scale)[k] if sc.has_draft else torch.tensor(1.0)
-                ref = closed_loop(t, sc.knob_tensors, sc.workload, sc.serving, c, torch.tensor(float(k)), al, dep.gpus)
-                fits = torch.tensor([sc.memory(dep, True).fits(int(x)) for x in c])
+                ref = closed_loop(t, sc.knob_tensors, sc.workload, sc.serving, c, torch.tensor(float(k)), al, dep.gpus,
+                                  limits)
+                fits = torch.full((len(c),), max_c >= 1)  # beyond max_c the engine queues: still feasible
                 assert torch.equal(grid["feasible"][i, :, ik, ia], fits)
                 for name in ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s"):
                     want = torch.where(fits, getattr(ref, name), torch.nan).expand(len(c))

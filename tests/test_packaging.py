@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.calibration.dataset import DEFAULT_DATA_DIR, SILICON, SWEEPS
 from simulator.catalog import CONF_DIR, SOURCE_CONF_DIR, find_conf_dir
-from simulator.tasks.calibrate import DEFAULT_DATA_DIR, SILICON, SWEEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -101,7 +101,9 @@ def test_draft_length_rules(table: SearchSpaceTable) -> None:
     assert {d.draft_tokens for d in b200 if d.engine == "trt" and not d.dp_attn} == {3}
     # TRT-LLM DeepSeek V4 at 8k input drops to 2 drafted tokens from concurrency 128.
     v4 = table.lookup("deepseek_v4_pro", "b200", "fp4", "8k1k", "mtp")
-    for dep in (d for d in v4 if d.engine == "trt"):
+    trt = [d for d in v4 if d.engine == "trt"]
+    assert {2, 3} <= {d.draft_tokens for d in trt}  # both branches of the script are in the table
+    for dep in trt:
         assert dep.draft_tokens == (2 if min(dep.concurrencies) >= 128 else 3)
         assert max(dep.concurrencies) < 128 or dep.draft_tokens == 2
 

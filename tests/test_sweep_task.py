@@ -44,3 +44,22 @@ def test_sweep_writes_frontiers_and_reports_speed(tmp_path: Path) -> None:
 def test_sweep_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], needle: str) -> None:
     r = specsim(tmp_path, *args)
     assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sweep_prints_the_size_and_progress_lines_when_not_on_a_terminal(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """Issue 11 item 11: the point count and an estimate up front; progress with ETA in a log."""
+    from kernels import sweep_triton
+
+    r = specsim(tmp_path, "sweep.hardware=[b200]", "sweep.concurrency=[1,8]", "sweep.backend=torch")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.index("sweeping ") < r.stdout.index("points/s on")
+    assert "deployments x 2 concurrency x 5 draft_tokens x 1 acceptance_multiplier" in r.stdout
+    assert "about " in r.stdout and "dynamo" not in r.stderr.lower()
+    bar = sweep_triton.progress_bar(1000, None)  # stdout captured: not a terminal
+    assert isinstance(bar, sweep_triton.LineProgress)
+    bar.every_s = 0.0
+    with bar:
+        bar.update(250)
+    out = capsys.readouterr().out
+    assert "sweep: 250 / 1,000 points (25.0 %)" in out and "ETA" in out and "sweep: 250 points in" in out

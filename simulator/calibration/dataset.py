@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from simulator.calibration.data import page_observations, silicon_observations, sweep_observations
 from simulator.calibration.problem import Problem
 from simulator.catalog import CONF_DIR, SpecError
@@ -17,6 +19,25 @@ from simulator.pages import Page, modelled_pages
 
 DEFAULT_DATA_DIR = CONF_DIR / "measured"  # package data: conf/measured/SOURCE.md
 SILICON, SWEEPS = "silicon_sample.csv", "glm5_8k1k_mtp_sweeps.csv"
+# the columns each measured file must have (read by calibration/data.py)
+COLUMNS = {
+    SILICON: ("id", "silicon_data_source", "backend", "model_path", "system", "precision", "mode", "isl", "osl",
+              "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_ep_size", "silicon_tpot_ms"),
+    SWEEPS: ("hardware", "precision", "tp", "ep", "spec", "isl", "osl", "concurrency", "tput_per_gpu",
+             "interactivity"),
+}
+
+
+def check_columns(path: Path) -> None:
+    """A measured CSV that lacks a column the calibration reads: a SpecError naming the file and columns."""
+    try:
+        have = set(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise SpecError(f"calibration data {path}: not a readable CSV ({e})") from None
+    missing = [c for c in COLUMNS[path.name] if c not in have]
+    if missing:
+        raise SpecError(f"calibration data {path}: missing column(s) {', '.join(missing)}; "
+                        f"expected: {', '.join(COLUMNS[path.name])}")
 
 
 def data_dir_of(data_dir: str | Path | None) -> Path:
@@ -26,6 +47,8 @@ def data_dir_of(data_dir: str | Path | None) -> Path:
     if missing:
         raise SpecError(f"calibration data not found: {', '.join(str(d / f) for f in missing)}; "
                         "set calibrate.data_dir=PATH to the folder holding them")
+    for f in (SILICON, SWEEPS):
+        check_columns(d / f)
     return d
 
 

@@ -7,6 +7,7 @@ calibration's own page residuals (the error the parameters do not explain).
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -41,21 +42,33 @@ def model_error_sigma(calibration: dict[str, Any]) -> float:
     return float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
 
 
-def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int = BAND_SAMPLES
-          ) -> dict[tuple[str, float], tuple]:
+def _seed(o: PageObs) -> int:
+    """A draw seed that depends on this observation only (its side and target), not on what else was asked."""
+    return zlib.crc32(f"{o.side}:{o.interactivity:.9g}".encode())
+
+
+def _target_noise(o: PageObs, sigma: float, samples: int) -> np.ndarray:
+    return np.exp(np.random.default_rng(_seed(o)).normal(0.0, sigma, size=samples))
+
+
+def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int = BAND_SAMPLES,
+          acceptance_multiplier: float = 1.0) -> dict[tuple[str, float], tuple]:
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
-    parameter draws from its covariance, times the scatter of its page residuals (model error)."""
+    parameter draws from its covariance (acceptance draws shifted by `acceptance_multiplier`), times the
+    scatter of its page residuals (model error). A target's band depends on that target only."""
+    observations = [o for o in observations if o.candidates]  # a side with no deployment has no band
     if not calibration.get("covariance_z") or not observations:
         return {}
     problem = Problem([], observations)
     names, z, cov = fitted_z(calibration)
     mean = map_z(problem.space, names, z)
     c = _mapped_cov(problem.space.names, names, z, cov)
-    rng = np.random.default_rng(0)
-    draws = rng.multivariate_normal(mean, c, size=samples, method="eigh")
+    draws = np.random.default_rng(0).multivariate_normal(mean, c, size=samples, method="eigh")
+    acc = [i for i, n in enumerate(problem.space.names) if n.startswith("acceptance_scale.")]
+    draws[:, acc] += np.log(acceptance_multiplier)  # the scale is exp(z): multiplying it shifts z
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
     sigma_model = model_error_sigma(calibration)
-    noise = np.exp(rng.normal(0.0, sigma_model, size=(samples, len(problem.pages))))
+    noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
     preds = np.array([problem.predict(d) for d in draws]) * noise
     q = np.percentile(preds, [10, 50, 90], axis=0)
     return {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}

@@ -99,8 +99,8 @@ def advice_table(points: pd.DataFrame, floors: list[float]) -> pd.DataFrame:
             mtp_best = max((v for k, v in reached.items() if k > 0), default=np.nan)
             row["best_k"] = best_k
             row["mtp_gain"] = mtp_best / values[0] if np.isfinite(values[0]) else np.nan
-            row["verdict"] = ("unreachable" if best_k is None else "MTP hurts: run Off" if best_k == 0
-                              else f"MTP k={best_k}")
+            row["verdict"] = ("unreachable" if best_k is None else "Off only (no MTP)" if not has_mtp
+                              else "MTP hurts: run Off" if best_k == 0 else f"MTP k={best_k}")
             row["mtp_hurts_at"] = hurts
             rows.append(row)
     return pd.DataFrame(rows)
@@ -151,23 +151,38 @@ def plot_advice(points: pd.DataFrame, floors: list[float], path: str) -> None:
             ax.axvline(floor, color="gray", lw=0.8, ls=":")
         ax.set_title(str(gpu), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(gpus):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("best MTP / Off tok/s/GPU")
     for ax in axes[-1, :]:
         ax.set_xlabel("interactivity (tok/s/user)")
-    keys = "  ".join(f"k={k}: {c.removeprefix('tab:')}" for k, c in K_COLORS.items())
-    fig.suptitle(f"Draft-length advice (dots: best k; {keys}; red band: MTP hurts)", fontsize=9)
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=f"best k = {k}" if k else "best: Off (k = 0)")
+               for k, c in K_COLORS.items()]
+    handles.append(Line2D([], [], color="red", alpha=0.3, lw=6, label="MTP hurts"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.suptitle("Draft-length advice (dots coloured by the best k; red band: MTP hurts)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_advice(points: pd.DataFrame, floors: list[float], out: Path) -> pd.DataFrame:
+def draft_note(cfg: RunConfig) -> str:
+    """A line for a model that cannot speculate at all ("" when it has a draft module)."""
+    if cfg.acceptance is None:
+        return f"{cfg.model.name} has no draft module: MTP is not possible, the advice is Off only"
+    return ""
+
+
+def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str = "") -> pd.DataFrame:
     table = advice_table(points, floors)
     print()
+    if note:
+        print(f"note: {note}")
     print(format_advice(table))
     table.to_csv(out / "advice.csv", index=False)
     plot_advice(points, floors, str(out / "advice.png"))
@@ -179,4 +194,4 @@ def run(cfg: RunConfig, out: Path) -> None:
     """The `advise` task: draft-length advice alone (same GPUs, precisions and floors as `plan`)."""
     floors = floors_of(cfg)
     points, _ = collect_options(cfg)
-    write_advice(points, floors, out)
+    write_advice(points, floors, out, draft_note(cfg))

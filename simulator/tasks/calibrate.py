@@ -1,4 +1,5 @@
-"""calibrate: fit the efficiency knobs and acceptance scales; write conf/calibration/<name>.yaml."""
+"""calibrate: fit the efficiency knobs and acceptance scales; write calibration_<name>.yaml into the run dir
+(and, with calibrate.install=true, install it as conf/calibration/<name>.yaml: `calibration=<name>`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from simulator.calibration.dataset import SILICON, SWEEPS, build_problem, data_d
 from simulator.calibration.fit import FitResult, fit
 from simulator.catalog import CONF_DIR
 from simulator.runconfig import RunConfig
+from simulator.validation import load_pages
 
 
 def format_fit(result: FitResult) -> str:
@@ -26,9 +28,10 @@ def format_fit(result: FitResult) -> str:
 
 
 def run(cfg: RunConfig, out: Path) -> None:
-    data_dir = data_dir_of(cfg.calibrate.data_dir)
+    data_dir = data_dir_of(cfg.calibrate.data_dir)  # fail fast: data and pages checked before the fit
+    pages = load_pages(cfg)
     name = cfg.calibrate.name
-    problem = build_problem(data_dir)
+    problem = build_problem(data_dir, pages)
     print(f"fitting {len(problem.space.names)} parameters to {len(problem.points) + len(problem.pages)} "
           f"observations ({len(problem.cases)} deployments)...")
     result = fit(problem)
@@ -38,10 +41,15 @@ def run(cfg: RunConfig, out: Path) -> None:
         "sweeps": f"{SWEEPS} (InferenceX blog tables): GLM-5 8k/1k MTP on/off",
         "pages": "conf/page_figures/*.yaml (InferenceX comparison pages)"})
     if cfg.calibrate.cross_validate:  # the held-out residual spread is the bands' model error
-        cv = run_cv(data_dir, "leave_one_page_out")
+        cv = run_cv(data_dir, "leave_one_page_out", pages)
         data["calibration"]["cross_validation"] = {
             "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6), "summary": cv["summary"]}
-    path = CONF_DIR / "calibration" / f"{name}.yaml"
-    store.write(path, data)
-    store.write(out / f"calibration_{name}.yaml", data)
-    print(f"wrote {path}")
+    result_path = out / f"calibration_{name}.yaml"
+    store.write(result_path, data)
+    print(f"wrote {result_path}")
+    if cfg.calibrate.install:
+        path = CONF_DIR / "calibration" / f"{name}.yaml"
+        store.write(path, data)
+        print(f"installed {path} (select it with calibration={name})")
+    else:
+        print(f"not installed: add calibrate.install=true to make it conf/calibration/{name}.yaml")

@@ -41,13 +41,14 @@ def plot_plan(points: pd.DataFrame, options: pd.DataFrame, table: pd.DataFrame, 
             front = front_of(pts.assign(feasible=True))
             cost = cost_per_mtok(front["tput_per_gpu"].to_numpy(), opt.usd_per_gpu_hour)
             ax.plot(front["interactivity"], cost, SIDE_STYLES[opt.side], marker=".", ms=3,
-                    color=PRECISION_COLORS.get(opt.precision, "tab:gray"),
+                    color=PRECISION_COLORS.get(opt.precision.split("=")[0], "tab:gray"),
                     label=f"{opt.precision} {'MTP' if opt.side == 'mtp' else 'Off'}")
             drawn = True
         for floor in floors:
             ax.axvline(floor, color="gray", lw=0.8, ls=":")
-        for r in cheapest[cheapest["gpu"] == gpu].itertuples(index=False):
-            ax.plot(r.interactivity, r.cost_per_mtok, "k*", ms=11, zorder=5)
+        for i, r in enumerate(cheapest[cheapest["gpu"] == gpu].itertuples(index=False)):
+            ax.plot(r.interactivity, r.cost_per_mtok, "k*", ms=11, zorder=5,
+                    label="cheapest at a floor" if i == 0 else None)
         if not drawn:
             reasons = sorted(set(mine["reason"]))
             ax.text(0.5, 0.5, "infeasible:\n" + "\n".join(s[:60] for s in reasons[:3]), ha="center",

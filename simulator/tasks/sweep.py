@@ -22,27 +22,50 @@ from simulator.runconfig import RunConfig
 from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
 from simulator.specs.vocabulary import side_of
 
+FRONTIER_COLUMNS = ["model", "hardware", "precision", "workload", "side", "interactivity", "tput_per_gpu",
+                    "cost_per_mtok", "deployment", "concurrency", "draft_tokens", "acceptance_multiplier"]
+# points/s measured on a 2-core CPU (README "Speed"); a GPU's Triton rate is a rough order of magnitude
+NOMINAL_POINTS_PER_S = {"torch": 6.5e5, "torch.compile": 3.0e6, "triton": 1.0e9}
+COMPILE_S = (30, 70)  # torch.compile's one-off compile on a CPU
 AUTO_COMPILE_POINTS = 100_000_000  # above this a CPU sweep amortises torch.compile's 30-70 s compile
 
 
 def sweep_settings(cfg: RunConfig) -> dict[str, Any]:
     """The `sweep` lists with every null resolved to this run's own value (hardware: every catalog GPU)."""
     sw = cfg.sweep
+    catalog = list_keys("hardware")
     return {
-        "hardware": sw.hardware or list_keys("hardware"),
+        "hardware": sw.hardware or (catalog if cfg.hardware.name in catalog else [*catalog, cfg.hardware.name]),
         "model": sw.model or [cfg.model.name],
         "precision": sw.precision or [cfg.precision],
         "workload": sw.workload or [cfg.workload.name],
         "concurrency": sw.concurrency or list(open_concurrencies(OPEN_MAX_CONCURRENCY)),
-        "draft_tokens": sw.draft_tokens, "acceptance_scale": sw.acceptance_scale, "backend": sw.backend,
+        "draft_tokens": sw.draft_tokens, "acceptance_multiplier": sw.acceptance_multiplier, "backend": sw.backend,
         "bins": sw.bins, "chunk_points": sw.chunk_points, "max_chunk_bytes": sw.max_chunk_bytes,
         "compile": sw.compile,
     }
 
 
-def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str]]:
-    """Every (model, GPU, precision, workload) x open deployment, without and with the draft module."""
-    cases, skipped = [], []
+def draft_notes(sc: Any, draft_tokens: list[int]) -> list[str]:
+    """What the sweep leaves out of the MTP side of `sc` for the asked draft lengths (said, not silent)."""
+    mtp_k = sorted(k for k in draft_tokens if k > 0)
+    if not mtp_k:
+        return [f"{sc.model.name}: no draft length > 0 in sweep.draft_tokens: no MTP side"]
+    if not sc.has_draft:
+        return [f"{sc.model.name} has no draft module: no MTP side"]
+    limit = sc.acceptance.max_draft_tokens
+    over = [k for k in mtp_k if k > limit]
+    if not over:
+        return []
+    left = [k for k in mtp_k if k <= limit]
+    tail = f"MTP swept at k = {', '.join(map(str, left))} only" if left else "no MTP side"
+    return [f"{sc.model.name}: k = {', '.join(map(str, over))} above its max draft length {limit}: {tail}"]
+
+
+def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], list[str]]:
+    """Every (model, GPU, precision, workload) x open deployment, without and with the draft module; the
+    combinations skipped (why) and notes on what the MTP side leaves out."""
+    cases, skipped, notes = [], [], []
     for model in s["model"]:
         for hw in s["hardware"]:
             for precision in s["precision"]:
@@ -52,17 +75,18 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str]]:
                     except SpecError as e:
                         skipped.append(f"{model}/{hw}/{precision}/{wl}: {str(e).splitlines()[-1].strip()}")
                         continue
+                    notes += [n for n in draft_notes(sc, s["draft_tokens"]) if n not in notes]
                     for dep in open_deployments(sc):
                         cases.append(Case(sc, dep, with_draft=False))
                         if sc.has_draft:
                             cases.append(Case(sc, dep, with_draft=True))
     if not cases:
         raise SpecError("sweep: no valid (model, GPU, precision, workload) combination:\n  " + "\n  ".join(skipped))
-    return cases, skipped
+    return cases, skipped, notes
 
 
 def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:
-    c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_scale"))
+    c, k, a = (np.asarray(s[n]) for n in ("concurrency", "draft_tokens", "acceptance_multiplier"))
     rows = []
     for g, (model, hw, precision, wl) in enumerate(frontier.groups):
         for side in (0, 1):
@@ -74,8 +98,8 @@ def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, ti
                              "side": side_of(side == 1), "interactivity": float(x), "tput_per_gpu": float(y),
                              "cost_per_mtok": rate / (float(y) * 3600 / 1e6),
                              "deployment": cases[ci].deployment.label, "concurrency": int(c[ic]),
-                             "draft_tokens": int(k[ik]), "acceptance_scale": float(a[ia])})
-    return pd.DataFrame(rows)
+                             "draft_tokens": int(k[ik]), "acceptance_multiplier": float(a[ia])})
+    return pd.DataFrame(rows, columns=FRONTIER_COLUMNS)
 
 
 def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
@@ -106,26 +130,44 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
+def plan_line(n_points: int, n_cases: int, s: dict[str, Any], compile_torch: bool) -> str:
+    """What is about to run and a rough time: printed before the sweep starts."""
+    backend = s["backend"] if s["backend"] != "auto" else ("triton" if torch.cuda.is_available() else "torch")
+    path = "torch.compile" if backend == "torch" and compile_torch else backend
+    estimate = n_points / NOMINAL_POINTS_PER_S[path]
+    extra = f" + a one-off compile of {COMPILE_S[0]}-{COMPILE_S[1]} s" if path == "torch.compile" else ""
+    grid = " x ".join(f"{len(s[n])} {n}" for n in ("concurrency", "draft_tokens", "acceptance_multiplier"))
+    return (f"sweeping {n_points:,} points ({n_cases} deployments x {grid}) on {path}: "
+            f"about {max(estimate, 0.1):.1f} s{extra} at a nominal {NOMINAL_POINTS_PER_S[path]:,.0f} points/s")
+
+
 def run(cfg: RunConfig, out: Path) -> None:
     s = sweep_settings(cfg)
     rates, tier = cfg.rates, cfg.rate_tier
-    cases, skipped = build_cases(cfg, s)
+    cases, skipped, notes = build_cases(cfg, s)
     for line in skipped:
         print(f"skipped {line}")
+    for line in notes:
+        print(f"note: {line}")
     batch = lower_cases(cases)
-    n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_scale"])
+    n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_multiplier"])
     compile_torch = s["compile"] is True or (s["compile"] == "auto" and n_points >= AUTO_COMPILE_POINTS
                                               and not torch.cuda.is_available())
+    print(plan_line(n_points, len(cases), s, compile_torch), flush=True)
     t0 = time.perf_counter()
     try:
         frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
-                         torch.tensor(s["acceptance_scale"]), backend=s["backend"], bins=s["bins"],
+                         torch.tensor(s["acceptance_multiplier"]), backend=s["backend"], bins=s["bins"],
                          chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"],
                          compile_torch=compile_torch)
     except ValueError as e:
         raise SpecError(f"sweep: {e}") from None
     elapsed = time.perf_counter() - t0
     frame = frontier_frame(frontier, cases, s, rates, tier)
+    if frame.empty:
+        raise SpecError(f"sweep: no feasible point in {n_points:,} (every point exceeds memory or "
+                        f"serving.max_running_requests={cfg.serving.max_running_requests}); check sweep.concurrency "
+                        f"and sweep.draft_tokens (given: {s['concurrency'][:8]}, {s['draft_tokens']})")
     frame.to_parquet(out / "frontiers.parquet", index=False)
     frame.to_csv(out / "frontiers.csv", index=False)
     plots = plot_fronts(frame, out)

@@ -17,7 +17,14 @@ from simulator.calibration.dataset import data_dir_of
 from simulator.report_html import page_points, validate_report
 from simulator.runconfig import RunConfig, write_report
 from simulator.specs.vocabulary import SIDES
-from simulator.validation import PageValidation, format_validation, load_pages, report_of, validate_all
+from simulator.validation import (
+    PageValidation,
+    format_validation,
+    load_pages,
+    report_of,
+    summary,
+    validate_page,
+)
 
 TERM_COLORS = {"weights": "#4c72b0", "kv_cache": "#55a868", "activations": "#8fbc8f", "compute": "#c44e52",
                "collectives": "#8172b2", "latency_floors": "#937860", "draft_passes": "#da8bc3",
@@ -89,14 +96,16 @@ def plot_breakdown(ax: Any, breakdown: pd.DataFrame | None) -> None:
 def run(cfg: RunConfig, out: Path) -> None:
     """The `validate` task: the table, one plot per page, (cv=...) cross-validation, (report=PATH) JSON."""
     data_dir = data_dir_of(cfg.calibrate.data_dir) if cfg.cv != "none" else None  # fail fast, before the work
-    vals, summ = validate_all(cfg)
+    pages = load_pages(cfg)
+    vals = [validate_page(p, cfg) for p in pages]
+    summ = summary(vals)
     print(format_validation(vals, summ))
     for v in vals:
         plot_page(v, out / f"validate_{Path(v.page.source).stem}.png")
     print(f"wrote {len(vals)} plots to {out}")
     report = report_of(vals, summ)
     if data_dir is not None:
-        report["cv"] = run_cv(data_dir, cfg.cv, load_pages(cfg))
+        report["cv"] = run_cv(data_dir, cfg.cv, pages)
     write_report(cfg, report)
     sections = [{"source": v.page.source, "keys": v.compare.key._asdict(), "points": v.compare.points_frame(),
                  "rows": v.compare.rows, "checks": v.points, "measured": page_points([v.page]),

@@ -19,6 +19,7 @@ from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.scenario import Scenario
 from simulator.serving import StepLimits
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
+from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import CaseKey
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
@@ -45,6 +46,15 @@ class Case:
     with_draft: bool = True
     group: GroupKey | None = None  # frontier group (default: the case's CaseKey)
     limits: EngineLimits = EngineLimits()  # the engine's limits (default: none beyond memory)
+
+    def __post_init__(self) -> None:
+        """The batched lowering (and so the Triton kernel) covers single-node deployments only: a wider one
+        would be priced without its all-to-all over the NICs / NVL72 (simulator.topology). Refuse it."""
+        gpus, dom = self.deployment.gpus, self.scenario.hardware.scale_up_domain_gpus
+        if gpus > min(NODE_GPUS, dom):
+            raise ValueError(
+                f"deployment {self.deployment.label} spans {gpus} GPUs, beyond one node: the sweep kernel does not "
+                "price multi-node or wide-EP deployments yet; use simulator.disagg (torch) for them")
 
     @property
     def has_draft(self) -> bool:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.catalog import CONF_DIR, load_hardware
 from simulator.specs import EngineLimits
+from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import WORKLOADS
 from simulator.specs.vocabulary import Side as Spec  # the side a benchmark row runs ("spec-decoding")
 
@@ -660,3 +661,105 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ----------------------------------------------------------------------------- multi-node / disaggregated rows
+_RECIPE_MTP = re.compile(r"mtp(\d+)")
+_RECIPE_EPLB = re.compile(r"eplb(\d+)")
+
+
+class MultinodeDeployment(BaseModel):
+    """One disaggregated search-space row of a master config: x prefill + y decode workers, swept at a
+    conc-list. `draft_tokens` from the recipe name (`..._mtp3.yaml`), else reference/methodology.md."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entry: str
+    engine: str
+    model: str
+    hardware: str
+    precision: str
+    workload: str
+    spec: Spec
+    draft_tokens: int | None
+    concurrencies: list[int] = Field(min_length=1)
+    deployment: DisaggregatedSpec
+    source: str
+
+
+def _engine_of(framework: str) -> str:
+    for engine in ("trt", "sglang", "vllm", "atom"):
+        if engine in framework:
+            return engine
+    return framework
+
+
+def _worker(block: dict[str, Any], eplb_slots: int, experts: int | None) -> WorkerSpec:
+    redundant = max(0, eplb_slots - experts) if experts and eplb_slots else 0
+    return WorkerSpec(tp=int(block["tp"]), ep=int(block.get("ep", 1)), dp_attention=bool(block.get("dp-attn", False)),
+                      redundant_experts=redundant)
+
+
+def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = None
+                   ) -> tuple[list[MultinodeDeployment], list[str]]:
+    """Every disaggregated fixed-seq-len row of the master configs under `shared_dir` that the simulator can
+    read, and one reason per row it skips (0 decode workers, context parallelism, heterogeneous pools,
+    PP > 1, an unknown model or GPU). `routed_experts` (catalog model key -> routed experts) turns a recipe's
+    `eplbN` slot count into redundant experts (N - routed)."""
+    config_dir = Path(shared_dir) / CONFIG_DIR
+    rows: list[MultinodeDeployment] = []
+    skipped: list[str] = []
+    for fname in MASTER_FILES:
+        data = yaml.safe_load((config_dir / fname).read_text())
+        for name, entry in data.items():
+            if not (entry.get("multinode") and entry.get("disagg")):
+                continue
+            model = MODEL_KEYS.get(entry["model-prefix"])
+            gpu = _gpu_from_runner(entry["runner"])
+            for workload in entry.get("scenarios", {}).get("fixed-seq-len", []):
+                wl = WORKLOADS.get((int(workload["isl"]), int(workload["osl"])))
+                for i, space in enumerate(workload["search-space"]):
+                    where = f"{fname} {name} row {i}"
+                    pre, dec = space.get("prefill", {}), space.get("decode", {})
+                    recipe = " ".join(str(x) for x in (pre.get("additional-settings") or [])
+                                      + (dec.get("additional-settings") or []))
+                    reason = ""
+                    if model is None or wl is None:
+                        reason = f"model prefix {entry['model-prefix']!r} or workload not in the catalog"
+                    elif int(dec.get("num-worker", 0)) == 0:
+                        reason = "0 decode workers (aggregated prefill+decode recipe)"
+                    elif any(int(b.get(f, 1)) != 1 for b in (pre, dec) for f in ("pp", "pcp-size", "dcp-size")):
+                        reason = "pipeline / context parallelism is not modelled"
+                    elif pre.get("hardware") or dec.get("hardware"):
+                        reason = "heterogeneous prefill/decode hardware"
+                    if reason:
+                        skipped.append(f"{where}: {reason}")
+                        continue
+                    assert model is not None and wl is not None
+                    spec = _spec_of(space.get("spec-decoding"))
+                    eplb = [int(x) for x in _RECIPE_EPLB.findall(recipe)]
+                    experts = (routed_experts or {}).get(model)
+                    try:
+                        dep = DisaggregatedSpec(
+                            prefill=_worker(pre, 0, experts), prefill_workers=int(pre["num-worker"]),
+                            decode=_worker(dec, max(eplb, default=0), experts), decode_workers=int(dec["num-worker"]))
+                    except ValueError as e:  # pydantic's ValidationError: keep its first message
+                        msg = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
+                        skipped.append(f"{where}: {msg}")
+                        continue
+                    k: int | None = None
+                    if spec == "mtp":
+                        named = _RECIPE_MTP.findall(recipe)
+                        row = _Row(fname, name, entry["model-prefix"], gpu, entry["precision"],
+                                   _engine_of(entry["framework"]), spec, int(workload["isl"]), int(workload["osl"]),
+                                   int(dec["tp"]), int(dec.get("ep", 1)), bool(dec.get("dp-attn", False)), ())
+                        k = int(named[0]) if named else _methodology_draft(row, int(max(space["conc-list"])))
+                        if k is None:
+                            skipped.append(f"{where}: no draft length in the recipe or reference/methodology.md")
+                            continue
+                    rows.append(MultinodeDeployment(
+                        entry=name, engine=_engine_of(entry["framework"]), model=model, hardware=gpu,
+                        precision=entry["precision"], workload=wl, spec=spec, draft_tokens=k,
+                        concurrencies=sorted(set(space["conc-list"])), deployment=dep,
+                        source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else "")))
+    return rows, skipped

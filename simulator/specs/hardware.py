@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simulator.specs.base import Frozen
+from simulator.specs.topology import ScaleOutSpec
 
 
 class PeakTflops(Frozen):
@@ -67,6 +68,7 @@ class HardwareSpec(Frozen):
     tdp_w: float = Field(gt=0)
     efficiency: EfficiencyKnobs = EfficiencyKnobs()
     source: str = ""
+    scale_out: ScaleOutSpec | None = None  # the NIC per GPU beyond the scale-up domain (specs/topology.py)
 
     @model_validator(mode="after")
     def _check(self) -> HardwareSpec:

@@ -1,0 +1,366 @@
+"""Serving on more than one node: aggregated replicas of a (wide) worker, and disaggregated prefill/decode.
+
+Disaggregated (reference/serving-model.md, "Disaggregated serving removes the stall from decode GPUs but
+adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT"):
+- the decode pool: y workers share the C requests; each runs plain decode / draft + verify steps with no
+  prefill stall (`speculative.decode_step_time_s` on the worker's folded tables, `topology.worker_model`);
+- the prefill pool: x workers, each clearing `batch_tokens` prompt tokens per `prefill_time_s` pass; its
+  capacity in requests/s is what the loop can admit. If the decode pool would take requests faster than
+  that, the loop is throttled by prefill: requests queue for prefill (TTFT grows), the decode batch shrinks
+  to rate x O x TPOT, and the result says so (`throttled`, `reason`);
+- the KV transfer prefill -> decode: bytes = KV bytes per token x prompt tokens (reference/hardware.md),
+  over the prefill worker's NICs, added to TTFT;
+- throughput per GPU = request rate x (I + O) / (prefill GPUs + decode GPUs) (reference/methodology.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from simulator.acceptance import acceptance_length, al_table
+from simulator.lowering import memory_footprint
+from simulator.memory import MemoryCheck
+from simulator.scenario import Scenario
+from simulator.search_space import multinode_rows
+from simulator.serving import closed_loop_tokens
+from simulator.specs import DeploymentSpec
+from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
+from simulator.specs.vocabulary import CaseKey
+from simulator.speculative import decode_step_time_s, prefill_time_s
+from simulator.topology import WorkerModel, padded_batch, worker_memory, worker_model
+
+FIXED_POINT_ITERATIONS = 40  # the throttled decode batch B = rate x O x TPOT(B) converges in a few
+
+
+def f64(x: float) -> torch.Tensor:
+    return torch.tensor(float(x), dtype=torch.float64)
+
+
+def kv_transfer_bytes_per_request(sc: Scenario, input_tokens: float, with_draft: bool) -> float:
+    """Bytes of one request's KV cache (and recurrent state) after prefill, all layers, unsharded: what the
+    decode worker must receive. The draft module's own cache moves too when speculating."""
+    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft)
+    return fp.cache_bytes_per_request(input_tokens)
+
+
+@dataclass(frozen=True)
+class KvTransfer:
+    bytes_per_request: float
+    lanes: int  # NICs that send one request's KV at once
+    seconds: float
+
+
+def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_draft: bool) -> KvTransfer:
+    """One request's KV over the scale-out link: message latency + bytes / (lanes x NIC x fraction).
+
+    Lanes: the prefill worker's attention-TP ranks each hold (a shard or a replica of) the request's KV and
+    send their part; under DP-attention a request lives on one rank (1 lane).
+    """
+    so: ScaleOutSpec | None = sc.hardware.scale_out
+    if so is None:
+        raise ValueError(f"{sc.hardware.name} has no scale_out spec: cannot move KV between workers")
+    b = kv_transfer_bytes_per_request(sc, input_tokens, with_draft)
+    lanes = 1 if prefill.dp_attention else prefill.tp
+    return KvTransfer(b, lanes, so.message_latency_us * 1e-6 + b / (lanes * so.bytes_per_s * so.bandwidth_fraction))
+
+
+@dataclass(frozen=True)
+class PrefillPool:
+    workers: int
+    batch_tokens: float  # prompt tokens per prefill pass of one worker (every DP rank fills its chunk)
+    batch_s: float
+    one_request_s: float  # a lone prompt's prefill (TTFT at low load)
+    requests_per_s: float  # the pool's capacity
+
+
+def prefill_pool(sc: Scenario, wm: WorkerModel, workers: int, input_tokens: float, with_draft: bool) -> PrefillPool:
+    dp = wm.worker.attention_dp
+    batch = dp * max(float(input_tokens), float(sc.serving.prefill_chunk_tokens))
+    chunk = f64(batch)
+    t_batch = float(prefill_time_s(wm.tables, wm.knobs, f64(batch), input_tokens, chunk, with_draft))
+    t_one = float(prefill_time_s(wm.tables, wm.knobs, f64(input_tokens), input_tokens, chunk, with_draft))
+    return PrefillPool(workers, batch, t_batch, t_one, workers * batch / input_tokens / t_batch)
+
+
+@dataclass(frozen=True)
+class ClusterPoint:
+    """One deployment at one concurrency and draft length; seconds, tokens/s, requests/s."""
+
+    label: str
+    gpus: int
+    decode_gpus: int
+    concurrency: float
+    draft_tokens: int
+    acceptance_length: float
+    step_s: float
+    tpot_s: float
+    ttft_s: float
+    tput_per_gpu: float  # input + output tokens / s / all GPUs
+    output_tput_per_decode_gpu: float
+    decode_batch: float  # requests decoding at once, whole decode pool
+    kv_transfer_s: float = 0.0
+    prefill_rate: float = math.inf  # requests/s the prefill pool clears (aggregated: not separate)
+    demand_rate: float = 0.0  # requests/s the decode pool would take at C
+    throttled: bool = False
+    reason: str = ""
+    feasible: bool = True
+    infeasible_reason: str = ""
+
+    @property
+    def interactivity(self) -> float:
+        return 1.0 / self.tpot_s
+
+
+class ClusterCache:
+    """Per-scenario memo of what cluster points share: worker models, prefill pools, KV transfers, and the
+    decode step of each decode worker by (k, per-worker batch): xPyD shapes share their decode workers."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self.sc = sc
+        self._workers: dict[WorkerSpec, WorkerModel] = {}
+        self._pools: dict[tuple[WorkerSpec, int, bool], PrefillPool] = {}
+        self._kv: dict[tuple[WorkerSpec, bool], KvTransfer] = {}
+        self._steps: dict[tuple[WorkerSpec, int, int], float] = {}
+        self._memory: dict[tuple[WorkerSpec, int], MemoryCheck] = {}
+
+    def memory(self, w: WorkerSpec, draft_tokens: int) -> MemoryCheck:
+        if (w, draft_tokens) not in self._memory:
+            self._memory[(w, draft_tokens)] = worker_memory(self.sc, w, draft_tokens > 0, draft_tokens)
+        return self._memory[(w, draft_tokens)]
+
+    def worker(self, w: WorkerSpec) -> WorkerModel:
+        if w not in self._workers:
+            self._workers[w] = worker_model(self.sc, w)
+        return self._workers[w]
+
+    def pool(self, w: WorkerSpec, workers: int, with_draft: bool) -> PrefillPool:
+        key = (w, workers, with_draft)
+        if key not in self._pools:
+            self._pools[key] = prefill_pool(self.sc, self.worker(w), workers, self.sc.workload.mean_input_tokens,
+                                            with_draft)
+        return self._pools[key]
+
+    def kv(self, w: WorkerSpec, with_draft: bool) -> KvTransfer:
+        if (w, with_draft) not in self._kv:
+            self._kv[(w, with_draft)] = kv_transfer(self.sc, w, self.sc.workload.mean_input_tokens, with_draft)
+        return self._kv[(w, with_draft)]
+
+    def step_s(self, w: WorkerSpec, k: int, per_worker: int) -> float:
+        """Decode step of worker `w` running `per_worker` requests (its busiest DP rank at ceil(n / DP))."""
+        key = (w, k, per_worker)
+        if key not in self._steps:
+            wm = self.worker(w)
+            ctx = self.sc.workload.mean_input_tokens + self.sc.workload.mean_output_tokens / 2.0
+            b = padded_batch(per_worker, w.attention_dp)
+            self._steps[key] = float(decode_step_time_s(wm.tables, wm.knobs, f64(b), f64(k), f64(ctx)))
+        return self._steps[key]
+
+
+def _decode_tpot(cache: ClusterCache, w: WorkerSpec, workers: int, batch: float, k: int,
+                 al: float) -> tuple[float, float]:
+    """(step, TPOT) of the decode pool running `batch` requests over `workers` workers (the busiest worker
+    and its busiest DP rank set the step)."""
+    step = cache.step_s(w, k, max(1, math.ceil(batch / workers - 1e-9)))
+    return step, step / al
+
+
+def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: float, draft_tokens: int,
+                        al: float, cache: ClusterCache | None = None) -> ClusterPoint:
+    """The closed loop at concurrency C on x prefill + y decode workers (module docstring)."""
+    cache = cache or ClusterCache(sc)
+    with_draft = draft_tokens > 0
+    o_tok = sc.workload.mean_output_tokens
+    io = sc.workload.mean_input_tokens + o_tok
+    pool = cache.pool(spec.prefill, spec.prefill_workers, with_draft)
+    kv = cache.kv(spec.prefill, with_draft)
+    y = spec.decode_workers
+    step, tpot = _decode_tpot(cache, spec.decode, y, concurrency, draft_tokens, al)
+    ttft_idle = pool.one_request_s + kv.seconds + step / 2.0
+    demand = concurrency / (ttft_idle + o_tok * tpot)
+    throttled = demand > pool.requests_per_s
+    if not throttled:
+        rho = demand / pool.requests_per_s
+        ttft = ttft_idle + rho * pool.batch_s / 2.0  # arrivals wait on average half a running prefill batch
+        rate = concurrency / (ttft + o_tok * tpot)
+        batch, reason = concurrency, ""
+    else:
+        rate = pool.requests_per_s
+        batch = concurrency
+        for _ in range(FIXED_POINT_ITERATIONS):  # B = rate x O x TPOT(B), from C down
+            step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
+            new = min(concurrency, max(1.0, rate * o_tok * tpot))
+            if abs(new - batch) < 0.5:
+                batch = new
+                break
+            batch = new
+        step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
+        ttft = max(concurrency / rate - o_tok * tpot, ttft_idle)
+        reason = (f"throttled by prefill: {spec.prefill_workers} prefill worker(s) {spec.prefill.label} clear "
+                  f"{pool.requests_per_s:.2f} req/s, the decode pool at C={concurrency:g} would take "
+                  f"{demand:.2f} req/s; requests queue for prefill and {batch:.0f} of {concurrency:g} decode")
+    per_decode_worker = math.ceil(batch / y - 1e-9)
+    checks = ((spec.prefill, 1), (spec.decode, per_decode_worker))
+    bad = [cache.memory(w, draft_tokens).reason(n) for w, n in checks]
+    bad = [b for b in bad if b]
+    return ClusterPoint(
+        label=spec.label, gpus=spec.gpus, decode_gpus=spec.decode_gpus, concurrency=concurrency,
+        draft_tokens=draft_tokens, acceptance_length=al, step_s=step, tpot_s=tpot, ttft_s=ttft,
+        tput_per_gpu=rate * io / spec.gpus, output_tput_per_decode_gpu=rate * o_tok / spec.decode_gpus,
+        decode_batch=batch, kv_transfer_s=kv.seconds, prefill_rate=pool.requests_per_s, demand_rate=demand,
+        throttled=throttled, reason=reason, feasible=not bad, infeasible_reason="; ".join(bad))
+
+
+def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, draft_tokens: int,
+                     al: float, cache: ClusterCache | None = None) -> ClusterPoint:
+    """Replicas of one worker, each the single-node closed loop (prefill stalls decode) on its folded
+    tables, at C / replicas requests; the busiest DP rank runs ceil(C_r / DP) of them."""
+    wm = (cache or ClusterCache(sc)).worker(spec.worker)
+    c_rep = concurrency / spec.replicas
+    b = padded_batch(math.ceil(c_rep - 1e-9), spec.worker.attention_dp)
+    m = closed_loop_tokens(wm.tables, wm.knobs, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
+                           sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(b),
+                           f64(draft_tokens), f64(al), spec.worker.gpus)
+    scale = c_rep / b  # throughput counts the C_r real requests, not the padding
+    mem = (cache or ClusterCache(sc)).memory(spec.worker, draft_tokens)
+    reason = mem.reason(b)
+    return ClusterPoint(
+        label=spec.label, gpus=spec.gpus, decode_gpus=spec.gpus, concurrency=concurrency,
+        draft_tokens=draft_tokens, acceptance_length=al, step_s=float(m.step_s), tpot_s=float(m.tpot_s),
+        ttft_s=float(m.ttft_s), tput_per_gpu=float(m.tput_per_gpu) * scale,
+        output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * scale, decode_batch=concurrency,
+        feasible=not reason, infeasible_reason=reason)
+
+
+# ----------------------------------------------------------------------------- open search over clusters
+OPEN_PREFILL_WORKERS = (1, 2, 3, 4, 6, 8, 11, 14)  # the benchmark's recipes run ctx1..ctx14
+OPEN_DECODE_WORKERS = (1, 2, 3, 4, 5)  # gen1..gen5 in the benchmark's recipes
+OPEN_WIDE_EP = (16, 24, 32, 48, 64, 72)  # wide-EP decode widths (DEP16..DEP72), cut by EP | experts + EPLB
+# EPLB redundant experts when EP does not divide the routed experts: at least 1/8 of them, as DeepSeek-V3's
+# deployment (32 redundant of 256; the benchmark's DeepSeek R1 EP24/EP48 recipes run those 288 slots)
+EPLB_MIN_REDUNDANT_FRACTION = 1 / 8
+
+
+def _ep_worker(model_experts: list[int], width: int) -> WorkerSpec | None:
+    """DEP`width`, with EPLB redundant slots only when EP does not divide the routed experts."""
+    if all(e % width == 0 for e in model_experts):
+        return WorkerSpec(tp=width, ep=width, dp_attention=True)
+    low = math.ceil(max(model_experts) * EPLB_MIN_REDUNDANT_FRACTION)
+    for redundant in range(low, low + width):
+        if all((e + redundant) % width == 0 for e in model_experts):
+            return WorkerSpec(tp=width, ep=width, dp_attention=True, redundant_experts=redundant)
+    return None
+
+
+def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[AggregatedSpec | DisaggregatedSpec]:
+    """Deployments beyond one node within `max_gpus`: aggregated wide-EP workers (inside the scale-up
+    domain or across NICs), and xPyD with one 4-GPU (or the smallest fitting) DEP prefill worker shape and
+    TEP8 / DEP8 / wide-EP decode workers. Shapes the model or the budget rule out are left out; dense models
+    and hardware without `scale_out` figures get no shapes that need them."""
+    experts = [f.num_experts or 0 for f in sc.model.moe_ffns]
+    if not experts:
+        return []  # wide EP and xPyD are what the benchmark ran beyond a node for its MoE models only
+    ctx = {"model": sc.model, "hardware": sc.hardware, "max_gpus": max_gpus}
+    wide = [w for w in (_ep_worker(experts, n) for n in OPEN_WIDE_EP) if w is not None] if experts else []
+    node = [WorkerSpec(tp=8, ep=8 if experts else 1), WorkerSpec(tp=8, ep=8 if experts else 1, dp_attention=True)]
+    prefill = [WorkerSpec(tp=n, ep=n if experts else 1, dp_attention=bool(experts)) for n in (4, 8)]
+    out: list[AggregatedSpec | DisaggregatedSpec] = []
+    nic = sc.hardware.scale_out is not None
+    for w in wide:
+        if w.gpus <= max_gpus and (nic or not w.spans_scale_out(sc.hardware.scale_up_domain_gpus)):
+            out.append(AggregatedSpec.model_validate({"worker": w.model_dump()}, context=ctx))
+    if not nic:
+        return out  # no NIC figures: nothing crosses the scale-up domain, no KV moves between workers
+    for p in prefill:
+        if worker_memory(sc, p, True).max_concurrency < 1:
+            continue  # the weights do not fit this prefill worker
+        for d in node + wide:
+            for y in OPEN_DECODE_WORKERS if d.gpus <= 8 else (1,):
+                for x in OPEN_PREFILL_WORKERS:
+                    if x * p.gpus + y * d.gpus > max_gpus:
+                        break
+                    out.append(DisaggregatedSpec.model_validate(
+                        {"prefill": p.model_dump(), "prefill_workers": x, "decode": d.model_dump(),
+                         "decode_workers": y}, context=ctx))
+    return out
+
+
+def cluster_rows(sc: Scenario, spec: AggregatedSpec | DisaggregatedSpec, side: str, concurrencies: tuple[int, ...],
+                 draft_tokens: tuple[int, ...], al_of: dict[int, float], engine: str = "any",
+                 cache: ClusterCache | None = None) -> list[dict[str, object]]:
+    """Predicted points of one cluster deployment as rows of the evaluate.Curve columns (+ cluster ones)."""
+    rows: list[dict[str, object]] = []
+    cache = cache or ClusterCache(sc)
+    lead = spec.worker if isinstance(spec, AggregatedSpec) else spec.decode
+    for k in draft_tokens:
+        for c in concurrencies:
+            al = al_of.get(k, 1.0)
+            p = (aggregated_point(sc, spec, c, k, al, cache) if isinstance(spec, AggregatedSpec)
+                 else disaggregated_point(sc, spec, c, k, al, cache))
+            rows.append({
+                "side": side, "engine": engine, "deployment": spec.label, "tp": lead.tp, "ep": lead.ep,
+                "dp_attention": lead.dp_attention, "gpus": spec.gpus, "concurrency": c, "draft_tokens": k,
+                "acceptance_length": al, "step_ms": p.step_s * 1e3, "prefill_stall_ms": 0.0,
+                "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "interactivity": p.interactivity,
+                "tput_per_gpu": p.tput_per_gpu, "output_tput_per_gpu": p.output_tput_per_decode_gpu,
+                "feasible": p.feasible, "infeasible_reason": p.infeasible_reason, "throttled": p.throttled,
+                "throttle_reason": p.reason, "kv_transfer_ms": p.kv_transfer_s * 1e3})
+    return rows
+
+
+CLUSTER_CONCURRENCIES = tuple(2**i for i in range(14))  # 1 .. 8192: the benchmark's multi-node runs reach 7878
+
+
+def cluster_frame(sc: Scenario, side: str, max_gpus: int, acceptance_scale: float | None = None) -> pd.DataFrame:
+    """Every open cluster shape within `max_gpus` on one side (MTP: k = 1..3 within the acceptance table),
+    as a frame of evaluate.Curve columns plus `throttled`, `throttle_reason`, `kv_transfer_ms`."""
+    if side == "mtp" and not sc.has_draft:
+        return pd.DataFrame()
+    ks = (0,) if side == "off" else tuple(k for k in (1, 2, 3) if sc.acceptance and k <= sc.acceptance.max_draft_tokens)
+    al_of = {0: 1.0}
+    if sc.acceptance is not None:
+        table = al_table(sc.acceptance, acceptance_scale)
+        al_of.update({k: float(acceptance_length(table, torch.tensor([k]))[0]) for k in ks})
+    cache = ClusterCache(sc)
+    rows: list[dict[str, object]] = []
+    for spec in open_cluster_shapes(sc, max_gpus):
+        rows += cluster_rows(sc, spec, side, CLUSTER_CONCURRENCIES, ks, al_of, cache=cache)
+    return pd.DataFrame(rows)
+
+
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"  # the development workplace's ../shared
+
+
+def benchmark_cluster_frame(sc: Scenario, side: str, key: CaseKey, acceptance_scale: float | None = None,
+                            shared_dir: Path = SHARED_DIR) -> tuple[pd.DataFrame, str]:
+    """The disaggregated deployments the benchmark ran for this case (master configs' multinode entries, read
+    from `shared_dir`), evaluated at their conc-lists and draft lengths; a note says what was skipped."""
+    if not (shared_dir / "data" / "benchmark-configs").is_dir():
+        return pd.DataFrame(), "multi-node benchmark entries not read: ../shared/data/benchmark-configs is absent"
+    if sc.hardware.scale_out is None:
+        return pd.DataFrame(), f"multi-node benchmark entries not used: {sc.hardware.name} has no scale_out figures"
+    experts = {key.model: max((f.num_experts or 0) for f in sc.model.moe_ffns)} if sc.model.moe_ffns else {}
+    found, skipped = multinode_rows(shared_dir, experts)
+    mine = [r for r in found if (r.model, r.hardware, r.precision, r.workload) == tuple(key) and r.spec == side]
+    if side == "mtp" and not sc.has_draft:
+        return pd.DataFrame(), ""
+    table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance is not None else None
+    cache = ClusterCache(sc)
+    rows: list[dict[str, object]] = []
+    bad: list[str] = []
+    for r in mine:
+        k = r.draft_tokens or 0
+        al = 1.0 if k == 0 or table is None else float(acceptance_length(table, torch.tensor([k]))[0])
+        try:
+            DisaggregatedSpec.model_validate(r.deployment.model_dump(), context={"model": sc.model,
+                                                                                 "hardware": sc.hardware})
+        except ValueError as e:
+            bad.append(f"{r.source}: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}")
+            continue
+        rows += cluster_rows(sc, r.deployment, side, tuple(r.concurrencies), (k,), {k: al}, r.engine, cache)
+    note = f"{len(mine) - len(bad)} multi-node benchmark rows" + (f"; skipped: {'; '.join(bad)}" if bad else "")
+    return pd.DataFrame(rows), note if mine else ""

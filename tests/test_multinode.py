@@ -1,0 +1,243 @@
+"""Beyond one node: all-to-all, EPLB, busiest DP rank, memory under wide EP, disaggregated serving, errors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from conftest import scenario
+from simulator.batched import Case
+from simulator.disagg import (
+    aggregated_point,
+    disaggregated_point,
+    kv_transfer,
+    kv_transfer_bytes_per_request,
+    open_cluster_shapes,
+)
+from simulator.search_space import multinode_rows
+from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
+from simulator.step_cost import pass_cost
+from simulator.topology import (
+    alltoall_cost,
+    busiest_rank_requests,
+    eplb_imbalance,
+    padded_batch,
+    redundant_expert_bytes,
+    worker_memory,
+    worker_model,
+)
+
+DSR1_HIDDEN, DSR1_TOPK, DSR1_MOE_LAYERS = 7168, 8, 58
+DISPATCH = DSR1_HIDDEN * (1 + 4 / 128)  # FP8 + one fp32 scale per 128 channels = 7392 B per (token, expert)
+COMBINE = DSR1_HIDDEN * 2  # BF16 = 14336 B
+DEP16 = WorkerSpec(tp=16, ep=16, dp_attention=True)
+DEP4 = WorkerSpec(tp=4, ep=4, dp_attention=True)
+
+
+def r1(hardware: str, workload: str = "1k1k", precision: str = "fp4"):
+    return scenario("deepseek_r1", hardware, precision, workload)
+
+
+def test_alltoall_dep16_on_gb200_nvl72_by_hand() -> None:
+    """DEP16 inside one NVL72 domain: 15/16 of the pairs go over NVLink (900 GB/s x 0.7), none over a NIC."""
+    sc = r1("gb200")
+    a = alltoall_cost(64, DSR1_HIDDEN, DSR1_TOPK, 16, 16, sc.hardware, sc.knob_tensors, DSR1_MOE_LAYERS)
+    pairs = 64 * 8
+    up = pairs * (DISPATCH + COMBINE) * 15 / 16
+    assert a.over == "scale_up" and a.scale_out_bytes == 0
+    assert a.scale_up_bytes == pytest.approx(up) == pytest.approx(10_429_440)
+    assert a.bandwidth_s == pytest.approx(up / (900e9 * 0.7))  # 16.55 us
+    assert a.latency_s == pytest.approx(2 * 15e-6)  # one collective floor per phase
+    assert a.total_s == pytest.approx(58 * (16.5547e-6 + 30e-6), rel=1e-4)  # 2.70 ms per pass
+
+
+def test_alltoall_dep16_across_two_hgx_b200_nodes_by_hand() -> None:
+    """DEP16 over two 8-GPU nodes: 7/16 of the pairs over NVLink, 8/16 over the 400 Gb/s NIC (50 GB/s x 0.8),
+    the slower path per phase plus the 20 us RDMA message floor."""
+    sc = r1("b200")
+    a = alltoall_cost(64, DSR1_HIDDEN, DSR1_TOPK, 16, 8, sc.hardware, sc.knob_tensors, DSR1_MOE_LAYERS)
+    pairs = 64 * 8
+    nic = 50e9 * 0.8
+    dispatch_s = max(pairs * DISPATCH * 7 / 16 / 630e9, pairs * DISPATCH / 2 / nic)  # 47.31 us (NIC)
+    combine_s = max(pairs * COMBINE * 7 / 16 / 630e9, pairs * COMBINE / 2 / nic)  # 91.75 us (NIC)
+    assert a.over == "scale_out"
+    assert a.scale_out_bytes == pytest.approx(pairs * (DISPATCH + COMBINE) / 2) == pytest.approx(5_562_368)
+    assert a.bandwidth_s == pytest.approx(dispatch_s + combine_s)
+    assert a.layer_s == pytest.approx(dispatch_s + combine_s + 40e-6)  # 179.06 us per MoE layer
+    # the same wide group inside an NVL72 rack is ~4x cheaper per layer
+    gb = alltoall_cost(64, DSR1_HIDDEN, DSR1_TOPK, 16, 16, r1("gb200").hardware, sc.knob_tensors, 58)
+    assert a.layer_s > 3.5 * gb.layer_s
+
+
+def test_alltoall_close_to_deepep_published_ep16() -> None:
+    """Sanity against the prior's source: DeepEP V1 low-latency EP16 (2 nodes, CX7 400 Gb/s, 128 tokens, top-8,
+    hidden 7168) measured 118 us dispatch + 195 us combine = 313 us (deepseek-ai/DeepEP docs/legacy.md)."""
+    sc = r1("b200")
+    a = alltoall_cost(128, DSR1_HIDDEN, DSR1_TOPK, 16, 8, sc.hardware, sc.knob_tensors, 1)
+    assert a.layer_s == pytest.approx(313e-6, rel=0.10)
+
+
+def test_folded_pass_tables_price_the_same_alltoall() -> None:
+    """The wide-EP worker's pass tables carry exactly the all-to-all term (torch step model reuses them)."""
+    for hw, group in (("gb200", 16), ("b200", 8)):
+        sc = r1(hw)
+        wm = worker_model(sc, DEP16)
+        batch = torch.tensor(1024.0, dtype=torch.float64)
+        comm = pass_cost(wm.tables.target, wm.knobs, batch, batch, torch.tensor(1000.0)).comm_s
+        a = alltoall_cost(1024 / 16, DSR1_HIDDEN, DSR1_TOPK, 16, group, sc.hardware, sc.knob_tensors, 58)
+        assert float(comm) == pytest.approx(a.total_s, rel=1e-9)
+        assert wm.alltoall and wm.spans_scale_out == (hw == "b200")
+
+
+def test_single_node_workers_keep_the_single_node_tables() -> None:
+    sc = r1("b200")
+    dep8 = WorkerSpec(tp=8, ep=8, dp_attention=True)
+    wm = worker_model(sc, dep8)
+    base = sc.tables(dep8.deployment())
+    assert not wm.alltoall and not wm.spans_scale_out
+    assert torch.equal(wm.tables.target.comm_bytes_per_token, base.target.comm_bytes_per_token)
+    assert torch.equal(wm.knobs.collective_latency_us, sc.knob_tensors.collective_latency_us)
+
+
+def test_eplb_imbalance_and_redundant_slots() -> None:
+    assert eplb_imbalance(1.3, 0, 32) == 1.3
+    assert eplb_imbalance(1.3, 32, 32) == 1.0
+    assert eplb_imbalance(1.3, 16, 32) == pytest.approx(1.15)
+    sc = r1("gb200")
+    w = WorkerSpec(tp=24, ep=24, dp_attention=True, redundant_experts=32)
+    wm = worker_model(sc, w)
+    assert float(wm.knobs.moe_imbalance) == pytest.approx(1.0)
+    moe = wm.tables.target.moe.bool()
+    assert torch.allclose(wm.tables.target.experts_local[moe], torch.tensor(288 / 24, dtype=torch.float64))
+    # EPLB slots cost HBM: 58 layers x 32 x (3 x 7168 x 2048) FP4 (0.5625 B) experts over 24 GPUs
+    assert redundant_expert_bytes(sc.model, "fp4", w, False) == pytest.approx(
+        58 * 32 * 3 * 7168 * 2048 * 0.5625 / 24)
+
+
+def test_busiest_dp_rank_runs_ceil_c_over_dp() -> None:
+    """The benchmark's c = 180 on DEP32: the busiest rank holds ceil(180 / 32) = 6 requests."""
+    assert busiest_rank_requests(180, 32) == 6 and padded_batch(180, 32) == 192
+    sc = r1("gb200")
+    spec = AggregatedSpec(worker=WorkerSpec(tp=32, ep=32, dp_attention=True))
+    p180, p192 = (aggregated_point(sc, spec, c, 0, 1.0) for c in (180, 192))
+    assert p180.tpot_s == pytest.approx(p192.tpot_s)  # the step waits for the busiest rank
+    assert p180.tput_per_gpu == pytest.approx(p192.tput_per_gpu * 180 / 192, rel=1e-3)
+
+
+def test_memory_under_wide_ep() -> None:
+    """Experts spread over EP ranks: per-GPU weights fall with EP; KV per DP rank: capacity = per rank x DP."""
+    sc = r1("gb200")
+    m8 = worker_memory(sc, WorkerSpec(tp=8, ep=8, dp_attention=True), False)
+    m16 = worker_memory(sc, DEP16, False)
+    assert m16.weights_gb < m8.weights_gb
+    per_rank = math.floor((m16.capacity_gb - m16.weights_gb) / m16.cache_gb_per_request)
+    assert m16.max_concurrency == per_rank * 16
+
+
+def test_kv_transfer_bytes_per_request_by_hand() -> None:
+    """DeepSeek R1: MLA latent 512 + rope 64 = 576 values per layer per token, FP8 KV (1 B): 61 layers, plus
+    the MTP layer's own cache when speculating; mean ISL of 1k/1k = 921.6 tokens."""
+    sc = r1("b200")
+    assert kv_transfer_bytes_per_request(sc, 921.6, False) == pytest.approx(61 * 576 * 921.6)  # 32.4 MB
+    assert kv_transfer_bytes_per_request(sc, 921.6, True) == pytest.approx(62 * 576 * 921.6)
+    assert kv_transfer_bytes_per_request(r1("h200", precision="bf16"), 921.6, False) == pytest.approx(
+        61 * 576 * 2 * 921.6)
+    kv = kv_transfer(sc, DEP4, 921.6, False)  # DP-attention prefill: one rank's NIC carries the request
+    assert kv.lanes == 1 and kv.seconds == pytest.approx(20e-6 + 61 * 576 * 921.6 / 40e9)
+    assert kv_transfer(sc, WorkerSpec(tp=8, ep=8), 921.6, False).lanes == 8
+
+
+def test_gpus_counted_as_the_methodology_says() -> None:
+    spec = parse_xpyd("7P1D-DEP16", prefill=DEP4)
+    assert (spec.prefill_gpus, spec.decode_gpus, spec.gpus) == (28, 16, 44)
+    assert parse_xpyd("1P4D", prefill=WorkerSpec(tp=8, ep=8)).gpus == 40
+    assert AggregatedSpec(worker=WorkerSpec(tp=8, ep=8), replicas=4).gpus == 32  # TEP8 x 4 replicas
+    sc = r1("b200", "8k1k")
+    p = disaggregated_point(sc, spec, 256, 0, 1.0)
+    rate = p.output_tput_per_decode_gpu * 16 / sc.workload.mean_output_tokens
+    io = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
+    assert p.tput_per_gpu == pytest.approx(rate * io / 44)  # all 44 GPUs of both pools
+
+
+def test_too_few_prefill_workers_throttle_the_loop_and_say_so() -> None:
+    sc = r1("b200", "8k1k")
+    few = parse_xpyd("1P1D-DEP16", prefill=DEP4)
+    many = parse_xpyd("7P1D-DEP16", prefill=DEP4)
+    p_few, p_many = (disaggregated_point(sc, s, 512, 0, 1.0) for s in (few, many))
+    assert p_few.throttled and "throttled by prefill" in p_few.reason and "1 prefill worker" in p_few.reason
+    assert not p_many.throttled and p_many.reason == ""
+    # throttled: the loop runs at the prefill pool's rate, the decode batch shrinks, TTFT holds the queue
+    io = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
+    assert p_few.tput_per_gpu == pytest.approx(p_few.prefill_rate * io / few.gpus)
+    assert p_few.decode_batch < 512 and p_few.ttft_s > 10 * p_many.ttft_s
+    assert p_few.demand_rate > p_few.prefill_rate
+    # more prefill workers never lower the request rate
+    assert p_many.tput_per_gpu * many.gpus > p_few.tput_per_gpu * few.gpus
+
+
+def test_disaggregated_decode_has_no_prefill_stall() -> None:
+    """Same worker: the decode pool's TPOT is the bare step; aggregated the prefill stall is added."""
+    sc = r1("gb200")
+    disagg = disaggregated_point(sc, parse_xpyd("7P1D-DEP16", prefill=DEP4), 256, 0, 1.0)
+    agg = aggregated_point(sc, AggregatedSpec(worker=DEP16), 256, 0, 1.0)
+    assert disagg.tpot_s < agg.tpot_s
+    assert disagg.ttft_s > disagg.kv_transfer_s > 0
+
+
+def test_named_errors() -> None:
+    m, hw = r1("b200").model, r1("b200").hardware
+    ctx = {"model": m, "hardware": hw, "max_gpus": 72}
+    with pytest.raises(ValidationError, match="max_gpus") as e:
+        DisaggregatedSpec.model_validate({"prefill": {"tp": 8, "ep": 8}, "prefill_workers": 9,
+                                          "decode": {"tp": 16, "ep": 16, "dp_attention": True},
+                                          "decode_workers": 1}, context=ctx)
+    assert "88 GPUs" in str(e.value)
+    with pytest.raises(ValidationError, match="ep: ep=24 does not divide the 256 routed") as e:
+        AggregatedSpec.model_validate({"worker": {"tp": 24, "ep": 24, "dp_attention": True}}, context=ctx)
+    assert e.value.errors()[0]["loc"][0] == "worker"
+    ok = AggregatedSpec.model_validate(
+        {"worker": {"tp": 24, "ep": 24, "dp_attention": True, "redundant_experts": 32}}, context=ctx)
+    assert ok.gpus == 24 and ok.worker.label == "DEP24-EPLB32"
+    with pytest.raises(ValidationError, match="scale_up_gpus: a scale-up group of 16 GPUs is larger") as e:
+        DisaggregatedSpec.model_validate({"prefill": {"tp": 8}, "prefill_workers": 1,
+                                          "decode": {"tp": 16, "ep": 16, "scale_up_gpus": 16},
+                                          "decode_workers": 1}, context=ctx)
+    assert e.value.errors()[0]["loc"][0] == "decode"
+    gb = {"model": m, "hardware": r1("gb200").hardware}
+    assert WorkerSpec.model_validate({"tp": 16, "ep": 16, "scale_up_gpus": 16}, context=gb).gpus == 16
+    with pytest.raises(ValueError, match="not of the form"):
+        parse_xpyd("7x1", prefill=DEP4)
+
+
+def test_the_sweep_kernel_refuses_multi_node_deployments() -> None:
+    """The batched lowering (Triton kernel and its torch reference) would miss the all-to-all: it must say so."""
+    sc = r1("gb200")
+    Case(sc, DEP16.deployment().model_copy(update={"tp": 8, "ep": 8}))  # one node: fine
+    with pytest.raises(ValueError, match="sweep kernel does not price multi-node"):
+        Case(sc, DEP16.deployment())
+
+
+def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:
+    rows, skipped = multinode_rows(shared_dir, {"deepseek_r1": 256, "deepseek_v4_pro": 384})
+    r1_gb200 = [r for r in rows if (r.model, r.hardware, r.precision) == ("deepseek_r1", "gb200", "fp4")]
+    assert r1_gb200 and all(r.workload == "8k1k" for r in r1_gb200)
+    # a recipe named ..._mtp1.yaml with eplb256 (256 slots = no redundant experts) on DEP16
+    dep16 = [r for r in r1_gb200 if r.deployment.decode.label == "DEP16" and r.spec == "mtp"]
+    assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
+    assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
+    assert any("0 decode workers" in s for s in skipped)
+
+
+def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
+    assert open_cluster_shapes(scenario("llama3_3_70b", "h200", "fp8"), 72) == []  # dense: none
+    sc = r1("gb200")
+    shapes = open_cluster_shapes(sc, 72)
+    assert shapes and all(s.gpus <= 72 for s in shapes)
+    assert any(isinstance(s, DisaggregatedSpec) for s in shapes)
+    no_nic = sc.model_copy(update={"hardware": sc.hardware.model_copy(update={"scale_out": None})})
+    left = open_cluster_shapes(no_nic, 72)
+    assert left and all(isinstance(s, AggregatedSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only

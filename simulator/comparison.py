@@ -148,7 +148,7 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
         if search == "open" and max_gpus is not None and max_gpus > NODE_GPUS:
             extra = cluster_frame(sc, side, max_gpus, acceptance_scale)
             frame = pd.concat([frame, extra], ignore_index=True) if not extra.empty else frame
-        elif search == "benchmark":
+        elif search == "benchmark" and max_gpus is not None and max_gpus > NODE_GPUS:
             extra, more = benchmark_cluster_frame(sc, side, key, acceptance_scale)
             if not extra.empty:
                 frame = pd.concat([frame, extra], ignore_index=True) if not frame.empty else extra

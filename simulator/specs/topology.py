@@ -54,7 +54,7 @@ def _ctx(info: ValidationInfo) -> dict[str, Any]:
     return info.context or {}
 
 
-class WorkerSpec(Frozen):
+class WorkerSpec(DeploymentSpec):
     """One engine instance: tp x pp GPUs (EP and DP-attention reuse them), possibly beyond one node.
 
     `redundant_experts`: EPLB's extra expert slots per MoE layer (replicas of hot experts), so EP must divide
@@ -62,20 +62,8 @@ class WorkerSpec(Frozen):
     `scale_up_gpus`: GPUs of the worker inside one scale-up domain (None: as many as the domain holds).
     """
 
-    tp: int = Field(ge=1, le=1024)
-    ep: int = Field(default=1, ge=1, le=1024)
-    dp_attention: bool = False
-    pp: int = Field(default=1, ge=1, le=1)
     redundant_experts: int = Field(default=0, ge=0, le=4096)
     scale_up_gpus: int | None = Field(default=None, ge=1, le=1024)
-
-    @property
-    def gpus(self) -> int:
-        return self.tp * self.pp
-
-    @property
-    def attention_dp(self) -> int:
-        return self.tp if self.dp_attention else 1
 
     @property
     def label(self) -> str:

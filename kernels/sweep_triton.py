@@ -49,12 +49,13 @@ TRITON_BYTES_PER_POINT = 8 * (len(OUTPUTS) + 14)  # kernel outputs + binning tem
 KERNEL_READS: dict[str, tuple[str, ...]] = {
     "op": ("flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
            "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
-           "bytes_per_request", "peak_flops", "dp_sharded", "moe"),
+           "bytes_per_request", "peak_flops", "dp_sharded", "imbalance_weight"),
     "pass": ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s", "hbm_bytes_s",
-             "logits_bytes_per_token", "logits_comm_bytes_per_token"),
+             "logits_bytes_per_token", "logits_comm_bytes_per_token", "scale_out"),
     "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
              "collective_latency_us", "step_latency_us", "moe_imbalance", "draft_pass_latency_us",
-             "eager_layer_pass_latency_us", "request_overhead_us"),
+             "eager_layer_pass_latency_us", "request_overhead_us", "scale_out_latency_us",
+             "scale_out_bandwidth_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
                "graph_counts_tokens"),
@@ -96,18 +97,32 @@ def bytes_per_point(batch: CaseBatch, backend: str) -> int:
 if triton is not None:
 
     @triton.jit
+    def _busiest_share(requests, attn_dp):
+        """step_cost.busiest_rank_share: ceil(n / DP) of n requests on the busiest DP rank, at most all."""
+        n = tl.maximum(requests, 1.0)
+        return tl.minimum(tl.ceil(n / attn_dp - 1e-9) / n, 1.0)
+
+    @triton.jit
+    def _link(q, mask, link_f, coll_us, so_f, so_us, PASS: tl.constexpr):
+        """step_cost.link_knobs: the pass's collectives at the scale-up or, crossing the NICs, scale-out knobs."""
+        s = tl.load(q + PASS.scale_out, mask=mask, other=0.0)
+        return link_f + s * (so_f - link_f), coll_us + s * (so_us - coll_us)
+
+    @triton.jit
     def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                eager, eager_us, OP: tl.constexpr, PASS: tl.constexpr):
+                eager, eager_us, so_f, so_us, OP: tl.constexpr, PASS: tl.constexpr):
         """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows (field f of operator j
         at p + f n_ops + j), q -> its pass scalars; OP, PASS: the fields' positions. `layer_us`: the floor per
-        layer pass; `eager` = 1: no CUDA graph, the pass takes max(GPU time, layers x `eager_us`)."""
+        layer pass; `eager` = 1: no CUDA graph, the pass takes max(GPU time, layers x `eager_us`); `so_f`,
+        `so_us`: the scale-out knobs (the pass's `scale_out` picks them over `link_f`, `coll_us`)."""
+        link_f, coll_us = _link(q, mask, link_f, coll_us, so_f, so_us, PASS)
         attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
         comm_per_token = tl.load(q + PASS.comm_bytes_per_token, mask=mask, other=0.0)
         collectives = tl.load(q + PASS.collectives, mask=mask, other=0.0)
         layer_passes = tl.load(q + PASS.layer_passes, mask=mask, other=0.0)
         link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
         hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
-        share = tl.maximum(1.0 / attn_dp, 1.0 / tl.maximum(requests, 1.0))
+        share = _busiest_share(requests, attn_dp)
         total = tl.full(tokens.shape, 0.0, tl.float64)
         for j in range(n_ops):
             r = p + j
@@ -125,12 +140,12 @@ if triton is not None:
             per_request = tl.load(r + OP.bytes_per_request * n_ops, mask=mask, other=0.0)
             peak = tl.load(r + OP.peak_flops * n_ops, mask=mask, other=1.0)
             dp = tl.load(r + OP.dp_sharded * n_ops, mask=mask, other=0.0)
-            moe = tl.load(r + OP.moe * n_ops, mask=mask, other=0.0)
+            imb_w = tl.load(r + OP.imbalance_weight * n_ops, mask=mask, other=0.0)
             rank = dp * share + (1.0 - dp)
             tok = tokens * rank
             req = requests * rank
             ctx = tl.minimum(ctx_scale * context + ctx_offset, ctx_cap)
-            flops = (fpt * tok + fpt_ctx * tok * ctx) * (1.0 + moe * (imb - 1.0))
+            flops = (fpt * tok + fpt_ctx * tok * ctx) * (1.0 + imb_w * (imb - 1.0))
             touched = experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route)))  # moe.expected_experts_touched
             nbytes = weight_bytes + expert_bytes * touched + per_token * tok + per_request_ctx * req * ctx \
                 + per_request * req
@@ -140,14 +155,15 @@ if triton is not None:
         return gpu_s + eager * tl.maximum(layer_passes * eager_us * 1e-6 - gpu_s, 0.0)
 
     @triton.jit
-    def _sampling_s(q, mask, requests, positions, hbm_f, link_f, PASS: tl.constexpr):
+    def _sampling_s(q, mask, requests, positions, hbm_f, link_f, so_f, PASS: tl.constexpr):
         """speculative.sampling_time_s: vocabulary-wide logits of `positions` rows (busiest DP rank's share)."""
+        link_f, _ = _link(q, mask, link_f, 0.0, so_f, 0.0, PASS)
         attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
         link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
         hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
         logits = tl.load(q + PASS.logits_bytes_per_token, mask=mask, other=0.0)
         logits_comm = tl.load(q + PASS.logits_comm_bytes_per_token, mask=mask, other=0.0)
-        rows = positions * tl.maximum(1.0 / attn_dp, 1.0 / tl.maximum(requests, 1.0))
+        rows = positions * _busiest_share(requests, attn_dp)
         return rows * logits / (hbm * hbm_f) + rows * logits_comm / (link * link_f)
 
     @triton.jit(do_not_specialize=["start", "n_points"])
@@ -186,6 +202,8 @@ if triton is not None:
         draft_us = tl.load(knob + KNOB.draft_pass_latency_us, mask=mask, other=0.0)
         eager_us = tl.load(knob + KNOB.eager_layer_pass_latency_us, mask=mask, other=0.0)
         request_us = tl.load(knob + KNOB.request_overhead_us, mask=mask, other=0.0)
+        so_us = tl.load(knob + KNOB.scale_out_latency_us, mask=mask, other=0.0)
+        so_f = tl.load(knob + KNOB.scale_out_bandwidth_fraction, mask=mask, other=1.0)
         n_in = tl.load(scalar + SCALAR.input_tokens, mask=mask, other=1.0)
         n_out = tl.load(scalar + SCALAR.output_tokens, mask=mask, other=1.0)
         chunk = tl.load(scalar + SCALAR.prefill_chunk_tokens, mask=mask, other=1.0)
@@ -215,9 +233,9 @@ if triton is not None:
         p_ctx = n_in / 2.0
         prefill = n_chunks * (
             _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
-                    imb, 0.0, eager_us, OP, PASS)
+                    imb, 0.0, eager_us, so_f, so_us, OP, PASS)
             + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, draft_us,
-                             coll_us, imb, 0.0, eager_us, OP, PASS)
+                             coll_us, imb, 0.0, eager_us, so_f, so_us, OP, PASS)
             + step_lat)
         # speculative.decode_step_terms: verify over B (k + 1) (+ chunked prompt tokens), draft extend over
         # B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager above the CUDA-graph limit
@@ -227,13 +245,13 @@ if triton is not None:
         positions = b * (k + 1.0)
         tokens = positions + chunked * arrivals * n_in
         step = _pass_s(tgt, tgt_q, n_ops, mask, b, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                       eager, eager_us, OP, PASS) \
+                       eager, eager_us, so_f, so_us, OP, PASS) \
             + spec * _pass_s(drf, drf_q, n_ops, mask, b, positions, ctx, hbm_f, compute_f, link_f, draft_us, coll_us,
-                             imb, eager, eager_us, OP, PASS) \
+                             imb, eager, eager_us, so_f, so_us, OP, PASS) \
             + tl.maximum(k - 1.0, 0.0) * _pass_s(drf, drf_q, n_ops, mask, b, b, ctx, hbm_f, compute_f, link_f,
-                                                 draft_us, coll_us, imb, eager, eager_us, OP, PASS) \
-            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, PASS) \
-            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, PASS) \
+                                                 draft_us, coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
+            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, so_f, PASS) \
+            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, so_f, PASS) \
             + spec * b * request_us * 1e-6 + step_lat
         stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
         wait = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0), prefill)

@@ -32,7 +32,7 @@ from simulator.specs import DeploymentSpec
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
 from simulator.specs.vocabulary import CaseKey
 from simulator.speculative import decode_step_time_s, prefill_time_s
-from simulator.topology import WorkerModel, padded_batch, worker_memory, worker_model
+from simulator.topology import WorkerModel, worker_memory, worker_model
 
 FIXED_POINT_ITERATIONS = 40  # the throttled decode batch B = rate x O x TPOT(B) converges in a few
 
@@ -66,7 +66,9 @@ def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_dra
         raise ValueError(f"{sc.hardware.name} has no scale_out spec: cannot move KV between workers")
     b = kv_transfer_bytes_per_request(sc, input_tokens, with_draft)
     lanes = 1 if prefill.dp_attention else prefill.tp
-    return KvTransfer(b, lanes, so.message_latency_us * 1e-6 + b / (lanes * so.bytes_per_s * so.bandwidth_fraction))
+    k = sc.knob_tensors
+    seconds = float(k.scale_out_latency_us) * 1e-6 + b / (lanes * so.bytes_per_s * float(k.scale_out_bandwidth_fraction))
+    return KvTransfer(b, lanes, seconds)
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,9 @@ def prefill_pool(sc: Scenario, wm: WorkerModel, workers: int, input_tokens: floa
     dp = wm.worker.attention_dp
     batch = dp * max(float(input_tokens), float(sc.serving.prefill_chunk_tokens))
     chunk = f64(batch)
-    t_batch = float(prefill_time_s(wm.tables, wm.knobs, f64(batch), input_tokens, chunk, with_draft))
-    t_one = float(prefill_time_s(wm.tables, wm.knobs, f64(input_tokens), input_tokens, chunk, with_draft))
+    knobs = sc.knob_tensors
+    t_batch = float(prefill_time_s(wm.tables, knobs, f64(batch), input_tokens, chunk, with_draft))
+    t_one = float(prefill_time_s(wm.tables, knobs, f64(input_tokens), input_tokens, chunk, with_draft))
     return PrefillPool(workers, batch, t_batch, t_one, workers * batch / input_tokens / t_batch)
 
 
@@ -156,8 +159,9 @@ class ClusterCache:
         if key not in self._steps:
             wm = self.worker(w)
             ctx = self.sc.workload.mean_input_tokens + self.sc.workload.mean_output_tokens / 2.0
-            b = padded_batch(per_worker, w.attention_dp)
-            self._steps[key] = float(decode_step_time_s(wm.tables, wm.knobs, f64(b), f64(k), f64(ctx)))
+            # the busiest DP rank's ceil(n / DP) requests: step_cost.busiest_rank_share
+            self._steps[key] = float(decode_step_time_s(wm.tables, self.sc.knob_tensors, f64(per_worker), f64(k),
+                                                        f64(ctx)))
         return self._steps[key]
 
 
@@ -220,14 +224,13 @@ def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, dra
     """Replicas of one worker, each the single-node closed loop (prefill stalls decode) on its folded
     tables, at C / replicas requests; the busiest DP rank runs ceil(C_r / DP) of them."""
     wm = (cache or ClusterCache(sc)).worker(spec.worker)
-    c_rep = concurrency / spec.replicas
-    b = padded_batch(math.ceil(c_rep - 1e-9), spec.worker.attention_dp)
-    m = closed_loop_tokens(wm.tables, wm.knobs, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
-                           sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(b),
+    c_rep = math.ceil(concurrency / spec.replicas - 1e-9)
+    m = closed_loop_tokens(wm.tables, sc.knob_tensors, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
+                           sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(c_rep),
                            f64(draft_tokens), f64(al), spec.worker.gpus)
-    scale = c_rep / b  # throughput counts the C_r real requests, not the padding
+    scale = concurrency / spec.replicas / c_rep  # throughput counts the real requests of the busiest replica
     mem = (cache or ClusterCache(sc)).memory(spec.worker, draft_tokens)
-    reason = mem.reason(b)
+    reason = mem.reason(c_rep)
     return ClusterPoint(
         label=spec.label, gpus=spec.gpus, decode_gpus=spec.gpus, concurrency=concurrency,
         draft_tokens=draft_tokens, acceptance_length=al, step_s=float(m.step_s), tpot_s=float(m.tpot_s),

@@ -24,6 +24,8 @@ class KnobTensors:
     draft_pass_latency_us: torch.Tensor
     eager_layer_pass_latency_us: torch.Tensor
     request_overhead_us: torch.Tensor
+    scale_out_latency_us: torch.Tensor
+    scale_out_bandwidth_fraction: torch.Tensor
 
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:

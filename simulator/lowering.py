@@ -27,17 +27,20 @@ LOGIT_PASSES = 2.0
 OP_FIELDS = (
     "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
     "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
-    "bytes_per_request", "peak_flops", "dp_sharded", "moe",
+    "bytes_per_request", "peak_flops", "dp_sharded", "imbalance_weight",
 )
 PASS_FIELDS = ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
-               "hbm_bytes_s", "logits_bytes_per_token", "logits_comm_bytes_per_token")
+               "hbm_bytes_s", "logits_bytes_per_token", "logits_comm_bytes_per_token", "scale_out")
 
 
 @dataclass(frozen=True)
 class PassTable:
     """Per-GPU coefficients of one forward pass. Operator fields have shape [..., n_ops], pass fields [...].
 
-    Units: FLOPs, bytes, FLOP/s, bytes/s, tokens. `dp_sharded` and `moe` are 0/1 masks.
+    Units: FLOPs, bytes, FLOP/s, bytes/s, tokens. `dp_sharded` is a 0/1 mask; `imbalance_weight` is the share
+    of the `moe_imbalance` skew an operator sees (1 for routed experts, less under EPLB redundant slots,
+    topology.eplb_residual; 0 elsewhere). `scale_out` = 1: the pass's collectives cross the NICs and run at
+    the scale-out knobs (step_cost.link_knobs), 0: over the scale-up link.
     """
 
     names: tuple[str, ...]
@@ -55,7 +58,7 @@ class PassTable:
     bytes_per_request: torch.Tensor
     peak_flops: torch.Tensor
     dp_sharded: torch.Tensor
-    moe: torch.Tensor
+    imbalance_weight: torch.Tensor
     attention_dp: torch.Tensor
     comm_bytes_per_token: torch.Tensor
     collectives: torch.Tensor
@@ -64,6 +67,7 @@ class PassTable:
     hbm_bytes_s: torch.Tensor
     logits_bytes_per_token: torch.Tensor  # HBM bytes to sample one position (per GPU), see LOGIT_PASSES
     logits_comm_bytes_per_token: torch.Tensor  # all-gather bytes of one position's vocab-parallel logits
+    scale_out: torch.Tensor  # 1: collectives over the NICs (scale-out knobs), 0: over the scale-up link
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
         row["route_prob"] = op.experts_per_token / op.num_experts
         row["flops_per_token"] = n * 2 * op.active_params / dep.tp
         row["bytes_per_token"] = n * io_bytes * op.experts_per_token / dep.tp
-        row["moe"] = 1.0
+        row["imbalance_weight"] = 1.0
         return row
     split = {"attention": dep.attention_tp, "tp": dep.tp, "none": 1}[op.shard]
     row["weight_bytes"] = n * op.params * wbytes / split
@@ -147,6 +151,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
         collectives=scalar(collectives), layer_passes=scalar(layer_passes),
         link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),
         logits_bytes_per_token=scalar(logits_bytes), logits_comm_bytes_per_token=scalar(logits_comm),
+        scale_out=scalar(0.0),
     )
 
 

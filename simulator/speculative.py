@@ -21,7 +21,7 @@ import torch
 
 from simulator.knobs import KnobTensors
 from simulator.lowering import PassTable
-from simulator.step_cost import PassCost, pass_cost
+from simulator.step_cost import PassCost, busiest_rank_share, link_knobs, pass_cost
 
 INF = float("inf")
 
@@ -65,10 +65,10 @@ def runs_eager(batch: torch.Tensor, draft_tokens: torch.Tensor, attention_dp: to
 def sampling_time_s(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Seconds to gather and sample `positions` vocabulary-wide logit rows of `requests` requests (lowering.
     LOGIT_PASSES): HBM bytes on the busiest attention-DP rank plus the TP all-gather of the logits."""
-    share = torch.maximum(1.0 / t.attention_dp, 1.0 / torch.clamp(requests, min=1.0))
-    rows = positions * share
+    rows = positions * busiest_rank_share(requests, t.attention_dp)
+    link_f, _ = link_knobs(t, knobs)
     return (rows * t.logits_bytes_per_token / (t.hbm_bytes_s * knobs.hbm_bandwidth_fraction)
-            + rows * t.logits_comm_bytes_per_token / (t.link_bytes_s * knobs.link_bandwidth_fraction))
+            + rows * t.logits_comm_bytes_per_token / (t.link_bytes_s * link_f))
 
 
 def _no_draft(tables: StepTables, k: torch.Tensor) -> None:

@@ -43,24 +43,42 @@ class PassCost:
         return self.gpu_s + self.eager_s
 
 
+def busiest_rank_share(requests: torch.Tensor, attention_dp: torch.Tensor) -> torch.Tensor:
+    """Share of a pass's requests on its busiest DP-attention rank: ceil(n / DP) of n requests (a count DP
+    does not divide runs its busiest rank one request fuller, the benchmark's c = 180 on DEP32), the whole
+    pass below one request. 1 / DP when DP divides n."""
+    n = torch.clamp(torch.as_tensor(requests, dtype=torch.float64), min=1.0)
+    return torch.clamp(torch.ceil(n / attention_dp - 1e-9) / n, max=1.0)
+
+
+def link_knobs(t: PassTable, knobs: KnobTensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """(achieved fraction of `link_bytes_s`, latency per collective in us) of the pass's collectives: the
+    scale-up knobs, or the scale-out (NIC) knobs where the pass's collectives cross the NICs."""
+    s = t.scale_out
+    fraction = knobs.link_bandwidth_fraction + s * (knobs.scale_out_bandwidth_fraction - knobs.link_bandwidth_fraction)
+    latency = knobs.collective_latency_us + s * (knobs.scale_out_latency_us - knobs.collective_latency_us)
+    return fraction, latency
+
+
 def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: torch.Tensor,
               context: torch.Tensor, layer_latency_us: torch.Tensor | None = None,
               eager: torch.Tensor | float = 0.0) -> PassCost:
     """Cost of a pass over `tokens` tokens from `requests` requests at mean context `context` tokens.
 
-    Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests; MoE experts
+    Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests (ceil(n / DP) of n,
+    `busiest_rank_share`); MoE experts
     see all tokens (gathered), touching the expected number of distinct local experts. The latency floor
     is `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
     without CUDA graphs; the host issues each layer in `eager_layer_pass_latency_us` while the GPU works
     asynchronously, so the pass takes max(GPU time, launch time) (never less than under graphs).
     """
     requests, tokens, context = (torch.as_tensor(x, dtype=torch.float64) for x in (requests, tokens, context))
-    share = torch.maximum(1.0 / t.attention_dp, 1.0 / torch.clamp(requests, min=1.0))
+    share = busiest_rank_share(requests, t.attention_dp)
     rank = (t.dp_sharded * share[..., None] + (1.0 - t.dp_sharded))  # [..., n_ops]
     tok = tokens[..., None] * rank
     req = requests[..., None] * rank
     ctx = torch.minimum(t.ctx_scale * context[..., None] + t.ctx_offset, t.ctx_cap)
-    imbalance = 1.0 + t.moe * (knobs.moe_imbalance[..., None] - 1.0)
+    imbalance = 1.0 + t.imbalance_weight * (knobs.moe_imbalance[..., None] - 1.0)
     flops = (t.flops_per_token * tok + t.flops_per_token_ctx * tok * ctx) * imbalance
     touched = expected_experts_touched(t.experts_local, t.route_prob, tokens[..., None])
     hbm = t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None]
@@ -69,8 +87,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     activation_s = t.bytes_per_token * tok / hbm
     compute_s = flops / (t.peak_flops * knobs.compute_fraction[..., None])
     memory_s = weight_s + kv_s + activation_s
-    comm_s = (t.comm_bytes_per_token * tokens / (t.link_bytes_s * knobs.link_bandwidth_fraction)
-              + t.collectives * knobs.collective_latency_us * 1e-6)
+    link_f, coll_us = link_knobs(t, knobs)
+    comm_s = t.comm_bytes_per_token * tokens / (t.link_bytes_s * link_f) + t.collectives * coll_us * 1e-6
     floor_us = knobs.layer_pass_latency_us if layer_latency_us is None else layer_latency_us
     latency_s = t.layer_passes * floor_us * 1e-6
     operator_s = torch.maximum(compute_s, memory_s)

@@ -17,7 +17,6 @@ collectives cross the NICs runs them with the scale-out knobs (message latency, 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -28,7 +27,7 @@ from simulator.memory import MemoryCheck, check_memory
 from simulator.operators import OpDef, draft_ops, target_ops
 from simulator.scenario import Scenario
 from simulator.specs import HardwareSpec, ModelSpec, Precision
-from simulator.specs.topology import NODE_GPUS, ScaleOutSpec, WorkerSpec
+from simulator.specs.topology import NODE_GPUS, WorkerSpec
 from simulator.speculative import StepTables
 
 # DeepEP low-latency dispatch sends FP8 values with one FP32 scale per 128 channels; combine returns BF16
@@ -72,8 +71,9 @@ def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, e
     """Dispatch + combine of `tokens_per_rank` tokens per EP rank, `experts_per_token` routed experts each.
 
     Scale-up path: the GPU's scale-up bandwidth x `link_bandwidth_fraction`, latency `collective_latency_us`
-    per phase. Scale-out path: the NIC line rate x its `bandwidth_fraction`, latency `message_latency_us` per
-    phase (specs/topology.py priors from DeepEP). A group inside one domain never touches the NIC.
+    per phase. Scale-out path: the NIC line rate x `scale_out_bandwidth_fraction`, latency
+    `scale_out_latency_us` per phase (priors from DeepEP, specs/topology.py). A group inside one domain never
+    touches the NIC.
     """
     up_frac, out_frac = pair_fractions(ep, group_gpus)
     so = hw.scale_out
@@ -89,8 +89,8 @@ def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, e
         up_bytes, out_bytes = up_bytes + up, out_bytes + out
         if out_frac > 0:
             assert so is not None
-            bw_s += max(up / up_bw, out / (so.bytes_per_s * so.bandwidth_fraction))
-            lat_s += so.message_latency_us * 1e-6
+            bw_s += max(up / up_bw, out / (so.bytes_per_s * float(knobs.scale_out_bandwidth_fraction)))
+            lat_s += float(knobs.scale_out_latency_us) * 1e-6
         else:
             bw_s += up / up_bw
             lat_s += float(knobs.collective_latency_us) * 1e-6 if ep > 1 else 0.0
@@ -98,27 +98,20 @@ def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, e
                         moe_layers)
 
 
-def eplb_imbalance(imbalance: float, redundant_experts: int, ep: int) -> float:
-    """Busiest-rank load factor of the routed experts after EPLB.
+def eplb_residual(redundant_experts: int, ep: int) -> float:
+    """Share of the routed experts' busiest-rank skew that EPLB leaves (the op's `imbalance_weight`).
 
     Without redundant slots the measured skew (`moe_imbalance`, 1.2-1.5x, reference/serving-model.md) stays.
     EPLB replicates hot experts into the redundant slots and places them to even out the ranks; with one
     slot per rank (R >= EP, DeepSeek-V3's deployment: 32 redundant experts over EP32 in prefill) we take the
     static skew as balanced, with fewer slots a proportional share of it. Routing noise is not modelled.
     """
-    residual = 1.0 - min(redundant_experts, ep) / ep
-    return 1.0 + (imbalance - 1.0) * residual
+    return 1.0 - min(redundant_experts, ep) / ep
 
 
-def busiest_rank_requests(concurrency: float, attention_dp: int) -> int:
-    """A concurrency that DP-attention does not divide runs its busiest rank at ceil(C / DP) requests."""
-    return int(math.ceil(concurrency / attention_dp))
-
-
-def padded_batch(concurrency: float, attention_dp: int) -> int:
-    """The batch whose pass costs what C requests cost on DP ranks: DP x ceil(C / DP) (the step waits for
-    the busiest rank; MoE sees at most DP - 1 phantom tokens)."""
-    return attention_dp * busiest_rank_requests(concurrency, attention_dp)
+def eplb_imbalance(imbalance: float, redundant_experts: int, ep: int) -> float:
+    """Busiest-rank load factor of the routed experts after EPLB: 1 + (imbalance - 1) x `eplb_residual`."""
+    return 1.0 + (imbalance - 1.0) * eplb_residual(redundant_experts, ep)
 
 
 def uses_alltoall(worker: WorkerSpec) -> bool:
@@ -135,13 +128,6 @@ def routed_experts_per_token(model: ModelSpec) -> int:
     return max((f.experts_per_token or 0) for f in model.moe_ffns) if model.moe_ffns else 0
 
 
-def scale_out_knobs(knobs: KnobTensors, so: ScaleOutSpec) -> KnobTensors:
-    """The knobs a pass whose collectives all cross the NICs runs with: the NIC's latency and fraction."""
-    f64 = torch.float64
-    return replace(knobs, collective_latency_us=torch.tensor(so.message_latency_us, dtype=f64),
-                   link_bandwidth_fraction=torch.tensor(so.bandwidth_fraction, dtype=f64))
-
-
 def _fold(t: PassTable, model: ModelSpec, hw: HardwareSpec, worker: WorkerSpec, ops: list[OpDef]) -> PassTable:
     """The pass table of a wide-EP or node-spanning worker (per-GPU coefficients as lowering defines them)."""
     f64 = torch.float64
@@ -149,12 +135,15 @@ def _fold(t: PassTable, model: ModelSpec, hw: HardwareSpec, worker: WorkerSpec, 
     spans = worker.spans_scale_out(hw.scale_up_domain_gpus)
     out = t
     if worker.redundant_experts:
-        local, prob = [], []
+        local, prob, weight = [], [], []
+        residual = eplb_residual(worker.redundant_experts, worker.ep)
         for op in ops:
             slots = op.num_experts + worker.redundant_experts if op.shard == "experts" else 0
             local.append(slots / worker.ep if slots else 0.0)
             prob.append(op.experts_per_token / slots if slots else 0.0)
-        out = replace(out, experts_local=torch.tensor(local, dtype=f64), route_prob=torch.tensor(prob, dtype=f64))
+            weight.append(residual if slots else 0.0)
+        out = replace(out, experts_local=torch.tensor(local, dtype=f64), route_prob=torch.tensor(prob, dtype=f64),
+                      imbalance_weight=torch.tensor(weight, dtype=f64))
     if uses_alltoall(worker):
         # per token of the whole pass: a rank sends its own tokens (tokens / DP) to k experts each
         # spanning: the NIC path is the slower one (its share / NIC rate is >= 15x the NVLink path's for
@@ -168,23 +157,24 @@ def _fold(t: PassTable, model: ModelSpec, hw: HardwareSpec, worker: WorkerSpec, 
                       collectives=torch.tensor(2.0 * layers, dtype=f64))
     if spans:
         assert hw.scale_out is not None
-        out = replace(out, link_bytes_s=torch.tensor(hw.scale_out.bytes_per_s, dtype=f64))
+        out = replace(out, link_bytes_s=torch.tensor(hw.scale_out.bytes_per_s, dtype=f64),
+                      scale_out=torch.tensor(1.0, dtype=f64))
     return out
 
 
 @dataclass(frozen=True)
 class WorkerModel:
-    """What the step model needs for one worker: its pass tables and the knobs its passes run with."""
+    """What the step model needs for one worker: its pass tables (all-to-all, EPLB, NIC folded in)."""
 
     worker: WorkerSpec
     tables: StepTables
-    knobs: KnobTensors
     alltoall: bool
     spans_scale_out: bool
 
 
-def worker_model(sc: Scenario, worker: WorkerSpec, knobs: KnobTensors | None = None) -> WorkerModel:
-    """Lower one worker: the single-node tables, with the all-to-all, EPLB slots and NIC folded in."""
+def worker_model(sc: Scenario, worker: WorkerSpec) -> WorkerModel:
+    """Lower one worker: the single-node tables, with the all-to-all, EPLB slots and NIC folded in. The
+    knobs stay the scenario's: the tables say which of them (scale-up or scale-out) each pass runs at."""
     hw = sc.hardware
     spans = worker.spans_scale_out(hw.scale_up_domain_gpus)
     if spans and hw.scale_out is None:
@@ -193,14 +183,7 @@ def worker_model(sc: Scenario, worker: WorkerSpec, knobs: KnobTensors | None = N
     base = sc.tables(worker.deployment())
     target = _fold(base.target, sc.model, hw, worker, target_ops(sc.model))
     draft = _fold(base.draft, sc.model, hw, worker, draft_ops(sc.model)) if base.draft is not None else None
-    k = knobs or sc.knob_tensors
-    if worker.redundant_experts:
-        imb = eplb_imbalance(float(k.moe_imbalance), worker.redundant_experts, worker.ep)
-        k = replace(k, moe_imbalance=torch.tensor(imb, dtype=torch.float64))
-    if spans:
-        assert hw.scale_out is not None
-        k = scale_out_knobs(k, hw.scale_out)
-    return WorkerModel(worker, StepTables(target, draft), k, uses_alltoall(worker), spans)
+    return WorkerModel(worker, StepTables(target, draft), uses_alltoall(worker), spans)
 
 
 def redundant_expert_bytes(model: ModelSpec, precision: Precision, worker: WorkerSpec, with_draft: bool) -> float:

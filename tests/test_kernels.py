@@ -209,7 +209,7 @@ def test_clear_errors(small: CaseBatch, monkeypatch: pytest.MonkeyPatch) -> None
 LISTS = {"op": OP_FIELDS, "passes": PASS_FIELDS, "knob": KNOB_NAMES, "scalar": SCALAR_FIELDS}
 
 
-@pytest.mark.parametrize("section,field", [("op", "moe"), ("passes", "hbm_bytes_s"), ("knob", "moe_imbalance"),
+@pytest.mark.parametrize("section,field", [("op", "imbalance_weight"), ("passes", "scale_out"), ("knob", "moe_imbalance"),
                                            ("scalar", "max_draft_tokens"), ("scalar", "acceptance_scale")])
 def test_layout_guard_names_a_missing_field(section: str, field: str) -> None:
     """Every field the kernel reads is checked, not only the first few: dropping one is a clear error."""

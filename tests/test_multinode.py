@@ -20,12 +20,10 @@ from simulator.disagg import (
 )
 from simulator.search_space import multinode_rows
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
-from simulator.step_cost import pass_cost
+from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     alltoall_cost,
-    busiest_rank_requests,
     eplb_imbalance,
-    padded_batch,
     redundant_expert_bytes,
     worker_memory,
     worker_model,
@@ -87,7 +85,7 @@ def test_folded_pass_tables_price_the_same_alltoall() -> None:
         sc = r1(hw)
         wm = worker_model(sc, DEP16)
         batch = torch.tensor(1024.0, dtype=torch.float64)
-        comm = pass_cost(wm.tables.target, wm.knobs, batch, batch, torch.tensor(1000.0)).comm_s
+        comm = pass_cost(wm.tables.target, sc.knob_tensors, batch, batch, torch.tensor(1000.0)).comm_s
         a = alltoall_cost(1024 / 16, DSR1_HIDDEN, DSR1_TOPK, 16, group, sc.hardware, sc.knob_tensors, 58)
         assert float(comm) == pytest.approx(a.total_s, rel=1e-9)
         assert wm.alltoall and wm.spans_scale_out == (hw == "b200")
@@ -100,7 +98,7 @@ def test_single_node_workers_keep_the_single_node_tables() -> None:
     base = sc.tables(dep8.deployment())
     assert not wm.alltoall and not wm.spans_scale_out
     assert torch.equal(wm.tables.target.comm_bytes_per_token, base.target.comm_bytes_per_token)
-    assert torch.equal(wm.knobs.collective_latency_us, sc.knob_tensors.collective_latency_us)
+    assert float(wm.tables.target.scale_out) == 0.0  # its collectives run at the scale-up knobs
 
 
 def test_eplb_imbalance_and_redundant_slots() -> None:
@@ -110,8 +108,8 @@ def test_eplb_imbalance_and_redundant_slots() -> None:
     sc = r1("gb200")
     w = WorkerSpec(tp=24, ep=24, dp_attention=True, redundant_experts=32)
     wm = worker_model(sc, w)
-    assert float(wm.knobs.moe_imbalance) == pytest.approx(1.0)
-    moe = wm.tables.target.moe.bool()
+    moe = wm.tables.target.experts_local > 0
+    assert torch.equal(wm.tables.target.imbalance_weight[moe], torch.zeros(int(moe.sum()), dtype=torch.float64))
     assert torch.allclose(wm.tables.target.experts_local[moe], torch.tensor(288 / 24, dtype=torch.float64))
     # EPLB slots cost HBM: 58 layers x 32 x (3 x 7168 x 2048) FP4 (0.5625 B) experts over 24 GPUs
     assert redundant_expert_bytes(sc.model, "fp4", w, False) == pytest.approx(
@@ -120,12 +118,20 @@ def test_eplb_imbalance_and_redundant_slots() -> None:
 
 def test_busiest_dp_rank_runs_ceil_c_over_dp() -> None:
     """The benchmark's c = 180 on DEP32: the busiest rank holds ceil(180 / 32) = 6 requests."""
-    assert busiest_rank_requests(180, 32) == 6 and padded_batch(180, 32) == 192
+    share = busiest_rank_share(torch.tensor([180.0, 192.0, 4.0, 0.5]), torch.tensor(32.0))
+    assert torch.allclose(share, torch.tensor([6 / 180, 6 / 192, 1 / 4, 1.0], dtype=torch.float64))
     sc = r1("gb200")
     spec = AggregatedSpec(worker=WorkerSpec(tp=32, ep=32, dp_attention=True))
-    p180, p192 = (aggregated_point(sc, spec, c, 0, 1.0) for c in (180, 192))
-    assert p180.tpot_s == pytest.approx(p192.tpot_s)  # the step waits for the busiest rank
-    assert p180.tput_per_gpu == pytest.approx(p192.tput_per_gpu * 180 / 192, rel=1e-3)
+    p160, p180, p192 = (aggregated_point(sc, spec, c, 0, 1.0) for c in (160, 180, 192))
+    # the step waits for the busiest rank (6 requests at 180 and 192, 5 at 160); only the 12 fewer MoE and
+    # prefill tokens of 180 differ from 192
+    assert p180.tpot_s == pytest.approx(p192.tpot_s, rel=3e-2) and p180.tpot_s < p192.tpot_s
+    assert p160.tpot_s < p180.tpot_s
+    # the attention (KV) reads are the busiest rank's: the same 6 requests at 180 and 192, 5 at 160
+    t = worker_model(sc, spec.worker).tables.target
+    kv = [float(pass_cost(t, sc.knob_tensors, torch.tensor(n), torch.tensor(n), torch.tensor(8000.0)).kv_s.sum())
+          for n in (160.0, 180.0, 192.0)]
+    assert kv[1] == pytest.approx(kv[2], rel=1e-12) and kv[0] == pytest.approx(kv[2] * 5 / 6, rel=1e-12)
 
 
 def test_memory_under_wide_ep() -> None:

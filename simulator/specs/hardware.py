@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simulator.specs.base import Frozen
-from simulator.specs.topology import ScaleOutSpec
+from simulator.specs.topology import SCALE_OUT_BANDWIDTH_FRACTION, SCALE_OUT_MESSAGE_LATENCY_US, ScaleOutSpec
 
 
 class PeakTflops(Frozen):
@@ -50,6 +50,12 @@ class EfficiencyKnobs(Frozen):
     # for future resolve + draft plan). Prior: 5-10 % of a ~20-40 ms step over ~128 requests ~ 15 us.
     # Plain decode hides this work behind the GPU (overlap scheduler on), so it is charged only when k > 0.
     request_overhead_us: float = Field(default=15.0, ge=0, le=10_000)
+    # The scale-out network (NIC per GPU, RDMA): a pass whose collectives leave the scale-up domain (wide EP
+    # across nodes, specs/topology.py) pays this per all-to-all phase and moves bytes at this fraction of the
+    # NIC line rate; a KV transfer prefill -> decode pays them once. Priors from DeepEP's low-latency timings
+    # (derivation at SCALE_OUT_MESSAGE_LATENCY_US in specs/topology.py).
+    scale_out_latency_us: float = Field(default=SCALE_OUT_MESSAGE_LATENCY_US, ge=0, le=10_000)
+    scale_out_bandwidth_fraction: float = Field(default=SCALE_OUT_BANDWIDTH_FRACTION, gt=0, le=1)
 
 
 class HardwareSpec(Frozen):

@@ -1,7 +1,7 @@
 """Beyond one node: the scale-out network per GPU, and deployment shapes that span nodes or pools.
 
 - `ScaleOutSpec`: one NIC per GPU into a switched InfiniBand/RoCE fabric (reference/hardware.md, "Scale-out
-  network"), with its per-message latency and achieved bandwidth as named knobs with sourced priors.
+  network"); its per-message latency and achieved bandwidth are efficiency knobs with the priors below.
 - `WorkerSpec`: one engine instance (TP x PP GPUs; EP and DP-attention reuse them), which may span nodes or
   an NVL72 domain (DEP16, DEP32) and may carry EPLB redundant expert slots.
 - `AggregatedSpec`: replicas of one worker, prefill and decode on the same GPUs (TEP8 x 4, DEP16 x 1).
@@ -36,13 +36,13 @@ NODE_GPUS = 8
 
 
 class ScaleOutSpec(Frozen):
-    """One NIC per GPU into the scale-out fabric. Per-direction bytes/s = line rate (Gb/s) / 8."""
+    """One NIC per GPU into the scale-out fabric. Per-direction bytes/s = line rate (Gb/s) / 8.
+
+    Its achieved fraction and per-message latency are efficiency knobs (`EfficiencyKnobs.scale_out_*`,
+    priors above), so the calibration can fit them with the others."""
 
     nic: str
     nic_gb_s: float = Field(gt=0, le=10_000, description="NIC line rate per GPU, Gb/s")
-    message_latency_us: float = Field(default=SCALE_OUT_MESSAGE_LATENCY_US, ge=0, le=10_000,
-                                      description="latency floor of one all-to-all phase over RDMA")
-    bandwidth_fraction: float = Field(default=SCALE_OUT_BANDWIDTH_FRACTION, gt=0, le=1)
     source: str = ""
 
     @property

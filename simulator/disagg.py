@@ -1,5 +1,9 @@
 """Serving on more than one node: aggregated replicas of a (wide) worker, and disaggregated prefill/decode.
 
+The loops themselves are `serving.closed_loop_tokens` and `serving.disaggregated_loop_tokens` (tensors, also
+what the batched lowering and the sweep kernel evaluate); this module lowers cluster specs onto them, point by
+point, and enumerates the cluster shapes of the open and the benchmark search.
+
 Disaggregated (reference/serving-model.md, "Disaggregated serving removes the stall from decode GPUs but
 adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT"):
 - the decode pool: y workers share the C requests; each runs plain decode / draft + verify steps with no
@@ -27,14 +31,12 @@ from simulator.lowering import memory_footprint
 from simulator.memory import MemoryCheck
 from simulator.scenario import Scenario
 from simulator.search_space import multinode_rows
-from simulator.serving import closed_loop_tokens
-from simulator.specs import DeploymentSpec
+from simulator.serving import StepLimits, closed_loop_tokens, disaggregated_loop_tokens
+from simulator.specs import DeploymentSpec, EngineLimits
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
 from simulator.specs.vocabulary import CaseKey
-from simulator.speculative import decode_step_time_s, prefill_time_s
 from simulator.topology import WorkerModel, worker_memory, worker_model
 
-FIXED_POINT_ITERATIONS = 40  # the throttled decode batch B = rate x O x TPOT(B) converges in a few
 
 
 def f64(x: float) -> torch.Tensor:
@@ -69,25 +71,6 @@ def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_dra
     k = sc.knob_tensors
     seconds = float(k.scale_out_latency_us) * 1e-6 + b / (lanes * so.bytes_per_s * float(k.scale_out_bandwidth_fraction))
     return KvTransfer(b, lanes, seconds)
-
-
-@dataclass(frozen=True)
-class PrefillPool:
-    workers: int
-    batch_tokens: float  # prompt tokens per prefill pass of one worker (every DP rank fills its chunk)
-    batch_s: float
-    one_request_s: float  # a lone prompt's prefill (TTFT at low load)
-    requests_per_s: float  # the pool's capacity
-
-
-def prefill_pool(sc: Scenario, wm: WorkerModel, workers: int, input_tokens: float, with_draft: bool) -> PrefillPool:
-    dp = wm.worker.attention_dp
-    batch = dp * max(float(input_tokens), float(sc.serving.prefill_chunk_tokens))
-    chunk = f64(batch)
-    knobs = sc.knob_tensors
-    t_batch = float(prefill_time_s(wm.tables, knobs, f64(batch), input_tokens, chunk, with_draft))
-    t_one = float(prefill_time_s(wm.tables, knobs, f64(input_tokens), input_tokens, chunk, with_draft))
-    return PrefillPool(workers, batch, t_batch, t_one, workers * batch / input_tokens / t_batch)
 
 
 @dataclass(frozen=True)
@@ -126,9 +109,7 @@ class ClusterCache:
     def __init__(self, sc: Scenario) -> None:
         self.sc = sc
         self._workers: dict[WorkerSpec, WorkerModel] = {}
-        self._pools: dict[tuple[WorkerSpec, int, bool], PrefillPool] = {}
         self._kv: dict[tuple[WorkerSpec, bool], KvTransfer] = {}
-        self._steps: dict[tuple[WorkerSpec, int, int], float] = {}
         self._memory: dict[tuple[WorkerSpec, int], MemoryCheck] = {}
 
     def memory(self, w: WorkerSpec, draft_tokens: int) -> MemoryCheck:
@@ -141,101 +122,65 @@ class ClusterCache:
             self._workers[w] = worker_model(self.sc, w)
         return self._workers[w]
 
-    def pool(self, w: WorkerSpec, workers: int, with_draft: bool) -> PrefillPool:
-        key = (w, workers, with_draft)
-        if key not in self._pools:
-            self._pools[key] = prefill_pool(self.sc, self.worker(w), workers, self.sc.workload.mean_input_tokens,
-                                            with_draft)
-        return self._pools[key]
-
     def kv(self, w: WorkerSpec, with_draft: bool) -> KvTransfer:
         if (w, with_draft) not in self._kv:
             self._kv[(w, with_draft)] = kv_transfer(self.sc, w, self.sc.workload.mean_input_tokens, with_draft)
         return self._kv[(w, with_draft)]
 
-    def step_s(self, w: WorkerSpec, k: int, per_worker: int) -> float:
-        """Decode step of worker `w` running `per_worker` requests (its busiest DP rank at ceil(n / DP))."""
-        key = (w, k, per_worker)
-        if key not in self._steps:
-            wm = self.worker(w)
-            ctx = self.sc.workload.mean_input_tokens + self.sc.workload.mean_output_tokens / 2.0
-            # the busiest DP rank's ceil(n / DP) requests: step_cost.busiest_rank_share
-            self._steps[key] = float(decode_step_time_s(wm.tables, self.sc.knob_tensors, f64(per_worker), f64(k),
-                                                        f64(ctx)))
-        return self._steps[key]
-
-
-def _decode_tpot(cache: ClusterCache, w: WorkerSpec, workers: int, batch: float, k: int,
-                 al: float) -> tuple[float, float]:
-    """(step, TPOT) of the decode pool running `batch` requests over `workers` workers (the busiest worker
-    and its busiest DP rank set the step)."""
-    step = cache.step_s(w, k, max(1, math.ceil(batch / workers - 1e-9)))
-    return step, step / al
-
 
 def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: float, draft_tokens: int,
                         al: float, cache: ClusterCache | None = None) -> ClusterPoint:
-    """The closed loop at concurrency C on x prefill + y decode workers (module docstring)."""
+    """The closed loop at concurrency C on x prefill + y decode workers (serving.disaggregated_loop_tokens)."""
     cache = cache or ClusterCache(sc)
     with_draft = draft_tokens > 0
-    o_tok = sc.workload.mean_output_tokens
-    io = sc.workload.mean_input_tokens + o_tok
-    pool = cache.pool(spec.prefill, spec.prefill_workers, with_draft)
+    so = sc.hardware.scale_out
+    assert so is not None  # kv() refuses hardware without scale_out figures
     kv = cache.kv(spec.prefill, with_draft)
-    y = spec.decode_workers
-    step, tpot = _decode_tpot(cache, spec.decode, y, concurrency, draft_tokens, al)
-    ttft_idle = pool.one_request_s + kv.seconds + step / 2.0
-    demand = concurrency / (ttft_idle + o_tok * tpot)
-    throttled = demand > pool.requests_per_s
-    if not throttled:
-        rho = demand / pool.requests_per_s
-        ttft = ttft_idle + rho * pool.batch_s / 2.0  # arrivals wait on average half a running prefill batch
-        rate = concurrency / (ttft + o_tok * tpot)
-        batch, reason = concurrency, ""
-    else:
-        rate = pool.requests_per_s
-        batch = concurrency
-        for _ in range(FIXED_POINT_ITERATIONS):  # B = rate x O x TPOT(B), from C down
-            step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
-            new = min(concurrency, max(1.0, rate * o_tok * tpot))
-            if abs(new - batch) < 0.5:
-                batch = new
-                break
-            batch = new
-        step, tpot = _decode_tpot(cache, spec.decode, y, batch, draft_tokens, al)
-        ttft = max(concurrency / rate - o_tok * tpot, ttft_idle)
+    mem = cache.memory(spec.decode, draft_tokens)
+    wl, sv = sc.workload, sc.serving
+    m = disaggregated_loop_tokens(
+        cache.worker(spec.decode).tables, cache.worker(spec.prefill).tables, sc.knob_tensors,
+        wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, spec.prefill.attention_dp,
+        spec.prefill_workers, spec.decode_workers, kv.bytes_per_request, kv.lanes * so.bytes_per_s,
+        f64(concurrency), f64(draft_tokens), f64(al), spec.gpus,
+        StepLimits.of(EngineLimits(), min(mem.max_concurrency, sv.max_running_requests)))
+    throttled = bool(m.throttled)
+    reason = ""
+    if throttled:
         reason = (f"throttled by prefill: {spec.prefill_workers} prefill worker(s) {spec.prefill.label} clear "
-                  f"{pool.requests_per_s:.2f} req/s, the decode pool at C={concurrency:g} would take "
-                  f"{demand:.2f} req/s; requests queue for prefill and {batch:.0f} of {concurrency:g} decode")
-    per_decode_worker = math.ceil(batch / y - 1e-9)
-    checks = ((spec.prefill, 1), (spec.decode, per_decode_worker))
-    bad = [cache.memory(w, draft_tokens).reason(n) for w, n in checks]
-    bad = [b for b in bad if b]
+                  f"{float(m.prefill_rate):.2f} req/s, the decode pool at C={concurrency:g} would take "
+                  f"{float(m.demand_rate):.2f} req/s; requests queue for prefill and "
+                  f"{float(m.running_batch) * spec.decode_workers:.0f} of {concurrency:g} decode")
+    bad = [r for r in (cache.memory(spec.prefill, draft_tokens).reason(1), mem.reason(1)) if r]
     return ClusterPoint(
         label=spec.label, gpus=spec.gpus, decode_gpus=spec.decode_gpus, concurrency=concurrency,
-        draft_tokens=draft_tokens, acceptance_length=al, step_s=step, tpot_s=tpot, ttft_s=ttft,
-        tput_per_gpu=rate * io / spec.gpus, output_tput_per_decode_gpu=rate * o_tok / spec.decode_gpus,
-        decode_batch=batch, kv_transfer_s=kv.seconds, prefill_rate=pool.requests_per_s, demand_rate=demand,
-        throttled=throttled, reason=reason, feasible=not bad, infeasible_reason="; ".join(bad))
+        draft_tokens=draft_tokens, acceptance_length=al, step_s=float(m.step_s), tpot_s=float(m.tpot_s),
+        ttft_s=float(m.ttft_s), tput_per_gpu=float(m.tput_per_gpu),
+        output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * spec.gpus / spec.decode_gpus,
+        decode_batch=float(m.running_batch) * spec.decode_workers, kv_transfer_s=float(m.kv_transfer_s),
+        prefill_rate=float(m.prefill_rate), demand_rate=float(m.demand_rate), throttled=throttled,
+        reason=reason, feasible=not bad, infeasible_reason="; ".join(bad))
 
 
 def aggregated_point(sc: Scenario, spec: AggregatedSpec, concurrency: float, draft_tokens: int,
                      al: float, cache: ClusterCache | None = None) -> ClusterPoint:
     """Replicas of one worker, each the single-node closed loop (prefill stalls decode) on its folded
     tables, at C / replicas requests; the busiest DP rank runs ceil(C_r / DP) of them."""
-    wm = (cache or ClusterCache(sc)).worker(spec.worker)
+    cache = cache or ClusterCache(sc)
     c_rep = math.ceil(concurrency / spec.replicas - 1e-9)
-    m = closed_loop_tokens(wm.tables, sc.knob_tensors, sc.workload.mean_input_tokens, sc.workload.mean_output_tokens,
-                           sc.serving.prefill_mode == "chunked", sc.serving.prefill_chunk_tokens, f64(c_rep),
-                           f64(draft_tokens), f64(al), spec.worker.gpus)
+    mem = cache.memory(spec.worker, draft_tokens)
+    limits = StepLimits.of(EngineLimits(), min(mem.max_concurrency, sc.serving.max_running_requests))
+    m = closed_loop_tokens(cache.worker(spec.worker).tables, sc.knob_tensors, sc.workload.mean_input_tokens,
+                           sc.workload.mean_output_tokens, sc.serving.prefill_mode == "chunked",
+                           sc.serving.prefill_chunk_tokens, f64(c_rep), f64(draft_tokens), f64(al), spec.worker.gpus,
+                           limits)
     scale = concurrency / spec.replicas / c_rep  # throughput counts the real requests of the busiest replica
-    mem = (cache or ClusterCache(sc)).memory(spec.worker, draft_tokens)
-    reason = mem.reason(c_rep)
+    reason = mem.reason(1)
     return ClusterPoint(
         label=spec.label, gpus=spec.gpus, decode_gpus=spec.gpus, concurrency=concurrency,
         draft_tokens=draft_tokens, acceptance_length=al, step_s=float(m.step_s), tpot_s=float(m.tpot_s),
         ttft_s=float(m.ttft_s), tput_per_gpu=float(m.tput_per_gpu) * scale,
-        output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * scale, decode_batch=concurrency,
+        output_tput_per_decode_gpu=float(m.output_tput_per_gpu) * scale, decode_batch=float(m.running_batch),
         feasible=not reason, infeasible_reason=reason)
 
 

@@ -1,7 +1,10 @@
 """The benchmark's closed loop at concurrency C: admission, decode steps, prefill of arriving requests, TTFT.
 
 Definitions follow reference/methodology.md: interactivity = 1 / TPOT (TTFT excluded); throughput per GPU
-= (input + output tokens) / s / GPUs, by Little's law over a request's lifetime.
+= (input + output tokens) / s / GPUs, by Little's law over a request's lifetime. Two loops: aggregated
+(`closed_loop_tokens`: prefill shares the decode GPUs) and disaggregated (`disaggregated_loop_tokens`: a
+prefill pool feeds a decode pool over the NICs). Both take tensors, so the torch model, the calibration and
+the sweep kernel's reference broadcast them over a batch.
 """
 
 from __future__ import annotations
@@ -117,3 +120,111 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
         output_tput_per_gpu=c * o_tok / lifetime / gpus_t, tokens_per_step=al, running_batch=b, queue_s=queue,
         terms=terms,
     )
+
+
+# Disaggregated serving (reference/serving-model.md, "Disaggregated serving removes the stall from decode GPUs
+# but adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT").
+THROTTLE_BISECTION_STEPS = 16  # log-bisection of the throttled decode batch over [1, B]: B^(1/65536) apart
+
+
+@dataclass(frozen=True)
+class DisaggregatedMetrics(ServingMetrics):
+    """The disaggregated loop's metrics (`running_batch` per decode worker) and what only it has."""
+
+    throttled: torch.Tensor  # True where the prefill pool caps the loop
+    kv_transfer_s: torch.Tensor  # one request's KV prefill -> decode, part of ttft_s
+    prefill_rate: torch.Tensor  # requests/s the prefill pool clears
+    demand_rate: torch.Tensor  # requests/s the decode pool would take at C without the prefill cap
+
+
+@dataclass(frozen=True)
+class PrefillPool:
+    """A pool of prefill workers, as tensors: what one pass clears and what the pool admits per second."""
+
+    batch_tokens: torch.Tensor  # prompt tokens per prefill pass of one worker (every DP rank fills its chunk)
+    batch_s: torch.Tensor  # seconds of that pass
+    one_request_s: torch.Tensor  # a lone prompt's prefill (TTFT at low load)
+    requests_per_s: torch.Tensor  # the pool's capacity
+
+
+def prefill_pool(tables: StepTables, knobs: KnobTensors, input_tokens: torch.Tensor | float,
+                 chunk_tokens: torch.Tensor | float, attention_dp: torch.Tensor | float,
+                 workers: torch.Tensor | float, with_draft: torch.Tensor | bool) -> PrefillPool:
+    """`workers` prefill workers, each running passes of DP x max(I, chunk) prompt tokens."""
+    f64 = torch.float64
+    i_tok = torch.as_tensor(input_tokens, dtype=f64)
+    batch = torch.as_tensor(attention_dp, dtype=f64) * torch.maximum(i_tok, torch.as_tensor(chunk_tokens, dtype=f64))
+    t_batch = prefill_time_s(tables, knobs, batch, i_tok, batch, with_draft)
+    t_one = prefill_time_s(tables, knobs, i_tok, i_tok, batch, with_draft)
+    return PrefillPool(batch, t_batch, t_one, torch.as_tensor(workers, dtype=f64) * batch / i_tok / t_batch)
+
+
+def kv_transfer_s(knobs: KnobTensors, kv_bytes: torch.Tensor | float, link_bytes_s: torch.Tensor | float
+                  ) -> torch.Tensor:
+    """One request's KV over the scale-out link: a message latency + bytes / (lanes' NIC bytes/s x fraction)."""
+    return knobs.scale_out_latency_us * 1e-6 + torch.as_tensor(kv_bytes, dtype=torch.float64) / (
+        torch.as_tensor(link_bytes_s, dtype=torch.float64) * knobs.scale_out_bandwidth_fraction)
+
+
+def disaggregated_loop_tokens(decode: StepTables, prefill: StepTables, knobs: KnobTensors,
+                              input_tokens: torch.Tensor | float, output_tokens: torch.Tensor | float,
+                              chunk_tokens: torch.Tensor | float, prefill_dp: torch.Tensor | float,
+                              prefill_workers: torch.Tensor | float, decode_workers: torch.Tensor | float,
+                              kv_bytes: torch.Tensor | float, kv_link_bytes_s: torch.Tensor | float,
+                              concurrency: torch.Tensor, draft_tokens: torch.Tensor, al: torch.Tensor,
+                              gpus: int | torch.Tensor, limits: StepLimits | None = None) -> DisaggregatedMetrics:
+    """The closed loop at C on x prefill + y decode workers; GPUs = prefill + decode GPUs (methodology.md).
+
+    - decode pool: each of the y workers runs ceil(C / y) requests (its busiest DP rank ceil of those), at
+      most what its memory / engine admits (the rest queue, as in `closed_loop_tokens`), with no prefill
+      stall: plain decode or draft + verify steps (`decode_step_terms`);
+    - prefill pool (`prefill_pool`): the requests/s it clears; TTFT = a lone prefill + the KV transfer
+      (`kv_transfer_s`) + half a decode step + on average half a prefill pass per unit of its load;
+    - if the decode pool would take requests faster than the prefill pool clears them, the loop is throttled
+      by prefill: requests queue for prefill, the rate is the pool's, and each decode worker runs the batch
+      B with B = (rate / y) x O x TPOT(B) (log-bisection, `THROTTLE_BISECTION_STEPS`); `throttled` says so.
+    """
+    f64 = torch.float64
+    lim = limits or StepLimits.none()
+    c = torch.as_tensor(concurrency, dtype=f64)
+    k, al = torch.as_tensor(draft_tokens, dtype=f64), torch.as_tensor(al, dtype=f64)
+    i_tok, o_tok = torch.as_tensor(input_tokens, dtype=f64), torch.as_tensor(output_tokens, dtype=f64)
+    y = torch.as_tensor(decode_workers, dtype=f64)
+    ctx = i_tok + o_tok / 2.0
+    pool = prefill_pool(prefill, knobs, i_tok, chunk_tokens, prefill_dp, prefill_workers, k > 0)
+    kv_s = kv_transfer_s(knobs, kv_bytes, kv_link_bytes_s)
+
+    def step_terms(batch: torch.Tensor) -> StepTerms:
+        return decode_step_terms(decode, knobs, batch, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens)
+
+    per_worker = torch.ceil(c / y - 1e-9)
+    b = running_batch(per_worker, k, lim)
+    terms = step_terms(b)
+    tpot = terms.total_s / al
+    ttft_idle = pool.one_request_s + kv_s + terms.total_s / 2.0
+    served = ttft_idle + o_tok * tpot
+    queue = (per_worker / b - 1.0) * served  # beyond what a decode worker admits, requests wait (Little)
+    demand = c / (queue + served)
+    throttled = demand > pool.requests_per_s
+    # throttled: the decode batch per worker that the prefill rate sustains, B = (P / y) O TPOT(B) in [1, b]
+    per_worker_rate = pool.requests_per_s / y
+    lo, hi = torch.ones_like(b), b.clone()
+    for _ in range(THROTTLE_BISECTION_STEPS):
+        mid = torch.sqrt(lo * hi)
+        over = mid > per_worker_rate * o_tok * step_terms(mid).total_s / al
+        hi, lo = torch.where(over, mid, hi), torch.where(over, lo, mid)
+    b_thr = torch.where(throttled, hi, b)
+    terms = step_terms(b_thr)
+    tpot = terms.total_s / al
+    ttft_free = ttft_idle + demand / pool.requests_per_s * pool.batch_s / 2.0 + queue
+    rate = torch.where(throttled, pool.requests_per_s, c / (ttft_free + o_tok * tpot))
+    # throttled: a request's lifetime is C / rate, of which O x TPOT decoding; the rest waits for prefill
+    ttft = torch.where(throttled, torch.maximum(c / rate - o_tok * tpot, ttft_idle), ttft_free)
+    gpus_t = torch.as_tensor(gpus, dtype=f64)
+    zero = torch.zeros_like(tpot)
+    return DisaggregatedMetrics(
+        step_s=terms.total_s, stall_s=zero, tpot_s=tpot, ttft_s=ttft, interactivity=1.0 / tpot,
+        tput_per_gpu=rate * (i_tok + o_tok) / gpus_t, output_tput_per_gpu=rate * o_tok / gpus_t,
+        tokens_per_step=al + zero, running_batch=b_thr, queue_s=torch.where(throttled, zero, queue), terms=terms,
+        throttled=throttled, kv_transfer_s=kv_s + zero, prefill_rate=pool.requests_per_s + zero,
+        demand_rate=demand)

@@ -1,20 +1,21 @@
 """The torch reference of the sweep: `simulator.serving.closed_loop` broadcast over a lowered `CaseBatch`.
 
 The grid is the cartesian product case x concurrency x draft tokens k x acceptance scale a, flattened
-row-major in that order. A point is infeasible when C < 1, the case holds no request (max_concurrency < 1),
+row-major in that order. Disaggregated cases run `serving.disaggregated_loop_tokens` instead. A point is infeasible when C < 1, the case holds no request (max_concurrency < 1),
 or k is outside [0, the case's K] (K = 0 without a draft); its metrics are NaN and `feasible` is False.
 Concurrency above max_concurrency is queued (serving.closed_loop admission), not infeasible.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import torch
 
 from simulator.acceptance import scaled_al
 from simulator.batched import CaseBatch
-from simulator.serving import closed_loop
+from simulator.serving import closed_loop, disaggregated_loop_tokens
 from simulator.specs import ServingSpec, WorkloadSpec
 from simulator.speculative import StepTables
 
@@ -38,16 +39,26 @@ def check_grid(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.
 
 
 def _evaluate(batch: CaseBatch, sel: Select, c: torch.Tensor, k: torch.Tensor, a: torch.Tensor,
-              workload: WorkloadSpec, serving: ServingSpec) -> dict[str, torch.Tensor]:
-    """Metrics of points whose per-case tensors `sel` picks; c, k, a broadcast against them."""
+              workload: WorkloadSpec, serving: ServingSpec, disaggregated: bool) -> dict[str, torch.Tensor]:
+    """Metrics of points whose per-case tensors `sel` picks; c, k, a broadcast against them. The cases are
+    all one-worker (serving.closed_loop) or all disaggregated (serving.disaggregated_loop_tokens)."""
     tables = StepTables(batch.table(0, sel), batch.table(1, sel))  # a missing draft is a 0 s table
     raw = torch.take_along_dim(sel(batch.al), k.long().clamp(0, batch.al.shape[1] - 1)[..., None], -1)[..., 0]
     scale = sel(batch.scalar("acceptance_scale")) * a
     al = scaled_al(raw, scale, k)  # acceptance.al_table at scale spec.scale x a
-    m = closed_loop(tables, batch.knob_tensors(sel), workload, serving, c, k, al, sel(batch.scalar("gpus")),
-                    batch.step_limits(sel))
+    knobs, limits, gpus = batch.knob_tensors(sel), batch.step_limits(sel), sel(batch.scalar("gpus"))
+    if disaggregated:
+        def s(name: str) -> torch.Tensor:
+            return sel(batch.scalar(name))
+        m = disaggregated_loop_tokens(
+            tables, StepTables(batch.table(2, sel), batch.table(3, sel)), knobs, workload.mean_input_tokens,
+            workload.mean_output_tokens, serving.prefill_chunk_tokens, s("prefill_attention_dp"),
+            s("prefill_workers"), s("decode_workers"), s("kv_bytes"), s("kv_link_bytes_s"), c, k, al, gpus, limits)
+    else:
+        m = closed_loop(tables, knobs, workload, serving, c, k, al, gpus, limits)
     # beyond max_concurrency the engine queues (serving.running_batch); a case holding no request is infeasible
     feasible = ((c >= 1.0) & (sel(batch.scalar("max_concurrency")) >= 1.0)
+                & (sel(batch.scalar("prefill_max_concurrency")) >= 1.0)
                 & (k >= 0.0) & (k <= sel(batch.scalar("max_draft_tokens"))))
     out = {name: torch.where(feasible, getattr(m, name), torch.nan) for name in METRICS}
     return {**out, "feasible": feasible & torch.ones_like(al, dtype=torch.bool)}
@@ -72,9 +83,13 @@ def evaluate_rows_torch(batch: CaseBatch, rows: torch.Tensor, concurrency: torch
     case, shape = rows // c.numel(), (rows.numel(), k.numel(), a.numel())
     c, k, a = c[rows % c.numel()].view(-1, 1, 1), k.view(1, -1, 1), a.view(1, 1, -1)
     out: dict[str, torch.Tensor] = {}
-    for g, (workload, serving) in enumerate(batch.servings):
-        p = (batch.serving_group[case] == g).nonzero()[:, 0] if len(batch.servings) > 1 else slice(None)
-        res = _evaluate(batch, lambda x, i=case[p]: x[i].view(-1, 1, 1, *x.shape[1:]), c[p], k, a, workload, serving)
+    disagg = batch.scalar("disaggregated")[case] > 0.5
+    for (g, (workload, serving)), d in itertools.product(enumerate(batch.servings), (False, True)):
+        p = ((batch.serving_group[case] == g) & (disagg == d)).nonzero()[:, 0]
+        if p.numel() == 0:
+            continue
+        res = _evaluate(batch, lambda x, i=case[p]: x[i].view(-1, 1, 1, *x.shape[1:]), c[p], k, a, workload, serving,
+                        d)
         for name, v in res.items():
             out.setdefault(name, torch.empty(shape, dtype=v.dtype, device=v.device))[p] = v.expand(-1, *shape[1:])
     return out

@@ -5,7 +5,9 @@ case's packed row (operator tables, pass scalars, knobs, workload, memory limit,
 closed loop of `simulator.serving` in float64: admission (running batch, queueing), the speculative step of
 `simulator.speculative` (verify, draft extend, k - 1 draft decode passes, sampling, bookkeeping, eager above
 the CUDA-graph limit), prefill (target + draft), the separate-prefill stall (or chunked prefill), TTFT, TPOT,
-interactivity, throughput per GPU and feasibility.
+interactivity, throughput per GPU and feasibility. A block holding a disaggregated case also runs
+`serving.disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool, the prefill throttle's bisection)
+and picks it for those points.
 
 `sweep` streams chunks of the grid through the kernel (or the torch reference) and reduces each chunk on
 the device into the best throughput per log-spaced interactivity bin, per (case group, spec side), with the
@@ -31,6 +33,7 @@ from simulator.batched import SCALAR_FIELDS, CaseBatch, GroupKey
 from simulator.frontier import pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
+from simulator.serving import THROTTLE_BISECTION_STEPS
 
 try:
     import triton
@@ -58,7 +61,8 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
              "scale_out_bandwidth_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
-               "graph_counts_tokens"),
+               "graph_counts_tokens", "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
+               "prefill_max_concurrency", "kv_bytes", "kv_link_bytes_s"),
     "output": OUTPUTS,
 }
 
@@ -166,6 +170,43 @@ if triton is not None:
         rows = positions * _busiest_share(requests, attn_dp)
         return rows * logits / (hbm * hbm_f) + rows * logits_comm / (link * link_f)
 
+    @triton.jit
+    def _prefill_s(tgt, tgt_q, drf, drf_q, n_ops, mask, p_tokens, n_in, chunk, spec, hbm_f, compute_f, link_f,
+                   layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat,
+                   OP: tl.constexpr, PASS: tl.constexpr):
+        """speculative.prefill_time_s: `p_tokens` prompt tokens of `n_in`-token prompts in chunks of `chunk`
+        (target + draft when `spec`); each chunk a pass at the causal mean context n_in / 2."""
+        n_chunks = tl.maximum(tl.ceil(p_tokens / chunk), 1.0)
+        per_chunk = p_tokens / n_chunks
+        p_req = per_chunk / n_in
+        p_ctx = n_in / 2.0
+        return n_chunks * (
+            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
+                    imb, 0.0, eager_us, so_f, so_us, OP, PASS)
+            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, draft_us,
+                             coll_us, imb, 0.0, eager_us, so_f, so_us, OP, PASS)
+            + step_lat)
+
+    @triton.jit
+    def _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b, k, ctx, extra, graph_max, graph_tokens, hbm_f, compute_f,
+                link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, request_us, step_lat,
+                OP: tl.constexpr, PASS: tl.constexpr):
+        """speculative.decode_step_terms: verify over B (k + 1) (+ `extra` chunked prompt tokens), draft extend
+        over B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager above the graph limit."""
+        spec = tl.where(k > 0.0, 1.0, 0.0)
+        attn_dp = tl.load(tgt_q + PASS.attention_dp, mask=mask, other=1.0)
+        eager = tl.where(tl.ceil(b / attn_dp) * (1.0 + graph_tokens * k) > graph_max, 1.0, 0.0)
+        positions = b * (k + 1.0)
+        return _pass_s(tgt, tgt_q, n_ops, mask, b, positions + extra, ctx, hbm_f, compute_f, link_f, layer_us,
+                       coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
+            + spec * _pass_s(drf, drf_q, n_ops, mask, b, positions, ctx, hbm_f, compute_f, link_f, draft_us, coll_us,
+                             imb, eager, eager_us, so_f, so_us, OP, PASS) \
+            + tl.maximum(k - 1.0, 0.0) * _pass_s(drf, drf_q, n_ops, mask, b, b, ctx, hbm_f, compute_f, link_f,
+                                                 draft_us, coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
+            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, so_f, PASS) \
+            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, so_f, PASS) \
+            + spec * b * request_us * 1e-6 + step_lat
+
     @triton.jit(do_not_specialize=["start", "n_points"])
     def _sweep_kernel(
         # inputs: the packed case rows (`pack`) and the three sweep axes
@@ -176,8 +217,12 @@ if triton is not None:
         start, n_points, n_c, n_k, n_a,
         # row layout (`pack`): row length, operators per table, AL entries, offset of each section in a row
         row_len, n_ops, n_al, off_draft_ops, off_pass, off_draft_pass, off_knob, off_scalar, off_al,
+        # ... and of a disaggregated case's prefill worker tables
+        off_pf_ops, off_pf_draft_ops, off_pf_pass, off_pf_draft_pass,
         # field positions inside each section (`kernel_layout`)
         OP: tl.constexpr, PASS: tl.constexpr, KNOB: tl.constexpr, SCALAR: tl.constexpr, OUT: tl.constexpr,
+        # log-bisection steps of a throttled disaggregated decode batch (serving.THROTTLE_BISECTION_STEPS)
+        THROTTLE_STEPS: tl.constexpr,
         # points per program
         BLOCK: tl.constexpr,
     ):
@@ -222,51 +267,86 @@ if triton is not None:
         drf, drf_q = row + off_draft_ops, row + off_draft_pass
         # serving.running_batch: what memory / max_running_requests / the token budget admit; the rest queue
         b = tl.maximum(tl.minimum(tl.minimum(c, max_c), tl.floor(max_step / (k + 1.0))), 1.0)
-        chunk = tl.minimum(chunk, max_step)
         # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
+        chunk0 = chunk
+        chunk = tl.minimum(chunk, max_step)
         arrivals = b * al / n_out
         spec = tl.where(k > 0.0, 1.0, 0.0)
-        p_tokens = tl.maximum(arrivals, 1.0) * n_in
-        n_chunks = tl.maximum(tl.ceil(p_tokens / chunk), 1.0)
-        per_chunk = p_tokens / n_chunks
-        p_req = per_chunk / n_in
-        p_ctx = n_in / 2.0
-        prefill = n_chunks * (
-            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
-                    imb, 0.0, eager_us, so_f, so_us, OP, PASS)
-            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, draft_us,
-                             coll_us, imb, 0.0, eager_us, so_f, so_us, OP, PASS)
-            + step_lat)
-        # speculative.decode_step_terms: verify over B (k + 1) (+ chunked prompt tokens), draft extend over
-        # B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager above the CUDA-graph limit
-        attn_dp = tl.load(tgt_q + PASS.attention_dp, mask=mask, other=1.0)
-        eager = tl.where(tl.ceil(b / attn_dp) * (1.0 + graph_tokens * k) > graph_max, 1.0, 0.0)
+        prefill = _prefill_s(tgt, tgt_q, drf, drf_q, n_ops, mask, tl.maximum(arrivals, 1.0) * n_in, n_in, chunk, spec,
+                             hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
+                             step_lat, OP, PASS)
         ctx = n_in + n_out / 2.0
-        positions = b * (k + 1.0)
-        tokens = positions + chunked * arrivals * n_in
-        step = _pass_s(tgt, tgt_q, n_ops, mask, b, tokens, ctx, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                       eager, eager_us, so_f, so_us, OP, PASS) \
-            + spec * _pass_s(drf, drf_q, n_ops, mask, b, positions, ctx, hbm_f, compute_f, link_f, draft_us, coll_us,
-                             imb, eager, eager_us, so_f, so_us, OP, PASS) \
-            + tl.maximum(k - 1.0, 0.0) * _pass_s(drf, drf_q, n_ops, mask, b, b, ctx, hbm_f, compute_f, link_f,
-                                                 draft_us, coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
-            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, so_f, PASS) \
-            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, so_f, PASS) \
-            + spec * b * request_us * 1e-6 + step_lat
+        step = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b, k, ctx, chunked * arrivals * n_in, graph_max,
+                       graph_tokens, hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us,
+                       draft_us, request_us, step_lat, OP, PASS)
         stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
         wait = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0), prefill)
         tpot = (step + stall) / al
         served = wait + (step + stall) / 2.0 + n_out * tpot
         queue = (c / b - 1.0) * served
         ttft = queue + wait + (step + stall) / 2.0
-        lifetime = queue + served
-        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
+        tput = c * (n_in + n_out) / (queue + served) / gpus  # Little's law over the C clients
+        out_tput = c * n_out / (queue + served) / gpus
+        disagg = tl.load(scalar + SCALAR.disaggregated, mask=mask, other=0.0)
+        pf_max_c = tl.load(scalar + SCALAR.prefill_max_concurrency, mask=mask, other=0.0)
+        if tl.max(disagg, axis=0) > 0.5:  # serving.disaggregated_loop_tokens, for the block's disagg. cases
+            y = tl.load(scalar + SCALAR.decode_workers, mask=mask, other=1.0)
+            n_pf = tl.load(scalar + SCALAR.prefill_workers, mask=mask, other=1.0)
+            pf_dp = tl.load(scalar + SCALAR.prefill_attention_dp, mask=mask, other=1.0)
+            kv_bytes = tl.load(scalar + SCALAR.kv_bytes, mask=mask, other=0.0)
+            kv_link = tl.load(scalar + SCALAR.kv_link_bytes_s, mask=mask, other=1.0)
+            pf, pf_q, pfd, pfd_q = row + off_pf_ops, row + off_pf_pass, row + off_pf_draft_ops, row + off_pf_draft_pass
+            # the prefill pool (serving.prefill_pool): passes of DP x max(I, chunk) prompt tokens per worker
+            p_batch = pf_dp * tl.maximum(n_in, chunk0)
+            t_batch = _prefill_s(pf, pf_q, pfd, pfd_q, n_ops, mask, p_batch, n_in, p_batch, spec, hbm_f, compute_f,
+                                 link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat, OP, PASS)
+            t_one = _prefill_s(pf, pf_q, pfd, pfd_q, n_ops, mask, n_in, n_in, p_batch, spec, hbm_f, compute_f,
+                               link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat, OP, PASS)
+            pool_rate = n_pf * p_batch / n_in / t_batch
+            kv_s = so_us * 1e-6 + kv_bytes / (kv_link * so_f)  # serving.kv_transfer_s
+            # the decode pool: ceil(C / y) per worker, admitted as running_batch, no prefill stall
+            per_w = tl.ceil(c / y - 1e-9)
+            bd = tl.maximum(tl.minimum(tl.minimum(per_w, max_c), tl.floor(max_step / (k + 1.0))), 1.0)
+            step_d = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, bd, k, ctx, 0.0, graph_max, graph_tokens, hbm_f,
+                             compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, request_us,
+                             step_lat, OP, PASS)
+            ttft_idle = t_one + kv_s + step_d / 2.0
+            served_d = ttft_idle + n_out * step_d / al
+            queue_d = (per_w / bd - 1.0) * served_d
+            demand = c / (queue_d + served_d)
+            throttled = demand > pool_rate
+            # throttled: log-bisection of B = (rate / y) O TPOT(B) over [1, bd] (THROTTLE_BISECTION_STEPS)
+            lo = tl.full(bd.shape, 1.0, tl.float64)
+            hi = bd
+            for _ in range(THROTTLE_STEPS):
+                mid = tl.sqrt(lo * hi)
+                step_m = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, mid, k, ctx, 0.0, graph_max, graph_tokens,
+                                 hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
+                                 request_us, step_lat, OP, PASS)
+                over = mid > pool_rate / y * n_out * step_m / al
+                hi = tl.where(over, mid, hi)
+                lo = tl.where(over, lo, mid)
+            b_thr = tl.where(throttled, hi, bd)
+            step_t = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b_thr, k, ctx, 0.0, graph_max, graph_tokens,
+                             hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
+                             request_us, step_lat, OP, PASS)
+            tpot_t = step_t / al
+            ttft_free = ttft_idle + demand / pool_rate * t_batch / 2.0 + queue_d
+            rate_d = tl.where(throttled, pool_rate, c / (ttft_free + n_out * tpot_t))
+            ttft_d = tl.where(throttled, tl.maximum(c / rate_d - n_out * tpot_t, ttft_idle), ttft_free)
+            dis = disagg > 0.5
+            step = tl.where(dis, step_t, step)
+            tpot = tl.where(dis, tpot_t, tpot)
+            ttft = tl.where(dis, ttft_d, ttft)
+            tput = tl.where(dis, rate_d * (n_in + n_out) / gpus, tput)
+            out_tput = tl.where(dis, rate_d * n_out / gpus, out_tput)
+        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (pf_max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
         nan = float("nan")
         tl.store(out_ptr + OUT.interactivity * n_points + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
         tl.store(out_ptr + OUT.tput_per_gpu * n_points + offs,
-                 tl.where(feasible, c * (n_in + n_out) / lifetime / gpus, nan), mask=mask)
+                 tl.where(feasible, tput, nan), mask=mask)
         tl.store(out_ptr + OUT.output_tput_per_gpu * n_points + offs,
-                 tl.where(feasible, c * n_out / lifetime / gpus, nan), mask=mask)
+                 tl.where(feasible, out_tput, nan), mask=mask)
         tl.store(out_ptr + OUT.step_s * n_points + offs, tl.where(feasible, step, nan), mask=mask)
         tl.store(out_ptr + OUT.ttft_s * n_points + offs, tl.where(feasible, ttft, nan), mask=mask)
         tl.store(out_ptr + OUT.feasible * n_points + offs, tl.where(feasible, 1.0, 0.0), mask=mask)
@@ -274,10 +354,12 @@ if triton is not None:
 
 def pack(batch: CaseBatch) -> tuple[torch.Tensor, dict[str, int]]:
     """One contiguous float64 row per case: target ops | draft ops | target pass | draft pass | knobs |
-    scalars | AL, and the offset of each section in a row."""
+    scalars | AL | the prefill worker's ops and passes (zero for one-worker cases), and each section's offset."""
     sections = {"ops": batch.ops[:, 0].flatten(1), "draft_ops": batch.ops[:, 1].flatten(1),
                 "pass": batch.passes[:, 0], "draft_pass": batch.passes[:, 1], "knob": batch.knobs,
-                "scalar": batch.scalars, "al": batch.al}
+                "scalar": batch.scalars, "al": batch.al,
+                "pf_ops": batch.ops[:, 2].flatten(1), "pf_draft_ops": batch.ops[:, 3].flatten(1),
+                "pf_pass": batch.passes[:, 2], "pf_draft_pass": batch.passes[:, 3]}
     offsets, at = {}, 0
     for name, p in sections.items():
         offsets[name], at = at, at + p.shape[1]
@@ -299,7 +381,8 @@ def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurre
     _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
         rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
         batch.al.shape[1], off["draft_ops"], off["pass"], off["draft_pass"], off["knob"], off["scalar"], off["al"],
-        **LAYOUT, BLOCK=BLOCK)
+        off["pf_ops"], off["pf_draft_ops"], off["pf_pass"], off["pf_draft_pass"],
+        **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS, BLOCK=BLOCK)
     res = {name: out[i] for name, i in zip(KERNEL_READS["output"], LAYOUT["OUT"], strict=True)}
     return {**res, "feasible": res["feasible"] > 0.5}
 

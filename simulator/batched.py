@@ -1,7 +1,11 @@
 """Batched lowering: a list of cases (scenario x deployment x with/without draft) as flat padded float64 tensors.
 
-Every number comes from the simulator (`Scenario.tables`, `Scenario.memory`, `al_table`); this module only
-stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
+A deployment is one worker (a single-node `DeploymentSpec`, or a `WorkerSpec` that spans an NVL72 domain or
+nodes: its all-to-all, EPLB slots and NIC are folded into its tables by `topology.worker_model`) or a
+`DisaggregatedSpec` (x prefill + y decode workers: tables of both, the pool sizes and the KV transfer as
+scalars; `serving.disaggregated_loop_tokens` evaluates it). Concurrency is per deployment: for replicas of a
+worker, per replica. Every number comes from the simulator (`topology.worker_model`, `worker_memory`,
+`disagg.kv_transfer`, `al_table`); this module only stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
 without a draft gets an all-zero draft table whose pass costs exactly 0 s. Both the calibration and the
 sweep kernels (`kernels/`) evaluate these batches.
 """
@@ -14,17 +18,24 @@ from dataclasses import dataclass, fields
 import torch
 
 from simulator.acceptance import al_table
+from simulator.disagg import kv_transfer
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.scenario import Scenario
 from simulator.serving import StepLimits
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
-from simulator.specs.topology import NODE_GPUS
+from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import CaseKey
+from simulator.topology import worker_memory, worker_model
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                  "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens",
-                 "graph_max_batch", "graph_counts_tokens")
+                 "graph_max_batch", "graph_counts_tokens",
+                 # disaggregated deployments (0 / neutral for one worker): pools, prefill worker, KV transfer
+                 "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
+                 "prefill_max_concurrency", "kv_bytes", "kv_link_bytes_s")
+# the tables of a case, by side: the (decode) worker's target and draft, a disaggregated prefill worker's
+SIDES = ("target", "draft", "prefill_target", "prefill_draft")
 # pad values that make a padded operator / a missing draft pass cost exactly 0 s (no 0 / 0)
 OP_PAD = {f: (1.0 if f == "peak_flops" else 0.0) for f in OP_FIELDS}
 PASS_PAD = {"attention_dp": 1.0, "link_bytes_s": 1.0, "hbm_bytes_s": 1.0}
@@ -42,23 +53,26 @@ class Case:
     """One point of the outer sweep: a scenario deployed one way, with or without its draft module."""
 
     scenario: Scenario
-    deployment: DeploymentSpec
+    deployment: DeploymentSpec | DisaggregatedSpec  # one worker (WorkerSpec or single-node), or xPyD
     with_draft: bool = True
     group: GroupKey | None = None  # frontier group (default: the case's CaseKey)
     limits: EngineLimits = EngineLimits()  # the engine's limits (default: none beyond memory)
 
-    def __post_init__(self) -> None:
-        """The batched lowering (and so the Triton kernel) covers single-node deployments only: a wider one
-        would be priced without its all-to-all over the NICs / NVL72 (simulator.topology). Refuse it."""
-        gpus, dom = self.deployment.gpus, self.scenario.hardware.scale_up_domain_gpus
-        if gpus > min(NODE_GPUS, dom):
-            raise ValueError(
-                f"deployment {self.deployment.label} spans {gpus} GPUs, beyond one node: the sweep kernel does not "
-                "price multi-node or wide-EP deployments yet; use simulator.disagg (torch) for them")
-
     @property
     def has_draft(self) -> bool:
         return self.with_draft and self.scenario.has_draft
+
+    @property
+    def disaggregated(self) -> bool:
+        return isinstance(self.deployment, DisaggregatedSpec)
+
+    @property
+    def worker(self) -> WorkerSpec:
+        """The worker whose steps decode: the deployment itself, or a disaggregated one's decode worker."""
+        d = self.deployment
+        if isinstance(d, DisaggregatedSpec):
+            return d.decode
+        return d if isinstance(d, WorkerSpec) else WorkerSpec(**d.model_dump())
 
     @property
     def group_key(self) -> GroupKey:
@@ -68,10 +82,11 @@ class Case:
 
 @dataclass(frozen=True)
 class CaseBatch:
-    """Per-case tensors (float64 unless noted). Side 0 of `ops`/`passes` is the target, side 1 the draft."""
+    """Per-case tensors (float64 unless noted). Sides of `ops`/`passes` as `SIDES` (a one-worker case's prefill
+    sides are zero tables)."""
 
-    ops: torch.Tensor  # [n_cases, 2, len(OP_FIELDS), n_ops]
-    passes: torch.Tensor  # [n_cases, 2, len(PASS_FIELDS)]
+    ops: torch.Tensor  # [n_cases, len(SIDES), len(OP_FIELDS), n_ops]
+    passes: torch.Tensor  # [n_cases, len(SIDES), len(PASS_FIELDS)]
     knobs: torch.Tensor  # [n_cases, len(KNOB_NAMES)]
     scalars: torch.Tensor  # [n_cases, len(SCALAR_FIELDS)]
     al: torch.Tensor  # [n_cases, K + 1] AL(k) at acceptance scale 1, padded with 1 beyond each case's K
@@ -92,7 +107,7 @@ class CaseBatch:
         return self.scalars[:, SCALAR_FIELDS.index(name)]
 
     def table(self, side: int, sel: Callable[[torch.Tensor], torch.Tensor] = _identity) -> PassTable:
-        """The padded PassTable of side 0 (target) or 1 (draft); `sel` maps each [n_cases, ...] tensor."""
+        """The padded PassTable of side `side` (index into SIDES); `sel` maps each [n_cases, ...] tensor."""
         ops = {f: sel(self.ops[:, side, i]) for i, f in enumerate(OP_FIELDS)}
         passes = {f: sel(self.passes[:, side, i]) for i, f in enumerate(PASS_FIELDS)}
         return PassTable(names=(), **ops, **passes)
@@ -125,13 +140,17 @@ def inf_if_none(x: int | None) -> float:
     return float("inf") if x is None else float(x)
 
 
-def case_max_concurrency(c: Case, k_max: int) -> float:
-    """Requests the case's engine runs at once: the KV cache (with k_max lookahead slots per request),
-    serving.max_running_requests and the case's own max_running_requests."""
+def _worker_memory(c: Case, w: WorkerSpec, k_max: int) -> float:
     sc = c.scenario
-    mem = sc.memory(c.deployment, with_draft=c.has_draft, lookahead_tokens=k_max)
+    mem = worker_memory(sc, w, with_draft=c.has_draft, lookahead_tokens=k_max)
     return min(float(mem.max_concurrency), float(sc.serving.max_running_requests),
                inf_if_none(c.limits.max_running_requests))
+
+
+def case_max_concurrency(c: Case, k_max: int) -> float:
+    """Requests the case's (decode) worker runs at once: the KV cache (with k_max lookahead slots per
+    request), serving.max_running_requests and the case's own max_running_requests."""
+    return _worker_memory(c, c.worker, k_max)
 
 
 def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
@@ -140,32 +159,55 @@ def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
     row = {
         "input_tokens": wl.mean_input_tokens, "output_tokens": wl.mean_output_tokens,
         "prefill_chunk_tokens": sv.prefill_chunk_tokens, "chunked_prefill": sv.prefill_mode == "chunked",
-        "gpus": dep.gpus, "attention_dp": dep.attention_dp,
+        "gpus": dep.gpus, "attention_dp": c.worker.attention_dp,
         "max_concurrency": case_max_concurrency(c, k_max),
         "max_draft_tokens": k_max, "acceptance_scale": sc.acceptance.scale if c.has_draft else 1.0,
         "max_step_tokens": inf_if_none(c.limits.max_num_tokens),
         "graph_max_batch": inf_if_none(c.limits.cuda_graph_max_batch),
         "graph_counts_tokens": c.limits.cuda_graph_counts_tokens,
+        "disaggregated": 0.0, "decode_workers": 1.0, "prefill_workers": 0.0, "prefill_attention_dp": 1.0,
+        "prefill_max_concurrency": float("inf"), "kv_bytes": 0.0, "kv_link_bytes_s": 1.0,
     }
+    if isinstance(dep, DisaggregatedSpec):
+        so = sc.hardware.scale_out
+        if so is None:
+            raise ValueError(f"deployment {dep.label}: {sc.hardware.name} has no scale_out (NIC) figures to move "
+                             "KV from prefill to decode workers")
+        kv = kv_transfer(sc, dep.prefill, wl.mean_input_tokens, c.has_draft)
+        row.update(disaggregated=1.0, decode_workers=dep.decode_workers, prefill_workers=dep.prefill_workers,
+                   prefill_attention_dp=dep.prefill.attention_dp, kv_bytes=kv.bytes_per_request,
+                   kv_link_bytes_s=kv.lanes * so.bytes_per_s,
+                   prefill_max_concurrency=_worker_memory(c, dep.prefill, k_max))
     return torch.tensor([float(row[f]) for f in SCALAR_FIELDS], dtype=torch.float64)
+
+
+def case_tables(c: Case) -> tuple[PassTable | None, ...]:
+    """The case's tables by SIDES (None: a zero table), all-to-all / EPLB / NIC folded in."""
+    sc = c.scenario
+    d = worker_model(sc, c.worker).tables
+    tables: list[PassTable | None] = [d.target, d.draft if c.has_draft else None, None, None]
+    if isinstance(c.deployment, DisaggregatedSpec):
+        p = worker_model(sc, c.deployment.prefill).tables
+        tables[2:] = [p.target, p.draft if c.has_draft else None]
+    return tuple(tables)
 
 
 def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
     """Stack the cases' step tables, knobs, workload, memory limit and AL table into a `CaseBatch`."""
     if not cases:
         raise ValueError("lower_cases: no cases given")
-    tables = [c.scenario.tables(c.deployment) for c in cases]
-    n_ops = max(max(len(t.target.names), len(t.draft.names) if t.draft else 0) for t in tables)
+    tables = [case_tables(c) for c in cases]
+    n_ops = max(len(t.names) for ts in tables for t in ts if t is not None)
     als = [al_table(c.scenario.acceptance, scale=1.0) if c.has_draft else torch.ones(1, dtype=torch.float64)
            for c in cases]
     k1 = max(a.numel() for a in als)
     groups = tuple(dict.fromkeys(c.group_key for c in cases))
     servings = tuple(dict.fromkeys((c.scenario.workload, c.scenario.serving) for c in cases))
     ops, passes = [], []
-    for c, t in zip(cases, tables, strict=True):
-        (to, tp), (do, dp) = _table_rows(t.target, n_ops), _table_rows(t.draft if c.has_draft else None, n_ops)
-        ops.append(torch.stack([to, do]))
-        passes.append(torch.stack([tp, dp]))
+    for ts in tables:
+        rows = [_table_rows(t, n_ops) for t in ts]
+        ops.append(torch.stack([o for o, _ in rows]))
+        passes.append(torch.stack([p for _, p in rows]))
     return CaseBatch(
         ops=torch.stack(ops), passes=torch.stack(passes),
         knobs=torch.stack([torch.stack([getattr(c.scenario.knob_tensors, n) for n in KNOB_NAMES]) for c in cases]),

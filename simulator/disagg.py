@@ -38,7 +38,6 @@ from simulator.specs.vocabulary import CaseKey
 from simulator.topology import WorkerModel, worker_memory, worker_model
 
 
-
 def f64(x: float) -> torch.Tensor:
     return torch.tensor(float(x), dtype=torch.float64)
 

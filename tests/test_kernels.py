@@ -22,11 +22,13 @@ from kernels import Case, CaseBatch, evaluate_grid_torch, lower_cases, sweep  # 
 from simulator.acceptance import al_table  # noqa: E402
 from simulator.batched import OP_PAD, SCALAR_FIELDS  # noqa: E402
 from simulator.catalog import list_keys, load_hardware, load_model, load_workload  # noqa: E402
+from simulator.disagg import aggregated_point, disaggregated_point  # noqa: E402
 from simulator.knobs import KNOB_NAMES  # noqa: E402
 from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
 from simulator.serving import StepLimits, closed_loop  # noqa: E402
 from simulator.specs import EngineLimits, ServingSpec  # noqa: E402
+from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec  # noqa: E402
 
 needs_triton = pytest.mark.skipif(st.triton is None, reason="triton is not importable: only the torch backend runs")
 C = torch.tensor([1.0, 3.0, 64.0, 700.0, 1e5])  # 1e5 exceeds every case's memory: queued, not infeasible
@@ -240,7 +242,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import kernels.sweep_triton as st
 fn = st._sweep_kernel
-consts = {**st.LAYOUT, "BLOCK": st.BLOCK}
+consts = {**st.LAYOUT, "THROTTLE_STEPS": st.THROTTLE_BISECTION_STEPS, "BLOCK": st.BLOCK}
 sig = {n: "constexpr" if n in consts else "*fp64" if n.endswith("_ptr") else "i32" for n in fn.arg_names}
 print(len(triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)).asm["ptx"]))
 """
@@ -256,3 +258,66 @@ def test_kernel_compiles_for_a_gpu() -> None:
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.split()[-1]) > 10_000  # chars of PTX
+
+
+# ----------------------------------------------------------------------------- deployments beyond one node
+DEP16 = WorkerSpec(tp=16, ep=16, dp_attention=True)
+DEP4 = WorkerSpec(tp=4, ep=4, dp_attention=True)
+TEP8 = WorkerSpec(tp=8, ep=8)
+
+
+def cluster_cases() -> list[Case]:
+    """Every shape beyond one node: wide EP in an NVL72 domain and across two HGX nodes, EPLB slots, xPyD with
+    node-sized and wide-EP decode workers, and a prefill-starved 1P1D that is throttled."""
+    gb, b2 = scenario("deepseek_r1", "gb200", "fp4", "8k1k"), scenario("deepseek_r1", "b200", "fp4", "8k1k")
+    return [
+        Case(gb, DEP16), Case(b2, DEP16), Case(b2, DEP16, with_draft=False),
+        Case(gb, WorkerSpec(tp=24, ep=24, dp_attention=True, redundant_experts=32)),
+        Case(b2, DisaggregatedSpec(prefill=TEP8, prefill_workers=1, decode=TEP8, decode_workers=4)),
+        Case(gb, DisaggregatedSpec(prefill=DEP4, prefill_workers=3, decode=DEP16, decode_workers=1)),
+        Case(gb, DisaggregatedSpec(prefill=DEP4, prefill_workers=1, decode=DEP16, decode_workers=2),
+             with_draft=False),
+        Case(gb, gb.deployment(tp=8, ep=8, dp_attention=True)),  # one node, in the same batch
+    ]
+
+
+CLUSTER_C = torch.tensor([1.0, 7.0, 180.0, 1024.0])
+CLUSTER_K = torch.tensor([0.0, 1.0, 3.0])
+
+
+def test_cluster_cases_lower_to_the_torch_cluster_model() -> None:
+    """The batched lowering of multi-node shapes evaluates exactly what simulator.disagg's points give."""
+    cases = cluster_cases()
+    batch = lower_cases(cases)
+    grid = evaluate_grid_torch(batch, CLUSTER_C, CLUSTER_K, torch.tensor([1.0]))
+    throttled = 0
+    for i, case in enumerate(cases):
+        sc = case.scenario
+        spec = case.deployment if case.disaggregated else AggregatedSpec(worker=case.worker)
+        for ik, k in enumerate(CLUSTER_K.long().tolist()):
+            if k and not case.has_draft:
+                assert not grid["feasible"][i, :, ik].any()
+                continue
+            if not k and case.has_draft:
+                continue  # a case with its draft loaded (memory, KV moved) at k = 0: the points load it only for k > 0
+            al = float(al_table(sc.acceptance, scale=1.0)[k])
+            for ic, c in enumerate(CLUSTER_C.tolist()):
+                point = (disaggregated_point if case.disaggregated else aggregated_point)(sc, spec, c, k, al)
+                throttled += point.throttled
+                assert bool(grid["feasible"][i, ic, ik, 0]) == point.feasible
+                for name, want in (("interactivity", point.interactivity), ("tput_per_gpu", point.tput_per_gpu),
+                                   ("step_s", point.step_s), ("ttft_s", point.ttft_s)):
+                    assert float(grid[name][i, ic, ik, 0]) == pytest.approx(want, rel=1e-9), (spec.label, name, c, k)
+    assert throttled > 0  # the 1-prefill-worker cases run into their prefill capacity at depth
+
+
+@needs_triton
+def test_triton_matches_torch_reference_beyond_one_node() -> None:
+    """Wide EP (NVLink and NICs), EPLB and disaggregated cases through the kernel (interpreter) == torch."""
+    batch = lower_cases(cluster_cases())
+    a = torch.tensor([0.8, 1.0])
+    ref = evaluate_grid_torch(batch, CLUSTER_C, CLUSTER_K, a)
+    got = st.evaluate_points_triton(batch, 0, ref["feasible"].numel(), CLUSTER_C, CLUSTER_K, a)
+    assert torch.equal(got["feasible"], ref["feasible"].flatten())
+    for name in ("interactivity", "tput_per_gpu", "output_tput_per_gpu", "step_s", "ttft_s"):
+        torch.testing.assert_close(got[name], ref[name].flatten(), rtol=1e-7, atol=0, equal_nan=True, msg=name)

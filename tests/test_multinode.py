@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from conftest import scenario
-from simulator.batched import Case
+from simulator.batched import Case, lower_cases
 from simulator.disagg import (
     aggregated_point,
     disaggregated_point,
@@ -219,12 +219,15 @@ def test_named_errors() -> None:
         parse_xpyd("7x1", prefill=DEP4)
 
 
-def test_the_sweep_kernel_refuses_multi_node_deployments() -> None:
-    """The batched lowering (Triton kernel and its torch reference) would miss the all-to-all: it must say so."""
-    sc = r1("gb200")
-    Case(sc, DEP16.deployment().model_copy(update={"tp": 8, "ep": 8}))  # one node: fine
-    with pytest.raises(ValueError, match="sweep kernel does not price multi-node"):
-        Case(sc, DEP16.deployment())
+def test_the_batched_lowering_prices_a_wide_deployment_as_a_wide_worker() -> None:
+    """A plain DeploymentSpec beyond one node is lowered as the WorkerSpec it is (all-to-all folded in)."""
+    sc = r1("b200")
+    batch = lower_cases([Case(sc, DEP16.deployment()), Case(sc, DEP16)])
+    want = worker_model(sc, DEP16).tables.target
+    for i in range(2):
+        got = batch.table(0, lambda x, i=i: x[i])
+        assert float(got.comm_bytes_per_token) == float(want.comm_bytes_per_token) > 0
+        assert float(got.scale_out) == 1.0  # two HGX nodes: its all-to-all runs over the NICs
 
 
 def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:

@@ -5,7 +5,7 @@ nodes: its all-to-all, EPLB slots and NIC are folded into its tables by `topolog
 `DisaggregatedSpec` (x prefill + y decode workers: tables of both, the pool sizes and the KV transfer as
 scalars; `serving.disaggregated_loop_tokens` evaluates it). Concurrency is per deployment: for replicas of a
 worker, per replica. Every number comes from the simulator (`topology.worker_model`, `worker_memory`,
-`disagg.kv_transfer`, `al_table`); this module only stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
+`topology.kv_transfer`, `al_table`); this module only stacks them. Operators are padded with zero rows (`peak_flops` = 1 so that 0 / peak stays 0) and a case
 without a draft gets an all-zero draft table whose pass costs exactly 0 s. Both the calibration and the
 sweep kernels (`kernels/`) evaluate these batches.
 """
@@ -18,7 +18,6 @@ from dataclasses import dataclass, fields
 import torch
 
 from simulator.acceptance import al_table
-from simulator.disagg import kv_transfer
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.scenario import Scenario
@@ -26,7 +25,7 @@ from simulator.serving import StepLimits
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import CaseKey
-from simulator.topology import worker_memory, worker_model
+from simulator.topology import as_worker, kv_transfer, worker_memory, worker_model
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                  "attention_dp", "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens",
@@ -72,7 +71,7 @@ class Case:
         d = self.deployment
         if isinstance(d, DisaggregatedSpec):
             return d.decode
-        return d if isinstance(d, WorkerSpec) else WorkerSpec(**d.model_dump())
+        return as_worker(d)
 
     @property
     def group_key(self) -> GroupKey:
@@ -169,14 +168,10 @@ def _scalar_row(c: Case, k_max: int) -> torch.Tensor:
         "prefill_max_concurrency": float("inf"), "kv_bytes": 0.0, "kv_link_bytes_s": 1.0,
     }
     if isinstance(dep, DisaggregatedSpec):
-        so = sc.hardware.scale_out
-        if so is None:
-            raise ValueError(f"deployment {dep.label}: {sc.hardware.name} has no scale_out (NIC) figures to move "
-                             "KV from prefill to decode workers")
         kv = kv_transfer(sc, dep.prefill, wl.mean_input_tokens, c.has_draft)
         row.update(disaggregated=1.0, decode_workers=dep.decode_workers, prefill_workers=dep.prefill_workers,
                    prefill_attention_dp=dep.prefill.attention_dp, kv_bytes=kv.bytes_per_request,
-                   kv_link_bytes_s=kv.lanes * so.bytes_per_s,
+                   kv_link_bytes_s=kv.link_bytes_s,
                    prefill_max_concurrency=_worker_memory(c, dep.prefill, k_max))
     return torch.tensor([float(row[f]) for f in SCALAR_FIELDS], dtype=torch.float64)
 

@@ -16,7 +16,6 @@ import pandas as pd
 
 from simulator.calibration.data import target_observations
 from simulator.calibration.uncertainty import bands
-from simulator.disagg import benchmark_cluster_frame, cluster_frame
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import Curve, evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
@@ -139,20 +138,12 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
                 max_gpus: int | None = None) -> CompareResult:
     """Both sides' curves and fronts, read at `targets` (default: 25/50/75 % of the range both cover).
 
-    `search="open"` with `max_gpus` above one node also explores deployments beyond it (disagg.cluster_frame:
-    wide EP over NVLink or NICs, xPyD prefill/decode pools) within that GPU budget."""
+    `max_gpus` above one node also prices deployments beyond it within that GPU budget (search.candidates:
+    the benchmark's multi-node rows, or every wide-EP / xPyD shape of the open search)."""
     sides: dict[Side, SideResult] = {}
     for side in SIDES:
-        cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload)
+        cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload, max_gpus or NODE_GPUS)
         frame = evaluate(sc, cands, acceptance_scale).frame()
-        if search == "open" and max_gpus is not None and max_gpus > NODE_GPUS:
-            extra = cluster_frame(sc, side, max_gpus, acceptance_scale)
-            frame = pd.concat([frame, extra], ignore_index=True) if not extra.empty else frame
-        elif search == "benchmark" and max_gpus is not None and max_gpus > NODE_GPUS:
-            extra, more = benchmark_cluster_frame(sc, side, key, acceptance_scale)
-            if not extra.empty:
-                frame = pd.concat([frame, extra], ignore_index=True) if not frame.empty else extra
-                note = "; ".join(x for x in (note, more) if x)
         front = front_of(frame) if not frame.empty else frame
         reason = "" if not front.empty else (side_reason(sc, side) or _points_reason(frame))
         sides[side] = SideResult(side, frame, front, note, cands, reason)
@@ -182,7 +173,7 @@ def breakdown_at_targets(sc: Scenario, result: CompareResult, acceptance_scale: 
             p = s.front.iloc[int(np.argmin(np.abs(s.front["interactivity"].to_numpy() - row["interactivity"])))]
             cand = next((c for c in s.candidates if c.deployment.label == p["deployment"]
                          and int(p["concurrency"]) in c.concurrencies), None)
-            if cand is None:  # a multi-node point (disagg.cluster_frame): no per-term breakdown yet
+            if cand is None:
                 continue
             parts = point_breakdown(sc, cand, int(p["concurrency"]), int(p["draft_tokens"]), acceptance_scale)
             rows += [{"side": side, "interactivity": row["interactivity"], "term": t, "ms": v} for t, v in parts.items()]

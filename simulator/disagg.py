@@ -21,55 +21,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
 import torch
 
-from simulator.acceptance import acceptance_length, al_table
-from simulator.lowering import memory_footprint
 from simulator.memory import MemoryCheck
 from simulator.scenario import Scenario
-from simulator.search_space import multinode_rows
 from simulator.serving import StepLimits, closed_loop_tokens, disaggregated_loop_tokens
-from simulator.specs import DeploymentSpec, EngineLimits
-from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, ScaleOutSpec, WorkerSpec
-from simulator.specs.vocabulary import CaseKey
-from simulator.topology import WorkerModel, worker_memory, worker_model
+from simulator.specs import EngineLimits
+from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec
+from simulator.topology import KvTransfer, WorkerModel, kv_transfer, worker_memory, worker_model
 
 
 def f64(x: float) -> torch.Tensor:
     return torch.tensor(float(x), dtype=torch.float64)
-
-
-def kv_transfer_bytes_per_request(sc: Scenario, input_tokens: float, with_draft: bool) -> float:
-    """Bytes of one request's KV cache (and recurrent state) after prefill, all layers, unsharded: what the
-    decode worker must receive. The draft module's own cache moves too when speculating."""
-    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft)
-    return fp.cache_bytes_per_request(input_tokens)
-
-
-@dataclass(frozen=True)
-class KvTransfer:
-    bytes_per_request: float
-    lanes: int  # NICs that send one request's KV at once
-    seconds: float
-
-
-def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_draft: bool) -> KvTransfer:
-    """One request's KV over the scale-out link: message latency + bytes / (lanes x NIC x fraction).
-
-    Lanes: the prefill worker's attention-TP ranks each hold (a shard or a replica of) the request's KV and
-    send their part; under DP-attention a request lives on one rank (1 lane).
-    """
-    so: ScaleOutSpec | None = sc.hardware.scale_out
-    if so is None:
-        raise ValueError(f"{sc.hardware.name} has no scale_out spec: cannot move KV between workers")
-    b = kv_transfer_bytes_per_request(sc, input_tokens, with_draft)
-    lanes = 1 if prefill.dp_attention else prefill.tp
-    k = sc.knob_tensors
-    seconds = float(k.scale_out_latency_us) * 1e-6 + b / (lanes * so.bytes_per_s * float(k.scale_out_bandwidth_fraction))
-    return KvTransfer(b, lanes, seconds)
 
 
 @dataclass(frozen=True)
@@ -132,15 +96,13 @@ def disaggregated_point(sc: Scenario, spec: DisaggregatedSpec, concurrency: floa
     """The closed loop at concurrency C on x prefill + y decode workers (serving.disaggregated_loop_tokens)."""
     cache = cache or ClusterCache(sc)
     with_draft = draft_tokens > 0
-    so = sc.hardware.scale_out
-    assert so is not None  # kv() refuses hardware without scale_out figures
     kv = cache.kv(spec.prefill, with_draft)
     mem = cache.memory(spec.decode, draft_tokens)
     wl, sv = sc.workload, sc.serving
     m = disaggregated_loop_tokens(
         cache.worker(spec.decode).tables, cache.worker(spec.prefill).tables, sc.knob_tensors,
         wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, spec.prefill.attention_dp,
-        spec.prefill_workers, spec.decode_workers, kv.bytes_per_request, kv.lanes * so.bytes_per_s,
+        spec.prefill_workers, spec.decode_workers, kv.bytes_per_request, kv.link_bytes_s,
         f64(concurrency), f64(draft_tokens), f64(al), spec.gpus,
         StepLimits.of(EngineLimits(), min(mem.max_concurrency, sv.max_running_requests)))
     throttled = bool(m.throttled)
@@ -234,80 +196,3 @@ def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[AggregatedSpec | Di
                         {"prefill": p.model_dump(), "prefill_workers": x, "decode": d.model_dump(),
                          "decode_workers": y}, context=ctx))
     return out
-
-
-def cluster_rows(sc: Scenario, spec: AggregatedSpec | DisaggregatedSpec, side: str, concurrencies: tuple[int, ...],
-                 draft_tokens: tuple[int, ...], al_of: dict[int, float], engine: str = "any",
-                 cache: ClusterCache | None = None) -> list[dict[str, object]]:
-    """Predicted points of one cluster deployment as rows of the evaluate.Curve columns (+ cluster ones)."""
-    rows: list[dict[str, object]] = []
-    cache = cache or ClusterCache(sc)
-    lead = spec.worker if isinstance(spec, AggregatedSpec) else spec.decode
-    for k in draft_tokens:
-        for c in concurrencies:
-            al = al_of.get(k, 1.0)
-            p = (aggregated_point(sc, spec, c, k, al, cache) if isinstance(spec, AggregatedSpec)
-                 else disaggregated_point(sc, spec, c, k, al, cache))
-            rows.append({
-                "side": side, "engine": engine, "deployment": spec.label, "tp": lead.tp, "ep": lead.ep,
-                "dp_attention": lead.dp_attention, "gpus": spec.gpus, "concurrency": c, "draft_tokens": k,
-                "acceptance_length": al, "step_ms": p.step_s * 1e3, "prefill_stall_ms": 0.0,
-                "ttft_ms": p.ttft_s * 1e3, "tpot_ms": p.tpot_s * 1e3, "interactivity": p.interactivity,
-                "tput_per_gpu": p.tput_per_gpu, "output_tput_per_gpu": p.output_tput_per_decode_gpu,
-                "feasible": p.feasible, "infeasible_reason": p.infeasible_reason, "throttled": p.throttled,
-                "throttle_reason": p.reason, "kv_transfer_ms": p.kv_transfer_s * 1e3})
-    return rows
-
-
-CLUSTER_CONCURRENCIES = tuple(2**i for i in range(14))  # 1 .. 8192: the benchmark's multi-node runs reach 7878
-
-
-def cluster_frame(sc: Scenario, side: str, max_gpus: int, acceptance_scale: float | None = None) -> pd.DataFrame:
-    """Every open cluster shape within `max_gpus` on one side (MTP: k = 1..3 within the acceptance table),
-    as a frame of evaluate.Curve columns plus `throttled`, `throttle_reason`, `kv_transfer_ms`."""
-    if side == "mtp" and not sc.has_draft:
-        return pd.DataFrame()
-    ks = (0,) if side == "off" else tuple(k for k in (1, 2, 3) if sc.acceptance and k <= sc.acceptance.max_draft_tokens)
-    al_of = {0: 1.0}
-    if sc.acceptance is not None:
-        table = al_table(sc.acceptance, acceptance_scale)
-        al_of.update({k: float(acceptance_length(table, torch.tensor([k]))[0]) for k in ks})
-    cache = ClusterCache(sc)
-    rows: list[dict[str, object]] = []
-    for spec in open_cluster_shapes(sc, max_gpus):
-        rows += cluster_rows(sc, spec, side, CLUSTER_CONCURRENCIES, ks, al_of, cache=cache)
-    return pd.DataFrame(rows)
-
-
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"  # the development workplace's ../shared
-
-
-def benchmark_cluster_frame(sc: Scenario, side: str, key: CaseKey, acceptance_scale: float | None = None,
-                            shared_dir: Path = SHARED_DIR) -> tuple[pd.DataFrame, str]:
-    """The disaggregated deployments the benchmark ran for this case (master configs' multinode entries, read
-    from `shared_dir`), evaluated at their conc-lists and draft lengths; a note says what was skipped."""
-    if not (shared_dir / "data" / "benchmark-configs").is_dir():
-        return pd.DataFrame(), "multi-node benchmark entries not read: ../shared/data/benchmark-configs is absent"
-    if sc.hardware.scale_out is None:
-        return pd.DataFrame(), f"multi-node benchmark entries not used: {sc.hardware.name} has no scale_out figures"
-    experts = {key.model: max((f.num_experts or 0) for f in sc.model.moe_ffns)} if sc.model.moe_ffns else {}
-    found, skipped = multinode_rows(shared_dir, experts)
-    mine = [r for r in found if (r.model, r.hardware, r.precision, r.workload) == tuple(key) and r.spec == side]
-    if side == "mtp" and not sc.has_draft:
-        return pd.DataFrame(), ""
-    table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance is not None else None
-    cache = ClusterCache(sc)
-    rows: list[dict[str, object]] = []
-    bad: list[str] = []
-    for r in mine:
-        k = r.draft_tokens or 0
-        al = 1.0 if k == 0 or table is None else float(acceptance_length(table, torch.tensor([k]))[0])
-        try:
-            DisaggregatedSpec.model_validate(r.deployment.model_dump(), context={"model": sc.model,
-                                                                                 "hardware": sc.hardware})
-        except ValueError as e:
-            bad.append(f"{r.source}: {e.errors()[0]['msg'] if hasattr(e, 'errors') else e}")
-            continue
-        rows += cluster_rows(sc, r.deployment, side, tuple(r.concurrencies), (k,), {k: al}, r.engine, cache)
-    note = f"{len(mine) - len(bad)} multi-node benchmark rows" + (f"; skipped: {'; '.join(bad)}" if bad else "")
-    return pd.DataFrame(rows), note if mine else ""

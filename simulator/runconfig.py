@@ -26,7 +26,7 @@ from simulator.economics import RateTable, Tier
 from simulator.scenario import Scenario
 from simulator.search import SearchMode
 from simulator.specs import AcceptanceSpec, HardwareSpec, ModelSpec, ServingSpec, WorkloadSpec
-from simulator.specs.topology import NODE_GPUS
+from simulator.specs.topology import DEFAULT_MAX_GPUS
 from simulator.specs.vocabulary import PRECISIONS, CaseKey, Precision
 
 TaskName = Literal["compare", "validate", "calibrate", "sweep", "plan", "advise", "summarize"]
@@ -92,9 +92,10 @@ class RunConfig(Settings):
     task: TaskName = "compare"
     precision: Precision = "fp4"
     search: SearchMode = Field(default="benchmark", description="benchmark: what the benchmark ran | open")
-    max_gpus: PositiveInt = Field(default=NODE_GPUS, le=4096, description=(
-        "GPU budget of one deployment; above one node (8, e.g. 72 for an NVL72 rack) compare also prices wide EP "
-        "and xPyD clusters (open search) and the benchmark's multi-node recipes: not yet calibrated"))
+    max_gpus: PositiveInt = Field(default=DEFAULT_MAX_GPUS, le=4096, description=(
+        "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
+        "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
+        "8 = single-node deployments only"))
     interactivity: list[PositiveFloat] | None = Field(
         default=None, description="targets in tok/s/user; null = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")

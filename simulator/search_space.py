@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.catalog import CONF_DIR, load_hardware
+from simulator.catalog import CONF_DIR, load_hardware, load_model
 from simulator.specs import EngineLimits
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import WORKLOADS
@@ -649,18 +649,19 @@ def load_search_spaces(path: Path | None = None) -> SearchSpaceTable:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Regenerate the benchmark search-space table.")
+    parser = argparse.ArgumentParser(description="Regenerate the benchmark search-space tables.")
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared", help="shared/ directory")
-    parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="output YAML path")
+    parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="output YAML path (single-node)")
+    parser.add_argument("--multinode-out", type=Path, default=MULTINODE_PATH, help="output YAML path (multi-node)")
     args = parser.parse_args(argv)
     table = extract(args.shared)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(table, source_commit(args.shared)))
+    commit = source_commit(args.shared)
+    args.out.write_text(render(table, commit))
     print(f"wrote {len(table.entries)} search spaces to {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    rows, skipped = multinode_rows(args.shared, catalog_routed_experts())
+    args.multinode_out.write_text(render_multinode(rows, skipped, commit))
+    print(f"wrote {len(rows)} multi-node rows ({len(skipped)} skipped, with reasons) to {args.multinode_out}")
 
 
 # ----------------------------------------------------------------------------- multi-node / disaggregated rows
@@ -763,3 +764,47 @@ def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = Non
                         concurrencies=sorted(set(space["conc-list"])), deployment=dep,
                         source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else "")))
     return rows, skipped
+
+
+# ----------------------------------------------------------------------------- the shipped multi-node table
+MULTINODE_PATH = CONF_DIR / "deployments" / "multinode.yaml"
+MULTINODE_KEY = "benchmark_multinode"
+
+
+def catalog_routed_experts() -> dict[str, int]:
+    """Routed experts of every catalog MoE model the master configs name (for the recipes' `eplbN` slots)."""
+    out: dict[str, int] = {}
+    for key in sorted(set(MODEL_KEYS.values())):
+        model, _ = load_model(key)
+        if model.moe_ffns:
+            out[key] = max(f.num_experts or 0 for f in model.moe_ffns)
+    return out
+
+
+def render_multinode(rows: list[MultinodeDeployment], skipped: list[str], commit: str) -> str:
+    header = (
+        "# Benchmark multi-node search spaces: the disaggregated (xPyD) rows of the InferenceX master configs,\n"
+        "# with the prefill / decode workers, their parallelism, the conc-list and the MTP draft length.\n"
+        "# Source: InferenceX benchmark configs (https://github.com/SemiAnalysisAI/InferenceX, Apache-2.0),\n"
+        f"#   commit {commit}, read from ../shared/data/benchmark-configs ({', '.join(MASTER_FILES)}).\n"
+        "# Generated file; do not edit. Regenerate with:\n"
+        "#   python -m simulator.search_space --shared ../shared\n")
+    body = {MULTINODE_KEY: [r.model_dump(exclude_defaults=False) for r in rows], "skipped": skipped}
+    return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=200)
+
+
+_MULTINODE: dict[Path, tuple[list[MultinodeDeployment], list[str]]] = {}
+
+
+def load_multinode(path: Path | None = None) -> tuple[list[MultinodeDeployment], list[str]]:
+    """The shipped multi-node rows (default conf/deployments/multinode.yaml) and the skipped rows' reasons."""
+    path = Path(path or MULTINODE_PATH)
+    if path not in _MULTINODE:
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        _MULTINODE[path] = ([MultinodeDeployment.model_validate(r) for r in data[MULTINODE_KEY]],
+                            list(data.get("skipped", [])))
+    return _MULTINODE[path]
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,8 @@ from simulator.lowering import BYTES_PER_VALUE, MemoryFootprint, PassTable, memo
 from simulator.memory import MemoryCheck, check_memory
 from simulator.operators import OpDef, draft_ops, target_ops
 from simulator.scenario import Scenario
-from simulator.specs import HardwareSpec, ModelSpec, Precision
+from simulator.serving import kv_transfer_s
+from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
 from simulator.specs.topology import NODE_GPUS, WorkerSpec
 from simulator.speculative import StepTables
 
@@ -184,6 +185,44 @@ def worker_model(sc: Scenario, worker: WorkerSpec) -> WorkerModel:
     target = _fold(base.target, sc.model, hw, worker, target_ops(sc.model))
     draft = _fold(base.draft, sc.model, hw, worker, draft_ops(sc.model)) if base.draft is not None else None
     return WorkerModel(worker, StepTables(target, draft), uses_alltoall(worker), spans)
+
+
+def kv_transfer_bytes_per_request(sc: Scenario, input_tokens: float, with_draft: bool) -> float:
+    """Bytes of one request's KV cache (and recurrent state) after prefill, all layers, unsharded: what the
+    decode worker must receive. The draft module's own cache moves too when speculating."""
+    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft)
+    return fp.cache_bytes_per_request(input_tokens)
+
+
+@dataclass(frozen=True)
+class KvTransfer:
+    """One request's KV move prefill -> decode; `seconds` at the scenario's scale-out knobs
+    (serving.kv_transfer_s, which the loops evaluate with whatever knobs they run at)."""
+
+    bytes_per_request: float
+    lanes: int  # NICs that send one request's KV at once
+    link_bytes_s: float  # lanes x the NIC line rate
+    seconds: float
+
+
+def kv_transfer(sc: Scenario, prefill: WorkerSpec, input_tokens: float, with_draft: bool) -> KvTransfer:
+    """One request's KV over the scale-out link: message latency + bytes / (lanes x NIC x fraction).
+
+    Lanes: the prefill worker's attention-TP ranks each hold (a shard or a replica of) the request's KV and
+    send their part; under DP-attention a request lives on one rank (1 lane).
+    """
+    so = sc.hardware.scale_out
+    if so is None:
+        raise ValueError(f"{sc.hardware.name} has no scale_out spec: cannot move KV between workers")
+    b = kv_transfer_bytes_per_request(sc, input_tokens, with_draft)
+    lanes = 1 if prefill.dp_attention else prefill.tp
+    link = lanes * so.bytes_per_s
+    return KvTransfer(b, lanes, link, float(kv_transfer_s(sc.knob_tensors, b, link)))
+
+
+def as_worker(dep: DeploymentSpec) -> WorkerSpec:
+    """A deployment as the worker it is (a plain single-node DeploymentSpec has no EPLB slots)."""
+    return dep if isinstance(dep, WorkerSpec) else WorkerSpec(**dep.model_dump())
 
 
 def redundant_expert_bytes(model: ModelSpec, precision: Precision, worker: WorkerSpec, with_draft: bool) -> float:

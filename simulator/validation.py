@@ -45,8 +45,8 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     # the pages clamp a target outside a frontier to its edge (frontier.read_at): so do we, flagged
     sc = pcfg.scenario()
     result = run_compare(sc, key, "benchmark", pcfg.rates, pcfg.rate_tier,
-                         [p.interactivity for p in page.points], outside="clamp")
-    band = bands(page_observations([page]), cfg.calibration, acceptance_multiplier=cfg.acceptance_multiplier)
+                         [p.interactivity for p in page.points], outside="clamp", max_gpus=cfg.max_gpus)
+    band = bands(page_observations([page], cfg.max_gpus), cfg.calibration, acceptance_multiplier=cfg.acceptance_multiplier)
     v = PageValidation(page, result, breakdown=breakdown_at_targets(sc, result))
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},

@@ -58,7 +58,7 @@ def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None
     r = specsim(tmp_path, "task=validate", f"report={report}")
     assert r.returncode == 0, r.stderr
     data = json.loads(report.read_text())
-    assert len(data["pages"]) == 12  # the bundled pages less the three not modelled
+    assert len(data["pages"]) == 13  # the bundled pages less the two not modelled
     for page in data["pages"]:
         assert {"source", "model", "hardware", "precision", "workload", "points"} <= set(page)
         for pt in page["points"]:

@@ -32,8 +32,7 @@ from simulator.pages import (
 SHARED_PAGES = Path(__file__).parents[2] / "shared" / "pages"
 SHARED_FIGURES = Path(__file__).parents[2] / "shared" / "data" / "pages" / "inferencex_mtp_vs_off.yaml"
 BUNDLED_FIGURES = CONF_DIR / "page_figures" / "inferencex_mtp_vs_off.yaml"
-NOT_MODELLED = {"deepseek-r1-gb200-fp4-mtp-vs-none", "deepseek-v4-gb200-fp4-mtp-vs-none",
-                "deepseek-r1-b200-fp4-mtp-vs-none"}
+NOT_MODELLED = {"deepseek-r1-gb200-fp4-mtp-vs-none", "deepseek-r1-b200-fp4-mtp-vs-none"}
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Hand-written, made-up figures in the one-value-per-line layout.
@@ -129,12 +128,12 @@ def test_bundled_pages_without_shared() -> None:
         assert p.workload in list_keys("workload")
 
 
-def test_exactly_three_pages_not_modelled() -> None:
+def test_exactly_two_pages_not_modelled() -> None:
     pages = bundled_pages()
     assert {p.source for p in pages if not p.modelled} == NOT_MODELLED
     assert all(p.not_modelled_reason for p in pages if not p.modelled)
     kept = modelled_pages()
-    assert len(kept) == 12 and not {p.source for p in kept} & NOT_MODELLED
+    assert len(kept) == 13 and not {p.source for p in kept} & NOT_MODELLED
     assert modelled_pages(pages[:1]) == [pages[0]] or not pages[0].modelled
 
 

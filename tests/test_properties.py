@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import scenario
 from simulator.acceptance import acceptance_length, al_table
-from simulator.knobs import KnobTensors
+from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import closed_loop
 from simulator.speculative import decode_step_time_s
 
@@ -32,7 +32,9 @@ def setup(i: int):
 case = st.integers(0, len(CASES) - 1)
 conc = st.integers(1, 512)
 ks = st.integers(0, 3)
-IDEAL = KnobTensors(*(torch.tensor(v, dtype=torch.float64) for v in (1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)))
+IDEAL_VALUES = {"hbm_bandwidth_fraction": 1.0, "compute_fraction": 1.0, "link_bandwidth_fraction": 1.0,
+                "moe_imbalance": 1.0, "scale_out_bandwidth_fraction": 1.0}  # every latency 0
+IDEAL = KnobTensors(**{n: torch.tensor(IDEAL_VALUES.get(n, 0.0), dtype=torch.float64) for n in KNOB_NAMES})
 
 
 def _k(sc, k: int) -> int:

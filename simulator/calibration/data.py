@@ -22,6 +22,7 @@ from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
+from simulator.specs.topology import DEFAULT_MAX_GPUS
 from simulator.specs.vocabulary import SIDES, WORKLOADS, workload_tokens
 
 Metric = Literal["tpot_s", "interactivity", "tput_per_gpu"]
@@ -158,14 +159,15 @@ def target_observations(sc: Scenario, candidates: dict[str, list[Candidate]], ta
     return out
 
 
-def page_observations(pages: list[Page]) -> list[PageObs]:
-    """Each page target and side, with the benchmark's own deployments as the candidates to search."""
+def page_observations(pages: list[Page], max_gpus: int = DEFAULT_MAX_GPUS) -> list[PageObs]:
+    """Each page target and side, with the benchmark's own deployments within `max_gpus` (single-node and
+    multi-node xPyD rows) as the candidates to search."""
     out: list[PageObs] = []
     for page in pages:
         isl, osl = workload_tokens(page.workload)
         sc = scenario_for(page.model, page.hardware, page.precision, isl, osl)
-        cands = {side: benchmark_candidates(sc, side, page.model, page.hardware, page.workload)  # type: ignore[arg-type]
-                 for side in SIDES}
+        cands = {side: benchmark_candidates(sc, side, page.model, page.hardware, page.workload,  # type: ignore[arg-type]
+                                            max_gpus) for side in SIDES}
         measured = {(side, p.interactivity): getattr(p, side).tput_per_gpu for p in page.points for side in cands}
         out += target_observations(sc, cands, [p.interactivity for p in page.points], measured, page.source)
     return out

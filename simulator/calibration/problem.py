@@ -19,8 +19,9 @@ from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
 from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
-from simulator.serving import StepLimits, closed_loop_tokens
+from simulator.serving import ServingMetrics, StepLimits, closed_loop_tokens, disaggregated_loop_tokens
 from simulator.specs import EfficiencyKnobs, EngineLimits, HardwareSpec
+from simulator.specs.topology import DisaggregatedSpec
 from simulator.specs.vocabulary import (
     GENERATION_FAMILY,
     HARDWARE_FAMILIES,
@@ -28,13 +29,17 @@ from simulator.specs.vocabulary import (
     family_of_generation,
 )
 from simulator.speculative import StepTables
+from simulator.topology import worker_memory
 
 # Fitted per hardware family. The speculative-step terms' knobs stay at their sourced priors
 # (specs/hardware.py: draft_pass_latency_us from TensorRT-LLM's batch-1 table, eager_layer_pass_latency_us from
-# launch costs) except the per-request bookkeeping, which only the batch trend of MTP runs identifies.
+# launch costs) except the per-request bookkeeping, which only the batch trend of MTP runs identifies. The
+# scale-out (NIC) knobs are identified only by the benchmark's multi-node rows (pages whose front they make);
+# a family without such data keeps their DeepEP priors (PRIOR_SIGMA_Z pulls them there).
 FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
-                "step_latency_us", "moe_imbalance", "request_overhead_us")
-FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction")
+                "step_latency_us", "moe_imbalance", "request_overhead_us", "scale_out_latency_us",
+                "scale_out_bandwidth_fraction")
+FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "scale_out_bandwidth_fraction")
 Z_AT_FULL_FRACTION = 6.0  # z of a fraction given as exactly 1 (sigmoid(6) = 0.9975; logit(1) is infinite)
 MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (log(0) is infinite)
 UNREACHED_TPUT_PER_GPU = 1e-3  # tok/s of a page target whose side has no feasible point: a huge miss, not NaN
@@ -89,17 +94,22 @@ class ParamSpace:
 
 def point_limits(cases: list[Case], case_of_point: list[int], draft_tokens: list[int],
                  limits: list[EngineLimits]) -> tuple[StepLimits, torch.Tensor]:
-    """Each point's engine limits as tensors: its EngineLimits and the KV memory of its case with k lookahead
-    slots per request (scenario.memory); also the most requests each can run at once."""
-    memo: dict[tuple[int, int], float] = {}
+    """Each point's engine limits as tensors: its EngineLimits and the KV memory of its case's (decode) worker
+    with k lookahead slots per request (topology.worker_memory); also the most requests each can run at once
+    (0 where a disaggregated case's prefill worker holds none)."""
+    memo: dict[tuple[int, int], tuple[float, bool]] = {}
     rows: list[StepLimits] = []
+    holds: list[bool] = []
     for i, k, lim in zip(case_of_point, draft_tokens, limits, strict=True):
         if (i, k) not in memo:
             c = cases[i]
-            memo[(i, k)] = float(c.scenario.memory(c.deployment, c.has_draft, k).max_concurrency)
-        rows.append(StepLimits.of(lim, memo[(i, k)]))
+            prefill_ok = (not isinstance(c.deployment, DisaggregatedSpec)
+                          or worker_memory(c.scenario, c.deployment.prefill, c.has_draft, k).feasible)
+            memo[(i, k)] = (float(worker_memory(c.scenario, c.worker, c.has_draft, k).max_concurrency), prefill_ok)
+        rows.append(StepLimits.of(lim, memo[(i, k)][0]))
+        holds.append(memo[(i, k)][1])
     stacked = StepLimits(**{f.name: torch.stack([getattr(r, f.name) for r in rows]) for f in fields(StepLimits)})
-    return stacked, stacked.max_batch
+    return stacked, torch.where(torch.tensor(holds), stacked.max_batch, 0.0)
 
 
 class Problem:
@@ -154,6 +164,12 @@ class Problem:
         self.acc_idx = torch.tensor(acc)[self.case_idx]
         sel = self.case_idx
         self.tables = StepTables(self.batch.table(0, lambda x: x[sel]), self.batch.table(1, lambda x: x[sel]))
+        # disaggregated cases' points (serving.disaggregated_loop_tokens): their index, prefill tables, pools
+        self.disagg = (self.batch.scalar("disaggregated")[sel] > 0.5).nonzero()[:, 0]
+        dsel = sel[self.disagg]
+        self.prefill_tables = StepTables(self.batch.table(2, lambda x: x[dsel]), self.batch.table(3, lambda x: x[dsel]))
+        self.disagg_scalar = {n: self.batch.scalar(n)[dsel] for n in (
+            "prefill_attention_dp", "prefill_workers", "decode_workers", "kv_bytes", "kv_link_bytes_s")}
         self.base_knobs = self.batch.knob_tensors(lambda x: x[sel])
         self.scalar = {n: self.batch.scalar(n)[sel] for n in ("input_tokens", "output_tokens",
                        "prefill_chunk_tokens", "chunked_prefill", "gpus", "max_concurrency", "acceptance_scale")}
@@ -170,17 +186,35 @@ class Problem:
             values[name] = from_z(name, fam[:, j])[self.family_idx]
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
-    def metrics(self, z: np.ndarray | torch.Tensor):
+    def metrics(self, z: np.ndarray | torch.Tensor) -> ServingMetrics:
+        """The loop's metrics at every point: aggregated (closed_loop_tokens), with the disaggregated cases'
+        points replaced by serving.disaggregated_loop_tokens."""
         z = torch.as_tensor(z, dtype=torch.float64)
         n_knobs = len(self.space.families) * len(FITTED_KNOBS)
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
                             self.scalar["acceptance_scale"])
         al = scaled_al(self.raw_al, scale, self.k)
-        s = self.scalar
-        return closed_loop_tokens(self.tables, self.knobs(z), s["input_tokens"], s["output_tokens"],
-                                  s["chunked_prefill"], s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"],
-                                  self.limits)
+        s, knobs = self.scalar, self.knobs(z)
+        m = closed_loop_tokens(self.tables, knobs, s["input_tokens"], s["output_tokens"], s["chunked_prefill"],
+                               s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"], self.limits)
+        if self.disagg.numel() == 0:
+            return m
+        i = self.disagg
+        def pick(x):  # noqa: ANN001, ANN202 - the disaggregated points of any per-point tensor dataclass
+            return type(x)(**{f.name: (v[i] if isinstance(v := getattr(x, f.name), torch.Tensor) and v.ndim else v)
+                              for f in fields(x)})
+        d, ds = self.disagg_scalar, StepTables(pick(self.tables.target), pick(self.tables.draft))
+        dm = disaggregated_loop_tokens(
+            ds, self.prefill_tables, pick(knobs), s["input_tokens"][i], s["output_tokens"][i],
+            s["prefill_chunk_tokens"][i], d["prefill_attention_dp"], d["prefill_workers"], d["decode_workers"],
+            d["kv_bytes"], d["kv_link_bytes_s"], self.conc[i], self.k[i], al[i], s["gpus"][i], pick(self.limits))
+        out = {}
+        for f in ("step_s", "stall_s", "tpot_s", "ttft_s", "interactivity", "tput_per_gpu", "output_tput_per_gpu",
+                  "tokens_per_step", "running_batch", "queue_s"):
+            out[f] = getattr(m, f).clone()
+            out[f][i] = getattr(dm, f)
+        return ServingMetrics(**out, terms=m.terms)
 
     def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Predicted value of every observation (points first, then page targets)."""

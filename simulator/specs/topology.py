@@ -33,6 +33,9 @@ SCALE_OUT_MESSAGE_LATENCY_US = 20.0  # us per all-to-all phase over RDMA (middle
 SCALE_OUT_BANDWIDTH_FRACTION = 0.8  # achieved / NIC line rate (DeepEP LL at EP128: 40 of 50 GB/s)
 # The GPUs of one HGX / MI-series node: the single-node deployments the step model was calibrated on.
 NODE_GPUS = 8
+# Default GPU budget of one deployment: one GB200/GB300 NVL72 rack (or nine HGX nodes); the benchmark's
+# multi-node recipes (conf/deployments/multinode.yaml) stay within it but for a few 2 x NVL72 rows.
+DEFAULT_MAX_GPUS = 72
 
 
 class ScaleOutSpec(Frozen):

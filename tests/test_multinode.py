@@ -10,20 +10,25 @@ import torch
 from pydantic import ValidationError
 
 from conftest import scenario
+from simulator.acceptance import al_table
 from simulator.batched import Case, lower_cases
-from simulator.disagg import (
-    aggregated_point,
-    disaggregated_point,
-    kv_transfer,
-    kv_transfer_bytes_per_request,
-    open_cluster_shapes,
+from simulator.disagg import aggregated_point, disaggregated_point, open_cluster_shapes
+from simulator.evaluate import evaluate_candidate
+from simulator.search import Candidate, benchmark_candidates
+from simulator.search_space import (
+    MULTINODE_PATH,
+    catalog_routed_experts,
+    multinode_rows,
+    render_multinode,
+    source_commit,
 )
-from simulator.search_space import multinode_rows
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     alltoall_cost,
     eplb_imbalance,
+    kv_transfer,
+    kv_transfer_bytes_per_request,
     redundant_expert_bytes,
     worker_memory,
     worker_model,
@@ -250,3 +255,36 @@ def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
     no_nic = sc.model_copy(update={"hardware": sc.hardware.model_copy(update={"scale_out": None})})
     left = open_cluster_shapes(no_nic, 72)
     assert left and all(isinstance(s, AggregatedSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only
+
+
+def test_shipped_multinode_table_is_current(shared_dir: Path) -> None:
+    """conf/deployments/multinode.yaml is exactly what regenerating it from ../shared gives."""
+    rows, skipped = multinode_rows(shared_dir, catalog_routed_experts())
+    assert render_multinode(rows, skipped, source_commit(shared_dir)) == MULTINODE_PATH.read_text()
+
+
+def test_benchmark_candidates_beyond_one_node_follow_max_gpus() -> None:
+    """DeepSeek V4 on GB200 8k/1k: only multi-node xPyD rows; max_gpus = 8 leaves none, 72 the ones that fit."""
+    sc = scenario("deepseek_v4_pro", "gb200", "fp4", "8k1k")
+    assert benchmark_candidates(sc, "mtp", "deepseek_v4_pro", "gb200", "8k1k", max_gpus=8) == []
+    wide = benchmark_candidates(sc, "mtp", "deepseek_v4_pro", "gb200", "8k1k", max_gpus=72)
+    assert wide and all(isinstance(c.deployment, DisaggregatedSpec) and c.deployment.gpus <= 72 for c in wide)
+    assert all(c.draft_tokens[0] >= 1 for c in wide)
+    assert len(benchmark_candidates(sc, "mtp", "deepseek_v4_pro", "gb200", "8k1k", max_gpus=4096)) >= len(wide)
+
+
+def test_evaluate_prices_a_disaggregated_candidate_as_the_cluster_point() -> None:
+    """evaluate (compare, validate, calibration pages) and disagg.disaggregated_point are one loop."""
+    sc = r1("b200", "8k1k")
+    spec = DisaggregatedSpec(prefill=DEP4, prefill_workers=1, decode=WorkerSpec(tp=8, ep=8, dp_attention=True),
+                             decode_workers=2)
+    cand = Candidate("mtp", spec, (8, 64, 512), (3,))
+    curve = evaluate_candidate(sc, cand).frame()
+    al = float(al_table(sc.acceptance)[3])
+    for row in curve.itertuples():
+        p = disaggregated_point(sc, spec, row.concurrency, 3, al)
+        assert row.tput_per_gpu == pytest.approx(p.tput_per_gpu, rel=1e-9)
+        assert row.interactivity == pytest.approx(p.interactivity, rel=1e-9)
+        assert row.throttled_by_prefill == p.throttled
+    assert curve["throttled_by_prefill"].iloc[-1]  # one 4-GPU prefill worker cannot feed 512 8k prompts
+    assert set(curve["gpus"]) == {4 + 16}

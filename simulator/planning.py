@@ -1,7 +1,8 @@
 """Planning: the cheapest (and most power-efficient) GPU, precision and MTP setting per interactivity floor.
 
 Two stages. `collect_options` sweeps every catalog GPU x precision x side (MTP off, MTP k = 1..4) over the
-open search space with the sweep engine (kernels/: Triton on a GPU, torch otherwise) and gives two frames:
+open search space (beyond one node too, wide EP and xPyD, within `max_gpus`) with the sweep engine (kernels/:
+Triton on a GPU, torch otherwise) and gives two frames:
 the best predicted point per interactivity bin, and one row per option with its rates
 and, where it cannot run at all, the reason. `rank_options` is a pure function of those frames: per floor
 and option, the max-throughput feasible point with interactivity >= floor, its $/M tokens and tok/s/MW, and
@@ -22,15 +23,19 @@ from tqdm import tqdm
 from kernels import Case, lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
 from simulator.comparison import side_reason
+from simulator.disagg import open_cluster_shapes
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.runconfig import PlanSettings, RunConfig
 from simulator.scenario import Scenario
 from simulator.search import (
+    CLUSTER_CONCURRENCIES,
     OPEN_DRAFT_TOKENS,
     OPEN_MAX_CONCURRENCY,
     open_concurrencies,
     open_deployments,
 )
+from simulator.specs import DeploymentSpec
+from simulator.specs.topology import NODE_GPUS, AggregatedSpec, DisaggregatedSpec
 from simulator.specs.vocabulary import SIDES, Side
 
 DEFAULT_FLOORS: tuple[float, ...] = (25.0, 50.0, 100.0)
@@ -143,22 +148,33 @@ def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> 
 SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
 
 
-def sweep_points(runnable: list[tuple[str, str, Scenario, Side]]) -> pd.DataFrame:
+def plan_deployments(sc: Scenario, max_gpus: int) -> list[DeploymentSpec | DisaggregatedSpec]:
+    """Every single-node deployment of the open search and, with `max_gpus` above one node, every wide-EP
+    worker and xPyD cluster within it (disagg.open_cluster_shapes; a worker's concurrency is per replica)."""
+    out: list[DeploymentSpec | DisaggregatedSpec] = list(open_deployments(sc))
+    if max_gpus > NODE_GPUS:
+        out += [s.worker if isinstance(s, AggregatedSpec) else s for s in open_cluster_shapes(sc, max_gpus)]
+    return out
+
+
+def sweep_points(runnable: list[tuple[str, str, Scenario, Side]], max_gpus: int = NODE_GPUS) -> pd.DataFrame:
     """Best throughput per interactivity bin for every (GPU, precision, side, k), from the sweep engine.
 
     One launch per draft length k (k = 0: the Off side, without the draft module); each bin's winner is a
-    real evaluated point, so `best_point` reads the frontier at a floor to within one bin.
+    real evaluated point, so `best_point` reads the frontier at a floor to within one bin. Deployments:
+    `plan_deployments` (beyond one node when `max_gpus` > 8, concurrency then up to CLUSTER_CONCURRENCIES).
     """
     frames = []
+    deepest = max(CLUSTER_CONCURRENCIES) if max_gpus > NODE_GPUS else OPEN_MAX_CONCURRENCY
     for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
         side = "off" if k == 0 else "mtp"
         cases = [Case(sc, dep, with_draft=k > 0, group=(gpu, precision))
                  for gpu, precision, sc, s in runnable if s == side
                  and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
-                 for dep in open_deployments(sc)]
+                 for dep in plan_deployments(sc, max_gpus)]
         if not cases:
             continue
-        conc = torch.tensor(open_concurrencies(OPEN_MAX_CONCURRENCY), dtype=torch.float64)
+        conc = torch.tensor(open_concurrencies(deepest), dtype=torch.float64)
         f = sweep(lower_cases(cases), conc, torch.tensor([float(k)]), torch.tensor([1.0]), bins=SWEEP_BINS,
                   progress=False)
         s_idx = 0 if k == 0 else 1
@@ -199,7 +215,7 @@ def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame
                 runnable.append((gpu, precision, sc, side))  # type: ignore[arg-type]
             options.append({"gpu": gpu, "precision": precision, "side": side, "usd_per_gpu_hour": usd,
                             "all_in_kw": kw, "reason": why})
-    points = sweep_points(runnable)
+    points = sweep_points(runnable, cfg.max_gpus)
     opts = pd.DataFrame(options, columns=OPTION_COLUMNS)
     have = set(map(tuple, points[KEY].itertuples(index=False))) if not points.empty else set()
     missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)

@@ -117,9 +117,28 @@ def test_user_rate_override_changes_the_ranking() -> None:
     assert table.iloc[0]["gpu"] == "h200" and table.iloc[0]["usd_per_gpu_hour"] == 0.01
 
 
+def test_plan_prices_deployments_beyond_one_node() -> None:
+    """max_gpus above one node: the planner's sweep (the kernel's lowering) also runs wide-EP workers and
+    xPyD clusters, and at a deep batch on an NVL72 one of them beats every 8-GPU deployment."""
+    cfg = compose(["model=deepseek_r1", "workload=8k1k", "plan.gpus=[gb200]", "plan.precisions=[fp4]",
+                   "max_gpus=16"])
+    points, options = collect_options(cfg, progress=False)
+    assert (points["gpus"] > 8).any() and (points["gpus"] <= 16).all()
+    wide = points[points["gpus"] > 8]
+    assert wide["deployment"].str.contains("P").any() or wide["deployment"].str.startswith("DEP16").any()
+    single, _ = collect_options(compose(["model=deepseek_r1", "workload=8k1k", "plan.gpus=[gb200]",
+                                         "plan.precisions=[fp4]", "max_gpus=8"]), progress=False)
+    assert (single["gpus"] <= 8).all()
+    # widening the budget adds options: the best throughput at a mid floor is no lower than on one node
+    both = rank_options(points, options, [50], 1e6)
+    one = rank_options(single, options, [50], 1e6)
+    assert both.iloc[0]["tput_per_gpu"] >= one.iloc[0]["tput_per_gpu"] - 1e-9
+
+
 def test_plan_cli_writes_table_files_and_advice(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "simulator", f"hydra.run.dir={tmp_path}", "task=plan", "model=deepseek_v4_pro",
-           "workload=8k1k", "min_interactivity=[50,100]", "demand_tok_s=2e6", "plan.gpus=[b200,h100,h200]"]
+           "workload=8k1k", "min_interactivity=[50,100]", "demand_tok_s=2e6", "plan.gpus=[b200,h100,h200]",
+           "max_gpus=8"]  # single-node shapes: the multi-node planner is tested on its own (below)
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "cheapest:" in r.stdout and "infeasible options:" in r.stdout and "draft-length advice" in r.stdout

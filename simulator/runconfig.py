@@ -95,7 +95,7 @@ class RunConfig(Settings):
     max_gpus: PositiveInt = Field(default=DEFAULT_MAX_GPUS, le=4096, description=(
         "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
-        "8 = single-node deployments only"))
+        "8 = one node only"))
     interactivity: list[PositiveFloat] | None = Field(
         default=None, description="targets in tok/s/user; null = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")

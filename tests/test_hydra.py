@@ -110,7 +110,7 @@ def test_submitit_local_multirun_then_summarize(tmp_path: Path) -> None:
     """The cluster path: hydra-submitit-launcher's local executor runs the jobs as the Slurm one would."""
     sweep = tmp_path / "sweep"
     r = specsim("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "model=kimi_k2_5",
-                "hardware=h100,h200", "precision=bf16", f"hydra.sweep.dir={sweep}")
+                "hardware=h100,h200", "precision=bf16", "max_gpus=8", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr
     assert (sweep / ".submitit").is_dir()
     r = specsim("task=summarize", f"summarize.dir={sweep}", f"hydra.run.dir={tmp_path / 'summary'}")

@@ -12,7 +12,9 @@ from pydantic import ValidationError
 from conftest import scenario
 from simulator.acceptance import al_table
 from simulator.batched import Case, lower_cases
+from simulator.comparison import run_compare
 from simulator.disagg import aggregated_point, disaggregated_point, open_cluster_shapes
+from simulator.economics import bundled_rate_table
 from simulator.evaluate import evaluate_candidate
 from simulator.search import Candidate, benchmark_candidates
 from simulator.search_space import (
@@ -23,6 +25,7 @@ from simulator.search_space import (
     source_commit,
 )
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
+from simulator.specs.vocabulary import CaseKey
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     alltoall_cost,
@@ -288,3 +291,16 @@ def test_evaluate_prices_a_disaggregated_candidate_as_the_cluster_point() -> Non
         assert row.throttled_by_prefill == p.throttled
     assert curve["throttled_by_prefill"].iloc[-1]  # one 4-GPU prefill worker cannot feed 512 8k prompts
     assert set(curve["gpus"]) == {4 + 16}
+
+
+def test_deepseek_r1_fp8_on_h100_fits_on_two_nodes_as_the_benchmark_ran_it() -> None:
+    """R1 FP8 does not fit one 8 x H100 node; with max_gpus = 72 compare prices the benchmark's xPyD rows."""
+    sc = scenario("deepseek_r1", "h100", "fp8", "8k1k")
+    key = CaseKey("deepseek_r1", "h100", "fp8", "8k1k")
+    one = run_compare(sc, key, "benchmark", bundled_rate_table("era_a"), max_gpus=8)
+    assert all(s.front.empty for s in one.sides.values())
+    assert "weights need" in one.sides["off"].reason
+    wide = run_compare(sc, key, "benchmark", bundled_rate_table("era_a"), max_gpus=72)
+    for side in ("mtp", "off"):
+        front = wide.sides[side].front
+        assert not front.empty and (front["gpus"] > 8).all() and front["deployment"].str.contains("P").all()

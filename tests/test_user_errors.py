@@ -21,7 +21,8 @@ from tests.test_pages import TABLE_PAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_CONF = ROOT / "examples" / "user_conf"
-NO_FIT = ["model=kimi_k2_5", "hardware=h100", "precision=bf16"]  # 257 GB of weights per GPU at tp8
+# 257 GB of weights per GPU at tp8; within one node (max_gpus=8): two nodes would hold it
+NO_FIT = ["model=kimi_k2_5", "hardware=h100", "precision=bf16", "max_gpus=8"]
 
 
 def specsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -172,7 +173,7 @@ def test_multirun_with_a_failed_job_exits_nonzero(tmp_path: Path, launcher: list
                                                   capsys: pytest.CaptureFixture) -> None:
     """Job 0 cannot fit (2: a recorded result, not an error), job 1 has a bad value (7: the exit code says so)."""
     sweep = tmp_path / "sweep"
-    r = specsim("-m", "model=kimi_k2_5", "hardware=h100", "precision=bf16,fp16", *launcher,
+    r = specsim("-m", "model=kimi_k2_5", "hardware=h100", "precision=bf16,fp16", "max_gpus=8", *launcher,
                 f"hydra.sweep.dir={sweep}")
     assert r.returncode == 2, r.stderr
     assert "1 job(s) failed" in r.stderr
@@ -260,7 +261,8 @@ def test_compare_prints_validation_only_for_a_case_with_its_own_page(tmp_path: P
 
 def test_compare_legend_names_every_mark(tmp_path: Path) -> None:
     compare = importlib.import_module("simulator.tasks.compare")
-    cfg = cli.compose(["model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open", "interactivity=[50]"])
+    cfg = cli.compose(["model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open", "interactivity=[50]",
+                       "max_gpus=8"])
     result = compare.run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity)
     compare.add_bands(result, cfg.scenario(), cfg.calibration)
     labels = compare.plot_compare(result, str(tmp_path / "curves.png"))
@@ -299,7 +301,7 @@ def test_summarize_uses_one_set_of_targets(tmp_path: Path, capsys: pytest.Captur
 # ---- 16. search=open marks k; errors without pydantic's prefix ------------------------------------------------
 
 def test_open_search_names_k_on_the_frontier(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    compare_report(tmp_path, "model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open")
+    compare_report(tmp_path, "model=qwen3_5_397b", "hardware=h200", "precision=fp8", "search=open", "max_gpus=8")
     out = capsys.readouterr().out
     assert "MTP frontier uses k = " in out and "(searched 1, 2, 3, 4)" in out
     assert "largest searched (4)" in out

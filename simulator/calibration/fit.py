@@ -1,4 +1,4 @@
-"""Fit the parameters by least squares on log errors (each dataset weighted to equal total weight) with a
+"""Fit the parameters by robust least squares on log errors (each dataset weighted to equal total weight) with a
 weak prior toward the hardware defaults; uncertainty from the Gauss-Newton covariance at the optimum."""
 
 from __future__ import annotations
@@ -40,6 +40,17 @@ def summarize(errors: np.ndarray, datasets: list[str]) -> dict[str, dict[str, fl
     return out
 
 
+# Robust loss on the log errors (scipy's soft_l1, applied before the dataset weights so its scale is a log
+# error): quadratic below ROBUST_SCALE_LOG (a factor e^0.5 = 1.65), growing like sqrt(|r|) beyond, so one
+# target past a frontier's cliff (a page side that drops 20x between two targets) cannot steer the knobs.
+ROBUST_SCALE_LOG = 0.5
+
+
+def robust(r: np.ndarray, scale: float = ROBUST_SCALE_LOG) -> np.ndarray:
+    """Residuals whose squares are soft_l1(r): 2 s^2 (sqrt(1 + (r / s)^2) - 1), sign kept."""
+    return np.sign(r) * scale * np.sqrt(2.0 * (np.sqrt(1.0 + (r / scale) ** 2) - 1.0))
+
+
 def fit(problem: Problem, max_nfev: int = 60, prior_weight: float = 0.1) -> FitResult:
     space = problem.space
     z0 = space.prior()
@@ -47,7 +58,7 @@ def fit(problem: Problem, max_nfev: int = 60, prior_weight: float = 0.1) -> FitR
     w = dataset_weights(datasets)
 
     def residuals(z: np.ndarray) -> np.ndarray:
-        data = w * problem.log_errors(z)
+        data = w * robust(problem.log_errors(z))
         return np.concatenate([data, (z - z0) / PRIOR_SIGMA_Z * prior_weight])
 
     sol = least_squares(residuals, z0, method="trf", x_scale=1.0, diff_step=1e-3, max_nfev=max_nfev)

@@ -48,7 +48,7 @@ def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[
     return {"calibration": {
         "name": name,
         "created": dt.date.today().isoformat(),
-        "method": "least squares on log errors, datasets equally weighted, weak prior at the defaults; "
+        "method": "robust (soft_l1, scale 0.5) least squares on log errors, datasets equally weighted, weak prior at the defaults; "
                   "sigma from the Gauss-Newton covariance",
         "sources": sources,
         "hardware": dict(sorted(hardware.items())),

@@ -110,11 +110,6 @@ def eplb_residual(redundant_experts: int, ep: int) -> float:
     return 1.0 - min(redundant_experts, ep) / ep
 
 
-def eplb_imbalance(imbalance: float, redundant_experts: int, ep: int) -> float:
-    """Busiest-rank load factor of the routed experts after EPLB: 1 + (imbalance - 1) x `eplb_residual`."""
-    return 1.0 + (imbalance - 1.0) * eplb_residual(redundant_experts, ep)
-
-
 def uses_alltoall(worker: WorkerSpec) -> bool:
     """Wide EP: DP-attention with EP over all the worker's GPUs, wider than one node. Inside one node the
     single-node step model (all-gather + reduce-scatter around the experts) stays as calibrated."""

@@ -29,7 +29,7 @@ from simulator.specs.vocabulary import CaseKey
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     alltoall_cost,
-    eplb_imbalance,
+    eplb_residual,
     kv_transfer,
     kv_transfer_bytes_per_request,
     redundant_expert_bytes,
@@ -109,10 +109,15 @@ def test_single_node_workers_keep_the_single_node_tables() -> None:
     assert float(wm.tables.target.scale_out) == 0.0  # its collectives run at the scale-up knobs
 
 
-def test_eplb_imbalance_and_redundant_slots() -> None:
-    assert eplb_imbalance(1.3, 0, 32) == 1.3
-    assert eplb_imbalance(1.3, 32, 32) == 1.0
-    assert eplb_imbalance(1.3, 16, 32) == pytest.approx(1.15)
+def test_eplb_residual_skew_and_redundant_slots() -> None:
+    # the share of the routed experts' skew EPLB leaves: all without slots, none with one per rank, half with half
+    assert eplb_residual(0, 32) == 1.0 and eplb_residual(32, 32) == 0.0 and eplb_residual(16, 32) == 0.5
+    sc = r1("gb200")  # DEP48 with 32 EPLB slots (288 / 48 = 6 per rank, the benchmark's EP48 recipes): 1/3 left
+    dep48 = WorkerSpec.model_validate({"tp": 48, "ep": 48, "dp_attention": True, "redundant_experts": 32},
+                                      context={"model": sc.model, "hardware": sc.hardware})
+    t = worker_model(sc, dep48).tables.target
+    routed = t.experts_local > 0
+    assert torch.allclose(t.imbalance_weight[routed], torch.tensor(1 / 3, dtype=torch.float64))
     sc = r1("gb200")
     w = WorkerSpec(tp=24, ep=24, dp_attention=True, redundant_experts=32)
     wm = worker_model(sc, w)

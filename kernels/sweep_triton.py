@@ -60,9 +60,9 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
              "eager_layer_pass_latency_us", "request_overhead_us", "scale_out_latency_us",
              "scale_out_bandwidth_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
-               "max_concurrency", "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
+               "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
                "graph_counts_tokens", "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
-               "prefill_max_concurrency", "kv_bytes", "kv_link_bytes_s"),
+               "kv_bytes", "kv_link_bytes_s"),
     "output": OUTPUTS,
 }
 
@@ -216,7 +216,7 @@ if triton is not None:
         # sweep grid: this launch covers flat points start .. start + n_points - 1 of n_cases x n_c x n_k x n_a
         start, n_points, n_c, n_k, n_a,
         # row layout (`pack`): row length, operators per table, AL entries, offset of each section in a row
-        row_len, n_ops, n_al, off_draft_ops, off_pass, off_draft_pass, off_knob, off_scalar, off_al,
+        row_len, n_ops, n_al, off_draft_ops, off_pass, off_draft_pass, off_knob, off_scalar, off_al, off_max_batch,
         # ... and of a disaggregated case's prefill worker tables
         off_pf_ops, off_pf_draft_ops, off_pf_pass, off_pf_draft_pass,
         # field positions inside each section (`kernel_layout`)
@@ -254,14 +254,16 @@ if triton is not None:
         chunk = tl.load(scalar + SCALAR.prefill_chunk_tokens, mask=mask, other=1.0)
         chunked = tl.load(scalar + SCALAR.chunked_prefill, mask=mask, other=0.0)
         gpus = tl.load(scalar + SCALAR.gpus, mask=mask, other=1.0)
-        max_c = tl.load(scalar + SCALAR.max_concurrency, mask=mask, other=0.0)
         max_k = tl.load(scalar + SCALAR.max_draft_tokens, mask=mask, other=0.0)
         scale = tl.load(scalar + SCALAR.acceptance_scale, mask=mask, other=1.0) * a
         max_step = tl.load(scalar + SCALAR.max_step_tokens, mask=mask, other=1.0)
         graph_max = tl.load(scalar + SCALAR.graph_max_batch, mask=mask, other=1.0)
         graph_tokens = tl.load(scalar + SCALAR.graph_counts_tokens, mask=mask, other=0.0)
         # acceptance.scaled_al: AL = min(1 + scale (AL_raw - 1), k + 1)
-        raw = tl.load(row + off_al + tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32), mask=mask, other=1.0)
+        k_at = tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32)  # this point's entry of the per-k tables
+        raw = tl.load(row + off_al + k_at, mask=mask, other=1.0)
+        # CaseBatch.max_batch: requests admitted at once at this k (0: the deployment holds none)
+        max_c = tl.load(row + off_max_batch + k_at, mask=mask, other=0.0)
         al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
         tgt, tgt_q = row, row + off_pass
         drf, drf_q = row + off_draft_ops, row + off_draft_pass
@@ -288,7 +290,6 @@ if triton is not None:
         tput = c * (n_in + n_out) / (queue + served) / gpus  # Little's law over the C clients
         out_tput = c * n_out / (queue + served) / gpus
         disagg = tl.load(scalar + SCALAR.disaggregated, mask=mask, other=0.0)
-        pf_max_c = tl.load(scalar + SCALAR.prefill_max_concurrency, mask=mask, other=0.0)
         if tl.max(disagg, axis=0) > 0.5:  # serving.disaggregated_loop_tokens, for the block's disagg. cases
             y = tl.load(scalar + SCALAR.decode_workers, mask=mask, other=1.0)
             n_pf = tl.load(scalar + SCALAR.prefill_workers, mask=mask, other=1.0)
@@ -340,7 +341,7 @@ if triton is not None:
             ttft = tl.where(dis, ttft_d, ttft)
             tput = tl.where(dis, rate_d * (n_in + n_out) / gpus, tput)
             out_tput = tl.where(dis, rate_d * n_out / gpus, out_tput)
-        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (pf_max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
+        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
         nan = float("nan")
         tl.store(out_ptr + OUT.interactivity * n_points + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
         tl.store(out_ptr + OUT.tput_per_gpu * n_points + offs,
@@ -354,10 +355,10 @@ if triton is not None:
 
 def pack(batch: CaseBatch) -> tuple[torch.Tensor, dict[str, int]]:
     """One contiguous float64 row per case: target ops | draft ops | target pass | draft pass | knobs |
-    scalars | AL | the prefill worker's ops and passes (zero for one-worker cases), and each section's offset."""
+    scalars | AL | admitted batch per k | the prefill worker's ops and passes (zero for one-worker cases), and each section's offset."""
     sections = {"ops": batch.ops[:, 0].flatten(1), "draft_ops": batch.ops[:, 1].flatten(1),
                 "pass": batch.passes[:, 0], "draft_pass": batch.passes[:, 1], "knob": batch.knobs,
-                "scalar": batch.scalars, "al": batch.al,
+                "scalar": batch.scalars, "al": batch.al, "max_batch": batch.max_batch,
                 "pf_ops": batch.ops[:, 2].flatten(1), "pf_draft_ops": batch.ops[:, 3].flatten(1),
                 "pf_pass": batch.passes[:, 2], "pf_draft_pass": batch.passes[:, 3]}
     offsets, at = {}, 0
@@ -381,7 +382,7 @@ def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurre
     _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
         rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
         batch.al.shape[1], off["draft_ops"], off["pass"], off["draft_pass"], off["knob"], off["scalar"], off["al"],
-        off["pf_ops"], off["pf_draft_ops"], off["pf_pass"], off["pf_draft_pass"],
+        off["max_batch"], off["pf_ops"], off["pf_draft_ops"], off["pf_pass"], off["pf_draft_pass"],
         **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS, BLOCK=BLOCK)
     res = {name: out[i] for name, i in zip(KERNEL_READS["output"], LAYOUT["OUT"], strict=True)}
     return {**res, "feasible": res["feasible"] > 0.5}

@@ -21,13 +21,17 @@ def scaled_al(raw_al: torch.Tensor, scale: float | torch.Tensor, draft_tokens: t
     return torch.minimum(1.0 + scale * (raw_al - 1.0), draft_tokens + 1.0)
 
 
+def raw_al_table(spec: AcceptanceSpec) -> torch.Tensor:
+    """The measured AL for k = 0..K (AL(0) = 1), before any acceptance scale."""
+    if spec.conditional_rates is not None:
+        return al_from_conditional_rates(spec.conditional_rates)
+    return torch.tensor([1.0, *spec.al_by_draft_tokens], dtype=torch.float64)  # type: ignore[misc]
+
+
 def al_table(spec: AcceptanceSpec, scale: float | torch.Tensor | None = None) -> torch.Tensor:
     """AL for k = 0..K (AL(0) = 1), the accepted part scaled by `scale` (default: the spec's) and kept in
     [1, k + 1]."""
-    if spec.conditional_rates is not None:
-        raw = al_from_conditional_rates(spec.conditional_rates)
-    else:
-        raw = torch.tensor([1.0, *spec.al_by_draft_tokens], dtype=torch.float64)  # type: ignore[misc]
+    raw = raw_al_table(spec)
     s = torch.as_tensor(spec.scale if scale is None else scale, dtype=torch.float64)
     return scaled_al(raw, s, torch.arange(raw.numel(), dtype=torch.float64))
 

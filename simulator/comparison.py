@@ -20,30 +20,11 @@ from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import Curve, evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
 from simulator.scenario import Scenario
-from simulator.search import Candidate, SearchMode, candidates, open_candidates, open_deployments
+from simulator.search import Candidate, SearchMode, candidates, side_reason
 from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import SIDES, CaseKey, Side
 
 CURVE_COLUMNS = list(Curve().frame().columns)
-
-
-def no_fit_reason(sc: Scenario, side: Side) -> str:
-    """Why no open deployment of `sc` fits (the memory reason at the largest one)."""
-    deps = open_deployments(sc)
-    if not deps:
-        return "no valid single-node deployment (TP/EP) for this model on this GPU"
-    largest = max(deps, key=lambda d: d.gpus)
-    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
-    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
-
-
-def side_reason(sc: Scenario, side: Side) -> str:
-    """Why a side cannot run at all ("" when some deployment fits)."""
-    if side == "mtp" and not sc.has_draft:
-        return f"{sc.model.name} has no draft module (MTP impossible)"
-    if not open_candidates(sc, side):
-        return no_fit_reason(sc, side)
-    return ""
 
 
 def infeasible_rows(side: Side, reason: str) -> pd.DataFrame:
@@ -145,7 +126,7 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
         cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload, max_gpus or NODE_GPUS)
         frame = evaluate(sc, cands, acceptance_scale).frame()
         front = front_of(frame) if not frame.empty else frame
-        reason = "" if not front.empty else (side_reason(sc, side) or _points_reason(frame))
+        reason = "" if not front.empty else (side_reason(sc, side, max_gpus or NODE_GPUS) or _points_reason(frame))
         sides[side] = SideResult(side, frame, front, note, cands, reason)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]

@@ -1,25 +1,118 @@
-"""Evaluate candidates into a `Curve`: every predicted point, feasible or not (with the reason)."""
+"""The one evaluation path: points of a lowered `CaseBatch` through `serving.serve`, and candidates as points.
+
+`evaluate_points` is what every task prices a point with (compare, validate, the calibration and its bands,
+plan, advise, sweep; the sweep kernels in `kernels/` evaluate the same function in bulk and are checked
+against it): it gathers each point's tables, knobs, AL and admission (at its own k) from the batch, runs the
+aggregated or the disaggregated loop by the case's mask, and says which points are feasible.
+`candidate_points` turns search candidates (a deployment, its concurrencies, draft lengths and engine
+limits per concurrency) into cases and points; `evaluate` gives a `Curve` of them for the tables and plots.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import torch
 
-from simulator.acceptance import acceptance_length, al_table
+from simulator.acceptance import scaled_al
+from simulator.batched import Case, CaseBatch, GroupKey, lower_cases
 from simulator.breakdown import step_breakdown
+from simulator.knobs import KnobTensors
 from simulator.scenario import Scenario
 from simulator.search import Candidate
-from simulator.serving import (
-    DisaggregatedMetrics,
-    ServingMetrics,
-    StepLimits,
-    closed_loop,
-    disaggregated_loop_tokens,
-)
+from simulator.serving import DisaggregatedMetrics, StepLimits, serve
 from simulator.specs.topology import DisaggregatedSpec
-from simulator.topology import as_worker, kv_transfer, worker_memory, worker_model
+from simulator.speculative import StepTables
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics of evaluated points (`serving.serve`), their AL, and which are feasible (NaN-free either way:
+    callers mask with `feasible`)."""
+
+    metrics: DisaggregatedMetrics
+    al: torch.Tensor
+    feasible: torch.Tensor  # bool: C >= 1, 0 <= k <= the case's K, and the deployment holds a request at k
+
+
+def evaluate_points(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+                    acceptance: torch.Tensor | float = 1.0, knobs: KnobTensors | None = None,
+                    acceptance_scale: torch.Tensor | None = None) -> Evaluation:
+    """Evaluate rows of points: `case` [R] (int64 index into the batch), and `concurrency`, `draft_tokens`,
+    `acceptance` (a multiplier of each case's acceptance scale) broadcasting against [R, ...] (e.g. [R, 1, 1]
+    against [1, n_k, n_a] for a grid). `knobs`: per-row knob tensors instead of the cases' own (the
+    calibration's trial values); `acceptance_scale`: per-row absolute scales instead of the cases' own."""
+    f64 = torch.float64
+    c, k = torch.as_tensor(concurrency, dtype=f64), torch.as_tensor(draft_tokens, dtype=f64)
+    a = torch.as_tensor(acceptance, dtype=f64)
+    trailing = max(c.ndim, k.ndim, a.ndim, 1) - 1
+    rows = case.numel()
+
+    def sel(x: torch.Tensor) -> torch.Tensor:  # the rows' per-case values, laid out against the points
+        return x[case].view(rows, *(1,) * trailing, *x.shape[1:])
+
+    def s(name: str) -> torch.Tensor:
+        return sel(batch.scalar(name))
+
+    shape = torch.broadcast_shapes((rows, *(1,) * trailing), c.shape, k.shape, a.shape)
+    k_idx = k.long().clamp(0, batch.al.shape[1] - 1).expand(shape)
+
+    def per_k(table: torch.Tensor) -> torch.Tensor:  # a [n_cases, K + 1] table at each point's k
+        return torch.take_along_dim(sel(table), k_idx[..., None], -1)[..., 0]
+
+    scale = (s("acceptance_scale") if acceptance_scale is None else acceptance_scale.view(rows, *(1,) * trailing)) * a
+    al = scaled_al(per_k(batch.al), scale, k)
+    max_batch = per_k(batch.max_batch)
+    limits = StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"))
+    m = serve(StepTables(batch.table(0, sel), batch.table(1, sel)), StepTables(batch.table(2, sel), batch.table(3, sel)),
+              knobs if knobs is not None else batch.knob_tensors(sel), batch.scalar("disaggregated")[case] > 0.5,
+              s("input_tokens"), s("output_tokens"), s("chunked_prefill"), s("prefill_chunk_tokens"),
+              s("prefill_attention_dp"), s("prefill_workers"), s("decode_workers"), s("kv_bytes"),
+              s("kv_link_bytes_s"), c, k, al, s("gpus"), limits)
+    feasible = (c >= 1.0) & (max_batch >= 1.0) & (k >= 0.0) & (k <= s("max_draft_tokens"))
+    return Evaluation(m, al, feasible)
+
+
+@dataclass(frozen=True)
+class CandidatePoints:
+    """Candidates lowered: one batch of their cases (a case per deployment, side and engine limits) and one
+    point per (candidate, concurrency, draft length), in candidate order, concurrency-major."""
+
+    batch: CaseBatch
+    cases: tuple[Case, ...]
+    candidate: torch.Tensor  # [n] index into the candidates
+    case: torch.Tensor  # [n] index into cases
+    concurrency: torch.Tensor  # [n] float64
+    draft_tokens: torch.Tensor  # [n] float64
+
+
+def candidate_cases(pairs: Sequence[tuple[Scenario, Candidate]], groups: Sequence[GroupKey] | None = None
+                    ) -> tuple[list[Case], list[tuple[int, int, int, int]]]:
+    """The cases of (scenario, candidate) pairs and their points as (candidate, case, C, k): one case per
+    distinct (scenario, deployment, side, engine limits, group), so each point runs under its own limits.
+    `groups`: each pair's frontier group (default: the case's CaseKey)."""
+    cases: list[Case] = []
+    index: dict[tuple, int] = {}
+    points: list[tuple[int, int, int, int]] = []
+    for j, (sc, cand) in enumerate(pairs):
+        for ci, conc in enumerate(cand.concurrencies):
+            lim = cand.limits_at(ci)
+            group = groups[j] if groups is not None else None
+            key = (id(sc), cand.deployment, cand.side, lim, group)
+            if key not in index:
+                index[key] = len(cases)
+                cases.append(Case(sc, cand.deployment, with_draft=cand.side == "mtp", group=group, limits=lim))
+            points += [(j, index[key], conc, k) for k in cand.draft_tokens]
+    return cases, points
+
+
+def candidate_points(pairs: Sequence[tuple[Scenario, Candidate]]) -> CandidatePoints:
+    cases, points = candidate_cases(pairs)
+    cols = list(zip(*points, strict=True))
+    return CandidatePoints(lower_cases(cases), tuple(cases), torch.tensor(cols[0]), torch.tensor(cols[1]),
+                           torch.tensor(cols[2], dtype=torch.float64), torch.tensor(cols[3], dtype=torch.float64))
 
 
 @dataclass
@@ -49,58 +142,41 @@ class Curve:
     # disaggregated points: the prefill pool caps the loop (requests queue for prefill, TTFT grows)
     throttled_by_prefill: list[bool] = field(default_factory=list)
 
-    def extend(self, other: Curve) -> None:
-        for name, values in asdict(other).items():
-            getattr(self, name).extend(values)
-
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(asdict(self))
 
 
-def candidate_limits(sc: Scenario, cand: Candidate, conc: list[int], ks: list[int]) -> tuple[StepLimits, list[str]]:
-    """Per grid point: the engine limits (the (decode) worker's memory with k lookahead slots per request, the
-    candidate's EngineLimits at that concurrency) and the infeasibility reason ("" when at least one request
-    fits, on the prefill worker too where there is one)."""
-    index = {c: i for i, c in enumerate(cand.concurrencies)}
-    dep, draft = cand.deployment, cand.side == "mtp"
-    lead = dep.decode if isinstance(dep, DisaggregatedSpec) else as_worker(dep)
-    mems = {k: worker_memory(sc, lead, draft, k) for k in set(ks)}
-    pre = {k: worker_memory(sc, dep.prefill, draft, k).reason(1) for k in set(ks)} \
-        if isinstance(dep, DisaggregatedSpec) else {}
-    rows, reasons = [], []
-    for c, k in zip(conc, ks, strict=True):
-        mem, lim = mems[k], cand.limits_at(index[c])
-        rows.append(StepLimits.of(lim, mem.max_concurrency))
-        why = mem.reason(1) if not mem.feasible else ""
-        reasons.append(why or (f"prefill worker: {pre[k]}" if pre.get(k) else ""))
-    return StepLimits(*(torch.stack([getattr(r, f) for r in rows]) for f in StepLimits.__dataclass_fields__)), reasons
+def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | None = None) -> Curve:
+    """Every (concurrency, k) point of every candidate in one batched evaluation. Concurrency beyond what the
+    engine admits queues (TTFT grows, throughput saturates); only a deployment holding no request is
+    infeasible, with the reason. `acceptance_scale`: an absolute scale instead of the scenario's."""
+    if not cands:
+        return Curve()
+    pts = candidate_points([(sc, c) for c in cands])
+    scale = None if acceptance_scale is None else torch.full((pts.case.numel(),), float(acceptance_scale),
+                                                             dtype=torch.float64)
+    ev = evaluate_points(pts.batch, pts.case, pts.concurrency, pts.draft_tokens, acceptance_scale=scale)
+    m, ok, n = ev.metrics, ev.feasible, pts.case.numel()
+    reasons = [pts.batch.reasons[i][k] for i, k in zip(pts.case.tolist(), pts.draft_tokens.long().tolist(),
+                                                        strict=True)]
 
+    def masked(t: torch.Tensor, scale: float = 1.0) -> list[float]:
+        return torch.where(ok, t.expand(n) * scale, torch.tensor(float("nan"), dtype=t.dtype)).tolist()
 
-def candidate_metrics(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None
-                      ) -> tuple[list[int], list[int], torch.Tensor, ServingMetrics, list[str]]:
-    """(concurrencies, draft lengths, AL, metrics, infeasibility reasons) over the candidate's (C, k) grid: the
-    aggregated loop of one worker, or the disaggregated loop of an xPyD candidate."""
-    c = torch.tensor(cand.concurrencies, dtype=torch.float64)
-    k = torch.tensor(cand.draft_tokens, dtype=torch.float64)
-    cc, kk = (x.reshape(-1) for x in torch.meshgrid(c, k, indexing="ij"))
-    table = al_table(sc.acceptance, acceptance_scale) if sc.acceptance else torch.ones(1, dtype=torch.float64)
-    al = acceptance_length(table, kk.long())
-    conc = [int(x) for x in cc.tolist()]
-    ks = [int(x) for x in kk.tolist()]
-    limits, reasons = candidate_limits(sc, cand, conc, ks)
-    dep = cand.deployment
-    if isinstance(dep, DisaggregatedSpec):
-        wl = sc.workload
-        kv = kv_transfer(sc, dep.prefill, wl.mean_input_tokens, cand.side == "mtp")
-        m: ServingMetrics = disaggregated_loop_tokens(
-            worker_model(sc, dep.decode).tables, worker_model(sc, dep.prefill).tables, sc.knob_tensors,
-            wl.mean_input_tokens, wl.mean_output_tokens, sc.serving.prefill_chunk_tokens, dep.prefill.attention_dp,
-            dep.prefill_workers, dep.decode_workers, kv.bytes_per_request, kv.link_bytes_s, cc, kk, al, dep.gpus,
-            limits)
-    else:
-        m = closed_loop(worker_model(sc, as_worker(dep)).tables, sc.knob_tensors, sc.workload, sc.serving, cc, kk,
-                        al, dep.gpus, limits)
-    return conc, ks, al, m, reasons
+    deps = [cands[j].deployment for j in pts.candidate.tolist()]
+    leads = [d.decode if isinstance(d, DisaggregatedSpec) else d for d in deps]
+    return Curve(
+        side=[cands[j].side for j in pts.candidate.tolist()], engine=[cands[j].engine for j in pts.candidate.tolist()],
+        deployment=[d.label for d in deps], tp=[w.tp for w in leads], ep=[w.ep for w in leads],
+        dp_attention=[w.dp_attention for w in leads], gpus=[d.gpus for d in deps],
+        concurrency=[int(x) for x in pts.concurrency.tolist()], running_batch=masked(m.running_batch),
+        draft_tokens=[int(x) for x in pts.draft_tokens.tolist()], acceptance_length=ev.al.expand(n).tolist(),
+        step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
+        tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
+        tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),
+        feasible=ok.tolist(), infeasible_reason=[r if not f else "" for r, f in zip(reasons, ok.tolist(), strict=True)],
+        throttled_by_prefill=(m.throttled & ok).tolist(),
+    )
 
 
 def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_tokens: int,
@@ -108,36 +184,7 @@ def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_token
     """Milliseconds of the effective step by term (breakdown.TERMS) at one of the candidate's points."""
     i = cand.concurrencies.index(concurrency)
     one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),))
-    _, _, _, m, _ = candidate_metrics(sc, one, acceptance_scale)
+    pts = candidate_points([(sc, one)])
+    scale = None if acceptance_scale is None else torch.tensor([float(acceptance_scale)], dtype=torch.float64)
+    m = evaluate_points(pts.batch, pts.case, pts.concurrency, pts.draft_tokens, acceptance_scale=scale).metrics
     return {term: float(v.reshape(-1)[0]) * 1e3 for term, v in step_breakdown(m).items()}
-
-
-def evaluate_candidate(sc: Scenario, cand: Candidate, acceptance_scale: float | None = None) -> Curve:
-    """All (concurrency, k) points of one candidate, vectorized over the grid. Concurrency beyond what the
-    engine admits queues (TTFT grows, throughput saturates); only a deployment holding no request is infeasible."""
-    dep = cand.deployment
-    conc, ks, al, m, reasons = candidate_metrics(sc, cand, acceptance_scale)
-    ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
-    n = len(conc)
-
-    def masked(t: torch.Tensor, scale: float = 1.0) -> list[float]:
-        return torch.where(ok, t.expand(n) * scale, torch.tensor(float("nan"), dtype=t.dtype)).tolist()
-
-    lead = dep.decode if isinstance(dep, DisaggregatedSpec) else dep
-    return Curve(
-        side=[cand.side] * n, engine=[cand.engine] * n, deployment=[dep.label] * n, tp=[lead.tp] * n,
-        ep=[lead.ep] * n, dp_attention=[lead.dp_attention] * n, gpus=[dep.gpus] * n, concurrency=conc,
-        running_batch=masked(m.running_batch), draft_tokens=ks, acceptance_length=al.expand(n).tolist(),
-        step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
-        tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
-        tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),
-        feasible=ok.tolist(), infeasible_reason=reasons,
-        throttled_by_prefill=(m.throttled & ok).tolist() if isinstance(m, DisaggregatedMetrics) else [False] * n,
-    )
-
-
-def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | None = None) -> Curve:
-    curve = Curve()
-    for cand in cands:
-        curve.extend(evaluate_candidate(sc, cand, acceptance_scale))
-    return curve

@@ -20,22 +20,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from kernels import Case, lower_cases, sweep
+from kernels import lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
-from simulator.comparison import side_reason
-from simulator.disagg import open_cluster_shapes
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
+from simulator.evaluate import candidate_cases
 from simulator.runconfig import PlanSettings, RunConfig
 from simulator.scenario import Scenario
-from simulator.search import (
-    CLUSTER_CONCURRENCIES,
-    OPEN_DRAFT_TOKENS,
-    OPEN_MAX_CONCURRENCY,
-    open_concurrencies,
-    open_deployments,
-)
-from simulator.specs import DeploymentSpec
-from simulator.specs.topology import NODE_GPUS, AggregatedSpec, DisaggregatedSpec
+from simulator.search import OPEN_DRAFT_TOKENS, candidates, side_reason
+from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import SIDES, Side
 
 DEFAULT_FLOORS: tuple[float, ...] = (25.0, 50.0, 100.0)
@@ -148,33 +140,28 @@ def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> 
 SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
 
 
-def plan_deployments(sc: Scenario, max_gpus: int) -> list[DeploymentSpec | DisaggregatedSpec]:
-    """Every single-node deployment of the open search and, with `max_gpus` above one node, every wide-EP
-    worker and xPyD cluster within it (disagg.open_cluster_shapes; a worker's concurrency is per replica)."""
-    out: list[DeploymentSpec | DisaggregatedSpec] = list(open_deployments(sc))
-    if max_gpus > NODE_GPUS:
-        out += [s.worker if isinstance(s, AggregatedSpec) else s for s in open_cluster_shapes(sc, max_gpus)]
-    return out
-
-
 def sweep_points(runnable: list[tuple[str, str, Scenario, Side]], max_gpus: int = NODE_GPUS) -> pd.DataFrame:
     """Best throughput per interactivity bin for every (GPU, precision, side, k), from the sweep engine.
 
-    One launch per draft length k (k = 0: the Off side, without the draft module); each bin's winner is a
-    real evaluated point, so `best_point` reads the frontier at a floor to within one bin. Deployments:
-    `plan_deployments` (beyond one node when `max_gpus` > 8, concurrency then up to CLUSTER_CONCURRENCIES).
+    The deployments, concurrencies, draft lengths and engine limits are the open search's
+    (`search.candidates`, beyond one node when `max_gpus` > 8), lowered one case per deployment and limits
+    (`evaluate.candidate_cases`). One launch per draft length k (k = 0: the Off side, without the draft
+    module) over the union of the candidates' concurrencies (a concurrency beyond what a deployment admits
+    queues: no new frontier point); each bin's winner is a real evaluated point, so `best_point` reads the
+    frontier at a floor to within one bin.
     """
     frames = []
-    deepest = max(CLUSTER_CONCURRENCIES) if max_gpus > NODE_GPUS else OPEN_MAX_CONCURRENCY
+    found = {(gpu, precision, side): (sc, candidates(sc, side, "open", "", "", "", max_gpus)[0])
+             for gpu, precision, sc, side in runnable}
     for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
         side = "off" if k == 0 else "mtp"
-        cases = [Case(sc, dep, with_draft=k > 0, group=(gpu, precision))
-                 for gpu, precision, sc, s in runnable if s == side
-                 and (k == 0 or (sc.acceptance is not None and k <= sc.acceptance.max_draft_tokens))
-                 for dep in plan_deployments(sc, max_gpus)]
-        if not cases:
+        pairs = [(sc, c) for (_, _, s), (sc, cands) in found.items() if s == side for c in cands if k in c.draft_tokens]
+        groups = [(gpu, precision) for (gpu, precision, s), (_, cands) in found.items() if s == side
+                  for c in cands if k in c.draft_tokens]
+        if not pairs:
             continue
-        conc = torch.tensor(open_concurrencies(deepest), dtype=torch.float64)
+        cases, _ = candidate_cases(pairs, groups)
+        conc = torch.tensor(sorted({c for _, cand in pairs for c in cand.concurrencies}), dtype=torch.float64)
         f = sweep(lower_cases(cases), conc, torch.tensor([float(k)]), torch.tensor([1.0]), bins=SWEEP_BINS,
                   progress=False)
         s_idx = 0 if k == 0 else 1
@@ -210,7 +197,7 @@ def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame
             except SpecError as e:
                 reason = " ".join(str(e).split())
         for side in PLAN_SIDES:
-            why = reason or side_reason(sc, side)  # type: ignore[arg-type]
+            why = reason or side_reason(sc, side, cfg.max_gpus)  # type: ignore[arg-type]
             if not why:
                 runnable.append((gpu, precision, sc, side))  # type: ignore[arg-type]
             options.append({"gpu": gpu, "precision": precision, "side": side, "usd_per_gpu_hour": usd,

@@ -4,20 +4,21 @@
 node its multi-node xPyD rows, conf/deployments/multinode.yaml), since a measured frontier stops where its
 sweep stopped. `open`: every single-node deployment that fits, concurrency up to the memory limit, and
 k = 1..4 on the MTP side; with `max_gpus` above one node also wide-EP workers and xPyD clusters within it
-(disagg.open_cluster_shapes).
+(open_cluster_shapes).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from simulator.disagg import open_cluster_shapes
 from simulator.scenario import Scenario
 from simulator.search_space import default_limits, load_multinode, load_search_spaces
 from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
-from simulator.specs.topology import NODE_GPUS, AggregatedSpec, DisaggregatedSpec
+from simulator.specs.topology import NODE_GPUS, DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import Side
+from simulator.topology import worker_memory
 
 SearchMode = Literal["benchmark", "open"]
 OPEN_DRAFT_TOKENS = (1, 2, 3, 4)
@@ -140,14 +141,18 @@ CLUSTER_DRAFT_TOKENS = (1, 2, 3)  # the multi-node recipes run MTP 1-3
 
 
 def open_cluster_candidates(sc: Scenario, side: Side, max_gpus: int) -> list[Candidate]:
-    """Every open shape beyond one node within `max_gpus` (disagg.open_cluster_shapes): an aggregated
-    wide-EP worker (concurrency per replica) or an xPyD cluster."""
+    """Every open shape beyond one node within `max_gpus` (open_cluster_shapes): a wide-EP worker
+    (concurrency per replica) or an xPyD cluster, under the open search's engine limits (`open_limits` of its
+    decode worker)."""
     ks = (0,) if side == "off" else tuple(k for k in CLUSTER_DRAFT_TOKENS if sc.acceptance
                                           and k <= sc.acceptance.max_draft_tokens)
     if not ks:
         return []
-    return [Candidate(side, spec.worker if isinstance(spec, AggregatedSpec) else spec, CLUSTER_CONCURRENCIES, ks)
-            for spec in open_cluster_shapes(sc, max_gpus)]
+    out = []
+    for spec in open_cluster_shapes(sc, max_gpus):
+        lead = spec.decode if isinstance(spec, DisaggregatedSpec) else spec
+        out.append(Candidate(side, spec, CLUSTER_CONCURRENCIES, ks, limits=(open_limits(sc, lead, max(ks)),)))
+    return out
 
 
 def candidates(sc: Scenario, side: Side, mode: SearchMode, model_key: str, hardware_key: str,
@@ -165,3 +170,76 @@ def candidates(sc: Scenario, side: Side, mode: SearchMode, model_key: str, hardw
                 f"{sc.precision} {workload_key}; searched open deployments instead")
         return open_candidates(sc, side) + wide, note
     return open_candidates(sc, side) + wide, ""
+
+
+def no_fit_reason(sc: Scenario, side: Side) -> str:
+    """Why no open deployment of `sc` fits (the memory reason at the largest one)."""
+    deps = open_deployments(sc)
+    if not deps:
+        return "no valid single-node deployment (TP/EP) for this model on this GPU"
+    largest = max(deps, key=lambda d: d.gpus)
+    why = sc.memory(largest, side == "mtp").reason(1) or "no concurrency fits in memory"
+    return f"does not fit even at {largest.label} ({largest.gpus} GPUs): {why}"
+
+
+def side_reason(sc: Scenario, side: Side, max_gpus: int = NODE_GPUS) -> str:
+    """Why a side cannot run at all ("" when some single-node deployment fits or, with `max_gpus` beyond one
+    node, some deployment beyond it is there to price: its points then say whether it fits)."""
+    if side == "mtp" and not sc.has_draft:
+        return f"{sc.model.name} has no draft module (MTP impossible)"
+    if open_candidates(sc, side) or (max_gpus > NODE_GPUS and open_cluster_candidates(sc, side, max_gpus)):
+        return ""
+    return no_fit_reason(sc, side)
+
+
+# ----------------------------------------------------------------------------- open search over clusters
+OPEN_PREFILL_WORKERS = (1, 2, 3, 4, 6, 8, 11, 14)  # the benchmark's recipes run ctx1..ctx14
+OPEN_DECODE_WORKERS = (1, 2, 3, 4, 5)  # gen1..gen5 in the benchmark's recipes
+OPEN_WIDE_EP = (16, 24, 32, 48, 64, 72)  # wide-EP decode widths (DEP16..DEP72), cut by EP | experts + EPLB
+# EPLB redundant experts when EP does not divide the routed experts: at least 1/8 of them, as DeepSeek-V3's
+# deployment (32 redundant of 256; the benchmark's DeepSeek R1 EP24/EP48 recipes run those 288 slots)
+EPLB_MIN_REDUNDANT_FRACTION = 1 / 8
+
+
+def _ep_worker(model_experts: list[int], width: int) -> WorkerSpec | None:
+    """DEP`width`, with EPLB redundant slots only when EP does not divide the routed experts."""
+    if all(e % width == 0 for e in model_experts):
+        return WorkerSpec(tp=width, ep=width, dp_attention=True)
+    low = math.ceil(max(model_experts) * EPLB_MIN_REDUNDANT_FRACTION)
+    for redundant in range(low, low + width):
+        if all((e + redundant) % width == 0 for e in model_experts):
+            return WorkerSpec(tp=width, ep=width, dp_attention=True, redundant_experts=redundant)
+    return None
+
+
+def open_cluster_shapes(sc: Scenario, max_gpus: int) -> list[WorkerSpec | DisaggregatedSpec]:
+    """Deployments beyond one node within `max_gpus`: wide-EP workers (inside the scale-up
+    domain or across NICs), and xPyD with one 4-GPU (or the smallest fitting) DEP prefill worker shape and
+    TEP8 / DEP8 / wide-EP decode workers. Shapes the model or the budget rule out are left out; dense models
+    and hardware without `scale_out` figures get no shapes that need them."""
+    experts = [f.num_experts or 0 for f in sc.model.moe_ffns]
+    if not experts:
+        return []  # wide EP and xPyD are what the benchmark ran beyond a node for its MoE models only
+    ctx = {"model": sc.model, "hardware": sc.hardware, "max_gpus": max_gpus}
+    wide = [w for w in (_ep_worker(experts, n) for n in OPEN_WIDE_EP) if w is not None] if experts else []
+    node = [WorkerSpec(tp=8, ep=8 if experts else 1), WorkerSpec(tp=8, ep=8 if experts else 1, dp_attention=True)]
+    prefill = [WorkerSpec(tp=n, ep=n if experts else 1, dp_attention=bool(experts)) for n in (4, 8)]
+    out: list[WorkerSpec | DisaggregatedSpec] = []
+    nic = sc.hardware.scale_out is not None
+    for w in wide:
+        if w.gpus <= max_gpus and (nic or not w.spans_scale_out(sc.hardware.scale_up_domain_gpus)):
+            out.append(WorkerSpec.model_validate(w.model_dump(), context=ctx))
+    if not nic:
+        return out  # no NIC figures: nothing crosses the scale-up domain, no KV moves between workers
+    for p in prefill:
+        if worker_memory(sc, p, True).max_concurrency < 1:
+            continue  # the weights do not fit this prefill worker
+        for d in node + wide:
+            for y in OPEN_DECODE_WORKERS if d.gpus <= 8 else (1,):
+                for x in OPEN_PREFILL_WORKERS:
+                    if x * p.gpus + y * d.gpus > max_gpus:
+                        break
+                    out.append(DisaggregatedSpec.model_validate(
+                        {"prefill": p.model_dump(), "prefill_workers": x, "decode": d.model_dump(),
+                         "decode_workers": y}, context=ctx))
+    return out

@@ -228,3 +228,74 @@ def disaggregated_loop_tokens(decode: StepTables, prefill: StepTables, knobs: Kn
         tokens_per_step=al + zero, running_batch=b_thr, queue_s=torch.where(throttled, zero, queue), terms=terms,
         throttled=throttled, kv_transfer_s=kv_s + zero, prefill_rate=pool.requests_per_s + zero,
         demand_rate=demand)
+
+
+def _rows(x: object, idx: torch.Tensor, n: int) -> object:
+    """Rows `idx` of a tensor whose first dimension is the n rows (a broadcast tensor stays as it is), or of
+    every such tensor in a dataclass (tables, knobs, limits)."""
+    if isinstance(x, torch.Tensor):
+        return x[idx] if x.ndim and x.shape[0] == n else x
+    if hasattr(x, "__dataclass_fields__"):
+        return type(x)(**{f: _rows(getattr(x, f), idx, n) for f in x.__dataclass_fields__})  # type: ignore[arg-type]
+    return x
+
+
+def _merge(base: object, part: object, idx: torch.Tensor) -> object:
+    """`base` with rows `idx` replaced by `part` (tensors broadcast to their common shape first)."""
+    if isinstance(base, torch.Tensor):
+        shape = torch.broadcast_shapes(base.shape, (base.shape[0] if base.ndim else 1, *part.shape[1:]))
+        out = base.expand(shape).clone()
+        out[idx] = part.expand(idx.numel(), *shape[1:]) if part.ndim else part
+        return out
+    return type(base)(**{f: _merge(getattr(base, f), getattr(part, f), idx)  # type: ignore[arg-type]
+                         for f in base.__dataclass_fields__})
+
+
+def serve(decode: StepTables, prefill: StepTables, knobs: KnobTensors, disaggregated: torch.Tensor,
+          input_tokens: torch.Tensor, output_tokens: torch.Tensor, chunked: torch.Tensor,
+          chunk_tokens: torch.Tensor, prefill_dp: torch.Tensor, prefill_workers: torch.Tensor,
+          decode_workers: torch.Tensor, kv_bytes: torch.Tensor, kv_link_bytes_s: torch.Tensor,
+          concurrency: torch.Tensor, draft_tokens: torch.Tensor, al: torch.Tensor, gpus: torch.Tensor,
+          limits: StepLimits) -> DisaggregatedMetrics:
+    """The one loop every task prices its points with: rows whose `disaggregated` mask is set run
+    `disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool), the others `closed_loop_tokens`.
+
+    Every tensor argument has the n rows first (`disaggregated`: [n] bool) or broadcasts against them; the
+    result has the broadcast shape. Rows of one kind only are evaluated with their own loop (the sweep
+    kernel does the same per block)."""
+    n = disaggregated.shape[0]
+    agg_idx, dis_idx = (~disaggregated).nonzero()[:, 0], disaggregated.nonzero()[:, 0]
+    zero = torch.zeros((), dtype=torch.float64)
+    agg = None
+    if agg_idx.numel():
+        def r(x: object) -> object:
+            return _rows(x, agg_idx, n)
+        m = closed_loop_tokens(r(decode), r(knobs), r(input_tokens), r(output_tokens), r(chunked),  # type: ignore[arg-type]
+                               r(chunk_tokens), r(concurrency), r(draft_tokens), r(al), r(gpus), r(limits))  # type: ignore[arg-type]
+        agg = DisaggregatedMetrics(**{f: getattr(m, f) for f in ServingMetrics.__dataclass_fields__},
+                                   throttled=torch.zeros_like(m.tpot_s, dtype=torch.bool),
+                                   kv_transfer_s=zero + 0.0 * m.tpot_s, prefill_rate=INF + 0.0 * m.tpot_s,
+                                   demand_rate=0.0 * m.tpot_s)
+    dis = None
+    if dis_idx.numel():
+        def d(x: object) -> object:
+            return _rows(x, dis_idx, n)
+        dis = disaggregated_loop_tokens(
+            d(decode), d(prefill), d(knobs), d(input_tokens), d(output_tokens), d(chunk_tokens), d(prefill_dp),  # type: ignore[arg-type]
+            d(prefill_workers), d(decode_workers), d(kv_bytes), d(kv_link_bytes_s), d(concurrency),  # type: ignore[arg-type]
+            d(draft_tokens), d(al), d(gpus), d(limits))  # type: ignore[arg-type]
+    if dis is None or agg is None:
+        return dis if agg is None else agg  # type: ignore[return-value]
+    # both kinds: scatter each kind's rows into the full [n, ...] result
+    full = _merge(_expand_rows(agg, agg_idx, n), dis, dis_idx)
+    return full  # type: ignore[return-value]
+
+
+def _expand_rows(m: object, idx: torch.Tensor, n: int) -> object:
+    """A result of rows `idx` placed into n rows (the other rows NaN / False until merged)."""
+    if isinstance(m, torch.Tensor):
+        out = torch.full((n, *m.shape[1:]), False if m.dtype == torch.bool else float("nan"), dtype=m.dtype,
+                         device=m.device)
+        out[idx] = m
+        return out
+    return type(m)(**{f: _expand_rows(getattr(m, f), idx, n) for f in m.__dataclass_fields__})  # type: ignore[arg-type]

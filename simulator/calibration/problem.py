@@ -8,28 +8,25 @@ MI300X/MI325X have no data here and take their family's fitted values (reported 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from simulator.acceptance import scaled_al
 from simulator.batched import Case, lower_cases
 from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
+from simulator.evaluate import evaluate_points
 from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
-from simulator.serving import ServingMetrics, StepLimits, closed_loop_tokens, disaggregated_loop_tokens
-from simulator.specs import EfficiencyKnobs, EngineLimits, HardwareSpec
-from simulator.specs.topology import DisaggregatedSpec
+from simulator.serving import ServingMetrics
+from simulator.specs import EfficiencyKnobs, HardwareSpec
 from simulator.specs.vocabulary import (
     GENERATION_FAMILY,
     HARDWARE_FAMILIES,
     HardwareFamily,
     family_of_generation,
 )
-from simulator.speculative import StepTables
-from simulator.topology import worker_memory
 
 # Fitted per hardware family. The speculative-step terms' knobs stay at their sourced priors
 # (specs/hardware.py: draft_pass_latency_us from TensorRT-LLM's batch-1 table, eager_layer_pass_latency_us from
@@ -92,26 +89,6 @@ class ParamSpace:
             from_z(knob, torch.tensor(z)))
 
 
-def point_limits(cases: list[Case], case_of_point: list[int], draft_tokens: list[int],
-                 limits: list[EngineLimits]) -> tuple[StepLimits, torch.Tensor]:
-    """Each point's engine limits as tensors: its EngineLimits and the KV memory of its case's (decode) worker
-    with k lookahead slots per request (topology.worker_memory); also the most requests each can run at once
-    (0 where a disaggregated case's prefill worker holds none)."""
-    memo: dict[tuple[int, int], tuple[float, bool]] = {}
-    rows: list[StepLimits] = []
-    holds: list[bool] = []
-    for i, k, lim in zip(case_of_point, draft_tokens, limits, strict=True):
-        if (i, k) not in memo:
-            c = cases[i]
-            prefill_ok = (not isinstance(c.deployment, DisaggregatedSpec)
-                          or worker_memory(c.scenario, c.deployment.prefill, c.has_draft, k).feasible)
-            memo[(i, k)] = (float(worker_memory(c.scenario, c.worker, c.has_draft, k).max_concurrency), prefill_ok)
-        rows.append(StepLimits.of(lim, memo[(i, k)][0]))
-        holds.append(memo[(i, k)][1])
-    stacked = StepLimits(**{f.name: torch.stack([getattr(r, f.name) for r in rows]) for f in fields(StepLimits)})
-    return stacked, torch.where(torch.tensor(holds), stacked.max_batch, 0.0)
-
-
 class Problem:
     """Observations + one lowered batch of every case they need."""
 
@@ -121,18 +98,17 @@ class Problem:
         ordered: list[Case] = []
 
         def index(case: Case) -> int:
-            key = (id(case.scenario), case.deployment, case.has_draft)
+            key = (id(case.scenario), case.deployment, case.has_draft, case.limits)
             if key not in cases:
                 cases[key] = len(ordered)
                 ordered.append(case)
             return cases[key]
 
-        flat_case, flat_c, flat_k, flat_limits = [], [], [], []
+        flat_case, flat_c, flat_k = [], [], []
         for p in points:
-            flat_case.append(index(p.case))
+            flat_case.append(index(replace(p.case, limits=p.limits)))
             flat_c.append(p.concurrency)
             flat_k.append(p.draft_tokens)
-            flat_limits.append(p.limits)
         self.page_groups: dict[tuple[str, str], tuple[np.ndarray, list[int]]] = {}
         for j, obs in enumerate(pages):
             key = (obs.page, obs.side)
@@ -141,10 +117,9 @@ class Problem:
                 for case, cand in obs.candidates:
                     for ci, c in enumerate(cand.concurrencies):
                         for k in cand.draft_tokens:
-                            flat_case.append(index(case))
+                            flat_case.append(index(replace(case, limits=cand.limits_at(ci))))
                             flat_c.append(c)
                             flat_k.append(k)
-                            flat_limits.append(cand.limits_at(ci))
                 self.page_groups[key] = (np.arange(start, len(flat_case)), [])
             self.page_groups[key][1].append(j)
         self.cases = ordered
@@ -163,20 +138,10 @@ class Problem:
         acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]
         self.acc_idx = torch.tensor(acc)[self.case_idx]
         sel = self.case_idx
-        self.tables = StepTables(self.batch.table(0, lambda x: x[sel]), self.batch.table(1, lambda x: x[sel]))
-        # disaggregated cases' points (serving.disaggregated_loop_tokens): their index, prefill tables, pools
-        self.disagg = (self.batch.scalar("disaggregated")[sel] > 0.5).nonzero()[:, 0]
-        dsel = sel[self.disagg]
-        self.prefill_tables = StepTables(self.batch.table(2, lambda x: x[dsel]), self.batch.table(3, lambda x: x[dsel]))
-        self.disagg_scalar = {n: self.batch.scalar(n)[dsel] for n in (
-            "prefill_attention_dp", "prefill_workers", "decode_workers", "kv_bytes", "kv_link_bytes_s")}
         self.base_knobs = self.batch.knob_tensors(lambda x: x[sel])
-        self.scalar = {n: self.batch.scalar(n)[sel] for n in ("input_tokens", "output_tokens",
-                       "prefill_chunk_tokens", "chunked_prefill", "gpus", "max_concurrency", "acceptance_scale")}
-        self.raw_al = torch.take_along_dim(self.batch.al[sel], self.k.long()[:, None], 1)[:, 0]
-        self.limits, max_batch = point_limits(ordered, flat_case, flat_k, flat_limits)
-        # admission: a point is feasible when at least one request fits; beyond that the engine queues
-        self.feasible = (max_batch >= 1).numpy()
+        self.case_scale = self.batch.scalar("acceptance_scale")[sel]
+        # admission: a point is feasible when at least one request fits at its k; beyond that the engine queues
+        self.feasible = evaluate_points(self.batch, sel, self.conc, self.k).feasible.numpy()
 
     def knobs(self, z: torch.Tensor) -> KnobTensors:
         n_f = len(self.space.families)
@@ -187,34 +152,14 @@ class Problem:
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor) -> ServingMetrics:
-        """The loop's metrics at every point: aggregated (closed_loop_tokens), with the disaggregated cases'
-        points replaced by serving.disaggregated_loop_tokens."""
+        """Every point's metrics at parameters z (evaluate.evaluate_points with the trial knobs and scales)."""
         z = torch.as_tensor(z, dtype=torch.float64)
         n_knobs = len(self.space.families) * len(FITTED_KNOBS)
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
-                            self.scalar["acceptance_scale"])
-        al = scaled_al(self.raw_al, scale, self.k)
-        s, knobs = self.scalar, self.knobs(z)
-        m = closed_loop_tokens(self.tables, knobs, s["input_tokens"], s["output_tokens"], s["chunked_prefill"],
-                               s["prefill_chunk_tokens"], self.conc, self.k, al, s["gpus"], self.limits)
-        if self.disagg.numel() == 0:
-            return m
-        i = self.disagg
-        def pick(x):  # noqa: ANN001, ANN202 - the disaggregated points of any per-point tensor dataclass
-            return type(x)(**{f.name: (v[i] if isinstance(v := getattr(x, f.name), torch.Tensor) and v.ndim else v)
-                              for f in fields(x)})
-        d, ds = self.disagg_scalar, StepTables(pick(self.tables.target), pick(self.tables.draft))
-        dm = disaggregated_loop_tokens(
-            ds, self.prefill_tables, pick(knobs), s["input_tokens"][i], s["output_tokens"][i],
-            s["prefill_chunk_tokens"][i], d["prefill_attention_dp"], d["prefill_workers"], d["decode_workers"],
-            d["kv_bytes"], d["kv_link_bytes_s"], self.conc[i], self.k[i], al[i], s["gpus"][i], pick(self.limits))
-        out = {}
-        for f in ("step_s", "stall_s", "tpot_s", "ttft_s", "interactivity", "tput_per_gpu", "output_tput_per_gpu",
-                  "tokens_per_step", "running_batch", "queue_s"):
-            out[f] = getattr(m, f).clone()
-            out[f][i] = getattr(dm, f)
-        return ServingMetrics(**out, terms=m.terms)
+                            self.case_scale)
+        return evaluate_points(self.batch, self.case_idx, self.conc, self.k, knobs=self.knobs(z),
+                               acceptance_scale=scale).metrics
 
     def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Predicted value of every observation (points first, then page targets)."""

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kernels import Case, lower_cases, sweep
+from kernels import lower_cases, sweep
 from simulator.catalog import SpecError, list_keys
+from simulator.evaluate import candidate_cases
 from simulator.report_html import sweep_report
 from simulator.runconfig import RunConfig
-from simulator.search import OPEN_MAX_CONCURRENCY, open_concurrencies, open_deployments
+from simulator.search import OPEN_MAX_CONCURRENCY, candidates, open_concurrencies
 from simulator.specs.vocabulary import side_of
 
 FRONTIER_COLUMNS = ["model", "hardware", "precision", "workload", "side", "interactivity", "tput_per_gpu",
@@ -63,9 +64,10 @@ def draft_notes(sc: Any, draft_tokens: list[int]) -> list[str]:
 
 
 def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], list[str]]:
-    """Every (model, GPU, precision, workload) x open deployment, without and with the draft module; the
-    combinations skipped (why) and notes on what the MTP side leaves out."""
-    cases, skipped, notes = [], [], []
+    """Every (model, GPU, precision, workload) x open deployment within `max_gpus` (search.candidates, with
+    their engine limits), without and with the draft module; the combinations skipped (why) and notes on
+    what the MTP side leaves out."""
+    pairs, skipped, notes = [], [], []
     for model in s["model"]:
         for hw in s["hardware"]:
             for precision in s["precision"]:
@@ -76,13 +78,11 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], lis
                         skipped.append(f"{model}/{hw}/{precision}/{wl}: {str(e).splitlines()[-1].strip()}")
                         continue
                     notes += [n for n in draft_notes(sc, s["draft_tokens"]) if n not in notes]
-                    for dep in open_deployments(sc):
-                        cases.append(Case(sc, dep, with_draft=False))
-                        if sc.has_draft:
-                            cases.append(Case(sc, dep, with_draft=True))
-    if not cases:
+                    for side in ("off", "mtp"):
+                        pairs += [(sc, c) for c in candidates(sc, side, "open", "", "", "", cfg.max_gpus)[0]]
+    if not pairs:
         raise SpecError("sweep: no valid (model, GPU, precision, workload) combination:\n  " + "\n  ".join(skipped))
-    return cases, skipped, notes
+    return candidate_cases(pairs)[0], skipped, notes
 
 
 def frontier_frame(frontier: Any, cases: list, s: dict[str, Any], rates: Any, tier: str) -> pd.DataFrame:

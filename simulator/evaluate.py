@@ -22,7 +22,7 @@ from simulator.breakdown import step_breakdown
 from simulator.knobs import KnobTensors
 from simulator.scenario import Scenario
 from simulator.search import Candidate
-from simulator.serving import DisaggregatedMetrics, StepLimits, serve
+from simulator.serving import DisaggregatedMetrics, LoopInputs, RowSplit, StepLimits, serve, split_rows
 from simulator.specs.topology import DisaggregatedSpec
 from simulator.speculative import StepTables
 
@@ -37,42 +37,71 @@ class Evaluation:
     feasible: torch.Tensor  # bool: C >= 1, 0 <= k <= the case's K, and the deployment holds a request at k
 
 
-def evaluate_points(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
-                    acceptance: torch.Tensor | float = 1.0, knobs: KnobTensors | None = None,
-                    acceptance_scale: torch.Tensor | None = None) -> Evaluation:
-    """Evaluate rows of points: `case` [R] (int64 index into the batch), and `concurrency`, `draft_tokens`,
-    `acceptance` (a multiplier of each case's acceptance scale) broadcasting against [R, ...] (e.g. [R, 1, 1]
-    against [1, n_k, n_a] for a grid). `knobs`: per-row knob tensors instead of the cases' own (the
-    calibration's trial values); `acceptance_scale`: per-row absolute scales instead of the cases' own."""
+@dataclass(frozen=True)
+class GatheredPoints:
+    """Rows of points with everything but the knobs and the acceptance scale read from the batch (`gather`):
+    what `price` needs to evaluate them at any knobs."""
+
+    rows: RowSplit
+    knobs: KnobTensors  # the cases' own
+    raw_al: torch.Tensor  # measured AL at each point's k
+    acceptance_scale: torch.Tensor  # the cases' own, times the points' multiplier
+    acceptance: torch.Tensor  # the points' multiplier of the acceptance scale
+    draft_tokens: torch.Tensor
+    feasible: torch.Tensor
+
+
+def gather(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+           acceptance: torch.Tensor | float = 1.0) -> GatheredPoints:
+    """Rows of points: `case` [R] (int64 index into the batch), and `concurrency`, `draft_tokens`, `acceptance`
+    (a multiplier of each case's acceptance scale) broadcasting against [R, ...] (e.g. [R, 1, 1] against
+    [1, n_k, n_a] for a grid). Each point's admission and AL are read at its own k."""
     f64 = torch.float64
     c, k = torch.as_tensor(concurrency, dtype=f64), torch.as_tensor(draft_tokens, dtype=f64)
     a = torch.as_tensor(acceptance, dtype=f64)
     trailing = max(c.ndim, k.ndim, a.ndim, 1) - 1
-    rows = case.numel()
+    n = case.numel()
 
     def sel(x: torch.Tensor) -> torch.Tensor:  # the rows' per-case values, laid out against the points
-        return x[case].view(rows, *(1,) * trailing, *x.shape[1:])
+        return x[case].view(n, *(1,) * trailing, *x.shape[1:])
 
     def s(name: str) -> torch.Tensor:
         return sel(batch.scalar(name))
 
-    shape = torch.broadcast_shapes((rows, *(1,) * trailing), c.shape, k.shape, a.shape)
+    shape = torch.broadcast_shapes((n, *(1,) * trailing), c.shape, k.shape, a.shape)
     k_idx = k.long().clamp(0, batch.al.shape[1] - 1).expand(shape)
 
     def per_k(table: torch.Tensor) -> torch.Tensor:  # a [n_cases, K + 1] table at each point's k
         return torch.take_along_dim(sel(table), k_idx[..., None], -1)[..., 0]
 
-    scale = (s("acceptance_scale") if acceptance_scale is None else acceptance_scale.view(rows, *(1,) * trailing)) * a
-    al = scaled_al(per_k(batch.al), scale, k)
     max_batch = per_k(batch.max_batch)
-    limits = StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"))
-    m = serve(StepTables(batch.table(0, sel), batch.table(1, sel)), StepTables(batch.table(2, sel), batch.table(3, sel)),
-              knobs if knobs is not None else batch.knob_tensors(sel), batch.scalar("disaggregated")[case] > 0.5,
-              s("input_tokens"), s("output_tokens"), s("chunked_prefill"), s("prefill_chunk_tokens"),
-              s("prefill_attention_dp"), s("prefill_workers"), s("decode_workers"), s("kv_bytes"),
-              s("kv_link_bytes_s"), c, k, al, s("gpus"), limits)
+    x = LoopInputs(
+        StepTables(batch.table(0, sel), batch.table(1, sel)), StepTables(batch.table(2, sel), batch.table(3, sel)),
+        s("input_tokens"), s("output_tokens"), s("chunked_prefill"), s("prefill_chunk_tokens"),
+        s("prefill_attention_dp"), s("prefill_workers"), s("decode_workers"), s("kv_bytes"), s("kv_link_bytes_s"),
+        c, k, s("gpus"), StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens")),
+        batch.scalar("disaggregated")[case] > 0.5)
     feasible = (c >= 1.0) & (max_batch >= 1.0) & (k >= 0.0) & (k <= s("max_draft_tokens"))
-    return Evaluation(m, al, feasible)
+    return GatheredPoints(split_rows(x), batch.knob_tensors(sel), per_k(batch.al), s("acceptance_scale") * a, a, k,
+                          feasible)
+
+
+def price(points: GatheredPoints, knobs: KnobTensors | None = None,
+          acceptance_scale: torch.Tensor | None = None) -> Evaluation:
+    """Evaluate gathered points (`serving.serve`) at the cases' knobs or at `knobs` (per row: the
+    calibration's trial values), and at the cases' acceptance scales or at `acceptance_scale` (absolute, per
+    row; the points' multiplier still applies)."""
+    scale = points.acceptance_scale if acceptance_scale is None else acceptance_scale * points.acceptance
+    al = scaled_al(points.raw_al, scale, points.draft_tokens)
+    m = serve(points.rows, points.knobs if knobs is None else knobs, al)
+    return Evaluation(m, al, points.feasible)
+
+
+def evaluate_points(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
+                    acceptance: torch.Tensor | float = 1.0, knobs: KnobTensors | None = None,
+                    acceptance_scale: torch.Tensor | None = None) -> Evaluation:
+    """The one evaluation path: `gather` the points, then `price` them."""
+    return price(gather(batch, case, concurrency, draft_tokens, acceptance), knobs, acceptance_scale)
 
 
 @dataclass(frozen=True)

@@ -251,44 +251,74 @@ def _merge(base: object, part: object, idx: torch.Tensor) -> object:
                          for f in base.__dataclass_fields__})
 
 
-def serve(decode: StepTables, prefill: StepTables, knobs: KnobTensors, disaggregated: torch.Tensor,
-          input_tokens: torch.Tensor, output_tokens: torch.Tensor, chunked: torch.Tensor,
-          chunk_tokens: torch.Tensor, prefill_dp: torch.Tensor, prefill_workers: torch.Tensor,
-          decode_workers: torch.Tensor, kv_bytes: torch.Tensor, kv_link_bytes_s: torch.Tensor,
-          concurrency: torch.Tensor, draft_tokens: torch.Tensor, al: torch.Tensor, gpus: torch.Tensor,
-          limits: StepLimits) -> DisaggregatedMetrics:
-    """The one loop every task prices its points with: rows whose `disaggregated` mask is set run
-    `disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool), the others `closed_loop_tokens`.
+@dataclass(frozen=True)
+class LoopInputs:
+    """What the loops read besides the knobs and AL, per row of points (tensors with the n rows first, or
+    broadcasting against them): the (decode) worker's and a disaggregated prefill worker's tables, the
+    workload, the prefill schedule, the pools and KV link, C, k, GPUs and the engine limits."""
 
-    Every tensor argument has the n rows first (`disaggregated`: [n] bool) or broadcasts against them; the
-    result has the broadcast shape. Rows of one kind only are evaluated with their own loop (the sweep
-    kernel does the same per block)."""
-    n = disaggregated.shape[0]
-    agg_idx, dis_idx = (~disaggregated).nonzero()[:, 0], disaggregated.nonzero()[:, 0]
-    zero = torch.zeros((), dtype=torch.float64)
-    agg = None
-    if agg_idx.numel():
-        def r(x: object) -> object:
-            return _rows(x, agg_idx, n)
-        m = closed_loop_tokens(r(decode), r(knobs), r(input_tokens), r(output_tokens), r(chunked),  # type: ignore[arg-type]
-                               r(chunk_tokens), r(concurrency), r(draft_tokens), r(al), r(gpus), r(limits))  # type: ignore[arg-type]
+    decode: StepTables
+    prefill: StepTables
+    input_tokens: torch.Tensor
+    output_tokens: torch.Tensor
+    chunked: torch.Tensor
+    chunk_tokens: torch.Tensor
+    prefill_dp: torch.Tensor
+    prefill_workers: torch.Tensor
+    decode_workers: torch.Tensor
+    kv_bytes: torch.Tensor
+    kv_link_bytes_s: torch.Tensor
+    concurrency: torch.Tensor
+    draft_tokens: torch.Tensor
+    gpus: torch.Tensor
+    limits: StepLimits
+    disaggregated: torch.Tensor  # [n] bool: the row runs the disaggregated loop
+
+
+@dataclass(frozen=True)
+class RowSplit:
+    """Rows of `LoopInputs` split by loop, once (the calibration prices the same rows at many knobs)."""
+
+    n: int
+    aggregated: tuple[torch.Tensor, LoopInputs] | None  # (row indices, their inputs)
+    disaggregated: tuple[torch.Tensor, LoopInputs] | None
+
+
+def split_rows(x: LoopInputs) -> RowSplit:
+    n = x.disaggregated.shape[0]
+    parts = []
+    for mask in (~x.disaggregated, x.disaggregated):
+        idx = mask.nonzero()[:, 0]
+        parts.append((idx, _rows(x, idx, n)) if idx.numel() else None)
+    return RowSplit(n, parts[0], parts[1])  # type: ignore[arg-type]
+
+
+def serve(rows: RowSplit, knobs: KnobTensors, al: torch.Tensor) -> DisaggregatedMetrics:
+    """The one loop every task prices its points with: rows marked disaggregated run
+    `disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool), the others `closed_loop_tokens`;
+    `knobs` and `al` have the rows first (or broadcast). The result has the points' broadcast shape, rows
+    first. Each kind of row is evaluated with its own loop only (the sweep kernel does the same per block)."""
+    agg = dis = None
+    if rows.aggregated is not None:
+        idx, x = rows.aggregated
+        kn, a = _rows(knobs, idx, rows.n), _rows(al, idx, rows.n)
+        m = closed_loop_tokens(x.decode, kn, x.input_tokens, x.output_tokens, x.chunked, x.chunk_tokens,  # type: ignore[arg-type]
+                               x.concurrency, x.draft_tokens, a, x.gpus, x.limits)  # type: ignore[arg-type]
+        zero = 0.0 * m.tpot_s
         agg = DisaggregatedMetrics(**{f: getattr(m, f) for f in ServingMetrics.__dataclass_fields__},
-                                   throttled=torch.zeros_like(m.tpot_s, dtype=torch.bool),
-                                   kv_transfer_s=zero + 0.0 * m.tpot_s, prefill_rate=INF + 0.0 * m.tpot_s,
-                                   demand_rate=0.0 * m.tpot_s)
-    dis = None
-    if dis_idx.numel():
-        def d(x: object) -> object:
-            return _rows(x, dis_idx, n)
+                                   throttled=torch.zeros_like(m.tpot_s, dtype=torch.bool), kv_transfer_s=zero,
+                                   prefill_rate=INF + zero, demand_rate=zero)
+    if rows.disaggregated is not None:
+        idx, x = rows.disaggregated
+        kn, a = _rows(knobs, idx, rows.n), _rows(al, idx, rows.n)
         dis = disaggregated_loop_tokens(
-            d(decode), d(prefill), d(knobs), d(input_tokens), d(output_tokens), d(chunk_tokens), d(prefill_dp),  # type: ignore[arg-type]
-            d(prefill_workers), d(decode_workers), d(kv_bytes), d(kv_link_bytes_s), d(concurrency),  # type: ignore[arg-type]
-            d(draft_tokens), d(al), d(gpus), d(limits))  # type: ignore[arg-type]
+            x.decode, x.prefill, kn, x.input_tokens, x.output_tokens, x.chunk_tokens, x.prefill_dp,  # type: ignore[arg-type]
+            x.prefill_workers, x.decode_workers, x.kv_bytes, x.kv_link_bytes_s, x.concurrency, x.draft_tokens,
+            a, x.gpus, x.limits)  # type: ignore[arg-type]
     if dis is None or agg is None:
         return dis if agg is None else agg  # type: ignore[return-value]
     # both kinds: scatter each kind's rows into the full [n, ...] result
-    full = _merge(_expand_rows(agg, agg_idx, n), dis, dis_idx)
-    return full  # type: ignore[return-value]
+    return _merge(_expand_rows(agg, rows.aggregated[0], rows.n), dis, rows.disaggregated[0])  # type: ignore[index,return-value]
 
 
 def _expand_rows(m: object, idx: torch.Tensor, n: int) -> object:

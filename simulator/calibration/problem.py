@@ -16,7 +16,7 @@ import torch
 from simulator.batched import Case, lower_cases
 from simulator.calibration.data import PageObs, PointObs
 from simulator.catalog import SpecError
-from simulator.evaluate import evaluate_points
+from simulator.evaluate import gather, price
 from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import ServingMetrics
@@ -141,7 +141,8 @@ class Problem:
         self.base_knobs = self.batch.knob_tensors(lambda x: x[sel])
         self.case_scale = self.batch.scalar("acceptance_scale")[sel]
         # admission: a point is feasible when at least one request fits at its k; beyond that the engine queues
-        self.feasible = evaluate_points(self.batch, sel, self.conc, self.k).feasible.numpy()
+        self.gathered = gather(self.batch, sel, self.conc, self.k)
+        self.feasible = self.gathered.feasible.numpy()
 
     def knobs(self, z: torch.Tensor) -> KnobTensors:
         n_f = len(self.space.families)
@@ -158,8 +159,7 @@ class Problem:
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
                             self.case_scale)
-        return evaluate_points(self.batch, self.case_idx, self.conc, self.k, knobs=self.knobs(z),
-                               acceptance_scale=scale).metrics
+        return price(self.gathered, self.knobs(z), scale).metrics
 
     def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Predicted value of every observation (points first, then page targets)."""

@@ -69,6 +69,10 @@ class Case:
         return self.with_draft and self.scenario.has_draft
 
     @property
+    def disaggregated(self) -> bool:
+        return isinstance(self.deployment, DisaggregatedSpec)
+
+    @property
     def max_draft_tokens(self) -> int:
         """The largest k the case can run (0 without a draft)."""
         acc = self.scenario.acceptance

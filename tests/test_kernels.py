@@ -22,13 +22,13 @@ from kernels import Case, CaseBatch, evaluate_grid_torch, lower_cases, sweep  # 
 from simulator.acceptance import al_table  # noqa: E402
 from simulator.batched import OP_PAD, SCALAR_FIELDS  # noqa: E402
 from simulator.catalog import list_keys, load_hardware, load_model, load_workload  # noqa: E402
-from simulator.disagg import aggregated_point, disaggregated_point  # noqa: E402
 from simulator.knobs import KNOB_NAMES  # noqa: E402
 from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
-from simulator.serving import StepLimits, closed_loop  # noqa: E402
+from simulator.serving import StepLimits, closed_loop, closed_loop_tokens, disaggregated_loop_tokens  # noqa: E402
 from simulator.specs import EngineLimits, ServingSpec  # noqa: E402
-from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec  # noqa: E402
+from simulator.specs.topology import DisaggregatedSpec, WorkerSpec  # noqa: E402
+from simulator.topology import kv_transfer, worker_memory, worker_model  # noqa: E402
 
 needs_triton = pytest.mark.skipif(st.triton is None, reason="triton is not importable: only the torch backend runs")
 C = torch.tensor([1.0, 3.0, 64.0, 700.0, 1e5])  # 1e5 exceeds every case's memory: queued, not infeasible
@@ -86,14 +86,12 @@ def test_lowering_matches_torch_model() -> None:
                 assert torch.equal(batch.ops[i, side, f_i, :n], getattr(table, f)), (case.group_key, dep.label, f)
             assert torch.equal(batch.passes[i, side], torch.stack([getattr(table, f) for f in PASS_FIELDS]))
         assert torch.equal(batch.knobs[i], torch.stack([getattr(sc.knob_tensors, n) for n in KNOB_NAMES]))
-        k_max = sc.acceptance.max_draft_tokens if sc.has_draft else 0
-        max_c = min(sc.memory(dep, True, k_max).max_concurrency, sc.serving.max_running_requests)
-        assert batch.scalar("max_concurrency")[i] == max_c
-        limits = StepLimits.of(EngineLimits(max_running_requests=sc.serving.max_running_requests),
-                               sc.memory(dep, True, k_max).max_concurrency)
         assert batch.scalar("input_tokens")[i] == sc.workload.mean_input_tokens
         assert batch.scalar("gpus")[i] == dep.gpus
         for ik, k in enumerate([0, 1, 3] if sc.has_draft else [0]):
+            max_c = sc.memory(dep, True, k).max_concurrency  # k lookahead slots per request at this k
+            assert batch.max_batch[i, k] == (max_c if max_c >= 1 else 0)
+            limits = StepLimits.of(EngineLimits(), max_c)
             for ia, scale in enumerate(a.tolist()):
                 al = al_table(sc.acceptance, scale=scale)[k] if sc.has_draft else torch.tensor(1.0)
                 ref = closed_loop(t, sc.knob_tensors, sc.workload, sc.serving, c, torch.tensor(float(k)), al, dep.gpus,
@@ -285,15 +283,39 @@ CLUSTER_C = torch.tensor([1.0, 7.0, 180.0, 1024.0])
 CLUSTER_K = torch.tensor([0.0, 1.0, 3.0])
 
 
+def direct(case: Case, c: float, k: int, al: float):  # noqa: ANN201
+    """The loop of one point called by hand on the case's worker tables (serving.closed_loop_tokens or
+    disaggregated_loop_tokens), with its memory at k: what the case table must reproduce."""
+    sc, f = case.scenario, (lambda x: torch.tensor(float(x), dtype=torch.float64))  # noqa: E731
+    wl, sv, draft = sc.workload, sc.serving, case.has_draft
+    mem = worker_memory(sc, case.worker, draft, k)
+    limits = StepLimits.of(EngineLimits(), mem.max_concurrency)
+    ok = mem.feasible
+    if case.disaggregated:
+        d = case.deployment
+        ok = ok and worker_memory(sc, d.prefill, draft, k).feasible
+        kv = kv_transfer(sc, d.prefill, wl.mean_input_tokens, draft)
+        m = disaggregated_loop_tokens(
+            worker_model(sc, d.decode).tables, worker_model(sc, d.prefill).tables, sc.knob_tensors,
+            wl.mean_input_tokens, wl.mean_output_tokens, sv.prefill_chunk_tokens, d.prefill.attention_dp,
+            d.prefill_workers, d.decode_workers, kv.bytes_per_request, kv.link_bytes_s, f(c), f(k), f(al), d.gpus,
+            limits)
+    else:
+        m = closed_loop_tokens(worker_model(sc, case.worker).tables, sc.knob_tensors, wl.mean_input_tokens,
+                               wl.mean_output_tokens, sv.prefill_mode == "chunked", sv.prefill_chunk_tokens, f(c),
+                               f(k), f(al), case.deployment.gpus, limits)
+    return m, ok
+
+
 def test_cluster_cases_lower_to_the_torch_cluster_model() -> None:
-    """The batched lowering of multi-node shapes evaluates exactly what simulator.disagg's points give."""
+    """The batched lowering of multi-node shapes evaluates exactly what the loops give on the workers' own
+    tables (serving.closed_loop_tokens / disaggregated_loop_tokens called by hand)."""
     cases = cluster_cases()
     batch = lower_cases(cases)
     grid = evaluate_grid_torch(batch, CLUSTER_C, CLUSTER_K, torch.tensor([1.0]))
     throttled = 0
     for i, case in enumerate(cases):
         sc = case.scenario
-        spec = case.deployment if case.disaggregated else AggregatedSpec(worker=case.worker)
         for ik, k in enumerate(CLUSTER_K.long().tolist()):
             if k and not case.has_draft:
                 assert not grid["feasible"][i, :, ik].any()
@@ -302,12 +324,13 @@ def test_cluster_cases_lower_to_the_torch_cluster_model() -> None:
                 continue  # a case with its draft loaded (memory, KV moved) at k = 0: the points load it only for k > 0
             al = float(al_table(sc.acceptance, scale=1.0)[k])
             for ic, c in enumerate(CLUSTER_C.tolist()):
-                point = (disaggregated_point if case.disaggregated else aggregated_point)(sc, spec, c, k, al)
-                throttled += point.throttled
-                assert bool(grid["feasible"][i, ic, ik, 0]) == point.feasible
-                for name, want in (("interactivity", point.interactivity), ("tput_per_gpu", point.tput_per_gpu),
-                                   ("step_s", point.step_s), ("ttft_s", point.ttft_s)):
-                    assert float(grid[name][i, ic, ik, 0]) == pytest.approx(want, rel=1e-9), (spec.label, name, c, k)
+                m, ok = direct(case, c, k, al)
+                throttled += bool(getattr(m, "throttled", False))
+                assert bool(grid["feasible"][i, ic, ik, 0]) == ok
+                for name in ("interactivity", "tput_per_gpu", "step_s", "ttft_s"):
+                    want = float(getattr(m, name))
+                    assert float(grid[name][i, ic, ik, 0]) == pytest.approx(want, rel=1e-12), (
+                        case.deployment.label, name, c, k)
     assert throttled > 0  # the 1-prefill-worker cases run into their prefill capacity at depth
 
 

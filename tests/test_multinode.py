@@ -9,14 +9,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from conftest import scenario
+from conftest import point, scenario
 from simulator.acceptance import al_table
 from simulator.batched import Case, lower_cases
-from simulator.comparison import run_compare
-from simulator.disagg import aggregated_point, disaggregated_point, open_cluster_shapes
-from simulator.economics import bundled_rate_table
-from simulator.evaluate import evaluate_candidate
-from simulator.search import Candidate, benchmark_candidates
+from simulator.evaluate import evaluate
+from simulator.search import Candidate, benchmark_candidates, open_cluster_shapes
 from simulator.search_space import (
     MULTINODE_PATH,
     catalog_routed_experts,
@@ -24,8 +21,9 @@ from simulator.search_space import (
     render_multinode,
     source_commit,
 )
+from simulator.serving import StepLimits, disaggregated_loop_tokens
+from simulator.specs import EngineLimits
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
-from simulator.specs.vocabulary import CaseKey
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     alltoall_cost,
@@ -135,7 +133,7 @@ def test_busiest_dp_rank_runs_ceil_c_over_dp() -> None:
     assert torch.allclose(share, torch.tensor([6 / 180, 6 / 192, 1 / 4, 1.0], dtype=torch.float64))
     sc = r1("gb200")
     spec = AggregatedSpec(worker=WorkerSpec(tp=32, ep=32, dp_attention=True))
-    p160, p180, p192 = (aggregated_point(sc, spec, c, 0, 1.0) for c in (160, 180, 192))
+    p160, p180, p192 = (point(sc, spec.worker, c) for c in (160, 180, 192))
     # the step waits for the busiest rank (6 requests at 180 and 192, 5 at 160); only the 12 fewer MoE and
     # prefill tokens of 180 differ from 192
     assert p180.tpot_s == pytest.approx(p192.tpot_s, rel=3e-2) and p180.tpot_s < p192.tpot_s
@@ -176,8 +174,8 @@ def test_gpus_counted_as_the_methodology_says() -> None:
     assert parse_xpyd("1P4D", prefill=WorkerSpec(tp=8, ep=8)).gpus == 40
     assert AggregatedSpec(worker=WorkerSpec(tp=8, ep=8), replicas=4).gpus == 32  # TEP8 x 4 replicas
     sc = r1("b200", "8k1k")
-    p = disaggregated_point(sc, spec, 256, 0, 1.0)
-    rate = p.output_tput_per_decode_gpu * 16 / sc.workload.mean_output_tokens
+    p = point(sc, spec, 256)
+    rate = p.output_tput_per_gpu * 44 / sc.workload.mean_output_tokens
     io = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
     assert p.tput_per_gpu == pytest.approx(rate * io / 44)  # all 44 GPUs of both pools
 
@@ -186,9 +184,8 @@ def test_too_few_prefill_workers_throttle_the_loop_and_say_so() -> None:
     sc = r1("b200", "8k1k")
     few = parse_xpyd("1P1D-DEP16", prefill=DEP4)
     many = parse_xpyd("7P1D-DEP16", prefill=DEP4)
-    p_few, p_many = (disaggregated_point(sc, s, 512, 0, 1.0) for s in (few, many))
-    assert p_few.throttled and "throttled by prefill" in p_few.reason and "1 prefill worker" in p_few.reason
-    assert not p_many.throttled and p_many.reason == ""
+    p_few, p_many = (point(sc, s, 512) for s in (few, many))
+    assert p_few.throttled and not p_many.throttled
     # throttled: the loop runs at the prefill pool's rate, the decode batch shrinks, TTFT holds the queue
     io = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
     assert p_few.tput_per_gpu == pytest.approx(p_few.prefill_rate * io / few.gpus)
@@ -201,8 +198,8 @@ def test_too_few_prefill_workers_throttle_the_loop_and_say_so() -> None:
 def test_disaggregated_decode_has_no_prefill_stall() -> None:
     """Same worker: the decode pool's TPOT is the bare step; aggregated the prefill stall is added."""
     sc = r1("gb200")
-    disagg = disaggregated_point(sc, parse_xpyd("7P1D-DEP16", prefill=DEP4), 256, 0, 1.0)
-    agg = aggregated_point(sc, AggregatedSpec(worker=DEP16), 256, 0, 1.0)
+    disagg = point(sc, parse_xpyd("7P1D-DEP16", prefill=DEP4), 256)
+    agg = point(sc, DEP16, 256)
     assert disagg.tpot_s < agg.tpot_s
     assert disagg.ttft_s > disagg.kv_transfer_s > 0
 
@@ -262,7 +259,7 @@ def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
     assert any(isinstance(s, DisaggregatedSpec) for s in shapes)
     no_nic = sc.model_copy(update={"hardware": sc.hardware.model_copy(update={"scale_out": None})})
     left = open_cluster_shapes(no_nic, 72)
-    assert left and all(isinstance(s, AggregatedSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only
+    assert left and all(isinstance(s, WorkerSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only
 
 
 def test_shipped_multinode_table_is_current(shared_dir: Path) -> None:
@@ -281,31 +278,25 @@ def test_benchmark_candidates_beyond_one_node_follow_max_gpus() -> None:
     assert len(benchmark_candidates(sc, "mtp", "deepseek_v4_pro", "gb200", "8k1k", max_gpus=4096)) >= len(wide)
 
 
-def test_evaluate_prices_a_disaggregated_candidate_as_the_cluster_point() -> None:
-    """evaluate (compare, validate, calibration pages) and disagg.disaggregated_point are one loop."""
+def test_evaluate_prices_a_disaggregated_candidate_as_the_loop_on_its_workers() -> None:
+    """evaluate (compare, validate, calibration, plan) == serving.disaggregated_loop_tokens called by hand on
+    the two workers' tables, KV transfer and pools: the case table carries them unchanged."""
     sc = r1("b200", "8k1k")
-    spec = DisaggregatedSpec(prefill=DEP4, prefill_workers=1, decode=WorkerSpec(tp=8, ep=8, dp_attention=True),
-                             decode_workers=2)
-    cand = Candidate("mtp", spec, (8, 64, 512), (3,))
-    curve = evaluate_candidate(sc, cand).frame()
-    al = float(al_table(sc.acceptance)[3])
+    decode = WorkerSpec(tp=8, ep=8, dp_attention=True)
+    spec = DisaggregatedSpec(prefill=DEP4, prefill_workers=1, decode=decode, decode_workers=2)
+    curve = evaluate(sc, [Candidate("mtp", spec, (8, 64, 512), (3,))]).frame()
+    al = torch.tensor(float(al_table(sc.acceptance)[3]), dtype=torch.float64)
+    wl = sc.workload
+    kv = kv_transfer(sc, DEP4, wl.mean_input_tokens, True)
     for row in curve.itertuples():
-        p = disaggregated_point(sc, spec, row.concurrency, 3, al)
-        assert row.tput_per_gpu == pytest.approx(p.tput_per_gpu, rel=1e-9)
-        assert row.interactivity == pytest.approx(p.interactivity, rel=1e-9)
-        assert row.throttled_by_prefill == p.throttled
+        m = disaggregated_loop_tokens(
+            worker_model(sc, decode).tables, worker_model(sc, DEP4).tables, sc.knob_tensors, wl.mean_input_tokens,
+            wl.mean_output_tokens, sc.serving.prefill_chunk_tokens, DEP4.attention_dp, 1, 2, kv.bytes_per_request,
+            kv.link_bytes_s, torch.tensor(float(row.concurrency), dtype=torch.float64),
+            torch.tensor(3.0, dtype=torch.float64), al, spec.gpus,
+            StepLimits.of(EngineLimits(), worker_memory(sc, decode, True, 3).max_concurrency))
+        assert row.tput_per_gpu == pytest.approx(float(m.tput_per_gpu), rel=1e-12)
+        assert row.interactivity == pytest.approx(float(m.interactivity), rel=1e-12)
+        assert row.throttled_by_prefill == bool(m.throttled)
     assert curve["throttled_by_prefill"].iloc[-1]  # one 4-GPU prefill worker cannot feed 512 8k prompts
     assert set(curve["gpus"]) == {4 + 16}
-
-
-def test_deepseek_r1_fp8_on_h100_fits_on_two_nodes_as_the_benchmark_ran_it() -> None:
-    """R1 FP8 does not fit one 8 x H100 node; with max_gpus = 72 compare prices the benchmark's xPyD rows."""
-    sc = scenario("deepseek_r1", "h100", "fp8", "8k1k")
-    key = CaseKey("deepseek_r1", "h100", "fp8", "8k1k")
-    one = run_compare(sc, key, "benchmark", bundled_rate_table("era_a"), max_gpus=8)
-    assert all(s.front.empty for s in one.sides.values())
-    assert "weights need" in one.sides["off"].reason
-    wide = run_compare(sc, key, "benchmark", bundled_rate_table("era_a"), max_gpus=72)
-    for side in ("mtp", "off"):
-        front = wide.sides[side].front
-        assert not front.empty and (front["gpus"] > 8).all() and front["deployment"].str.contains("P").all()

@@ -7,7 +7,7 @@ import torch
 
 from conftest import scenario
 from simulator.breakdown import TERMS, step_breakdown
-from simulator.evaluate import evaluate_candidate
+from simulator.evaluate import evaluate
 from simulator.knobs import KnobTensors
 from simulator.lowering import ACTIVATION_BYTES, LOGIT_PASSES
 from simulator.search import Candidate, benchmark_candidates
@@ -166,7 +166,7 @@ def test_deployment_that_cannot_hold_all_is_feasible_and_saturates(glm5) -> None
     mem = sc.memory(dep, True, 3)
     top = mem.max_concurrency
     cand = Candidate("mtp", dep, (top, 2 * top), (3,))
-    curve = evaluate_candidate(sc, cand).frame()
+    curve = evaluate(sc, [cand]).frame()
     assert curve["feasible"].all()
     assert curve["running_batch"].tolist() == [top, top]
     assert curve["tput_per_gpu"][1] == pytest.approx(curve["tput_per_gpu"][0])

@@ -179,8 +179,7 @@ def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any],
     for row in result.rows:
         for side in SIDES:
             b = band.get((side, row["interactivity"]))
-            single = {c.deployment.label for c in cands.get(side, [])}
-            if row[side] and b and row[side]["deployment"] in single:  # multi-node fronts: no band yet
+            if row[side] and b:
                 row[side]["tput_per_gpu_p10"], row[side]["tput_per_gpu_p90"] = float(b[0]), float(b[2])
 
 

@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.calibration.data import page_observations
-from simulator.calibration.uncertainty import bands
-from simulator.comparison import CompareResult, breakdown_at_targets, run_compare
+from simulator.comparison import CompareResult, add_bands, breakdown_at_targets, run_compare
 from simulator.pages import Page, load_page_file, measured_direction, modelled_pages
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES, CaseKey
@@ -46,7 +44,8 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     sc = pcfg.scenario()
     result = run_compare(sc, key, "benchmark", pcfg.rates, pcfg.rate_tier,
                          [p.interactivity for p in page.points], outside="clamp", max_gpus=cfg.max_gpus)
-    band = bands(page_observations([page], cfg.max_gpus), cfg.calibration, acceptance_multiplier=cfg.acceptance_multiplier)
+    # the bands price the same cases as the central value (the run's scenario: its serving keys, its files)
+    add_bands(result, sc, cfg.calibration, cfg.acceptance_multiplier)
     v = PageValidation(page, result, breakdown=breakdown_at_targets(sc, result))
     for p, row in zip(page.points, result.rows, strict=True):
         point: dict[str, Any] = {"interactivity": p.interactivity, "measured": {}, "predicted": {}, "band": {},
@@ -56,11 +55,12 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
             pred = row[side]["tput_per_gpu"] if row[side] else None
             point["measured"][side] = meas
             point["predicted"][side] = pred
-            b = band.get((side, p.interactivity))
-            point["band"][side] = [b[0], b[2]] if b else None
+            b = (row[side]["tput_per_gpu_p10"], row[side]["tput_per_gpu_p90"]) if row[side] and \
+                "tput_per_gpu_p10" in row[side] else None
+            point["band"][side] = [b[0], b[1]] if b else None
             point["error_pct"][side] = pct(pred, meas)
             point["clamped"][side] = bool(row[side] and row[side]["clamped"])
-            point["inside_band"][side] = None if not b else bool(b[0] <= meas <= b[2])
+            point["inside_band"][side] = None if not b else bool(b[0] <= meas <= b[1])
         m, o = point["predicted"]["mtp"], point["predicted"]["off"]
         point["measured"]["gain"] = p.mtp.tput_per_gpu / p.off.tput_per_gpu
         point["predicted"]["gain"] = m / o if m and o else None

@@ -152,8 +152,11 @@ class Problem:
             values[name] = from_z(name, fam[:, j])[self.family_idx]
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
-    def metrics(self, z: np.ndarray | torch.Tensor) -> ServingMetrics:
-        """Every point's metrics at parameters z (evaluate.evaluate_points with the trial knobs and scales)."""
+    def metrics(self, z: np.ndarray | torch.Tensor | None = None) -> ServingMetrics:
+        """Every point's metrics at parameters z (the trial knobs and acceptance scales), or with z = None at
+        the cases' own knobs and scales (what compare and validate price)."""
+        if z is None:
+            return price(self.gathered).metrics
         z = torch.as_tensor(z, dtype=torch.float64)
         n_knobs = len(self.space.families) * len(FITTED_KNOBS)
         scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
@@ -161,8 +164,9 @@ class Problem:
                             self.case_scale)
         return price(self.gathered, self.knobs(z), scale).metrics
 
-    def predict(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Predicted value of every observation (points first, then page targets)."""
+    def predict(self, z: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+        """Predicted value of every observation (points first, then page targets); z = None: at the cases' own
+        knobs and acceptance scales."""
         m = self.metrics(z)
         out = np.empty(len(self.points) + len(self.pages))
         for i, p in enumerate(self.points):

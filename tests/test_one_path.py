@@ -1,0 +1,67 @@
+"""Every task prices a point the same way: one prediction per page target, the planner beyond one node."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.calibration.data import target_observations
+from simulator.calibration.problem import Problem
+from simulator.cli import compose
+from simulator.pages import modelled_pages
+from simulator.planning import collect_options
+from simulator.specs.vocabulary import SIDES
+from simulator.validation import page_config, validate_page
+
+
+def test_validate_calibration_and_bands_read_one_front_per_page_target() -> None:
+    """The validate table's predicted value, the calibration problem's prediction at the same cases (what the
+    fit and the bands evaluate) and the band around it come from the same points: they agree exactly."""
+    page = next(p for p in modelled_pages() if (p.model, p.hardware) == ("glm5", "b200"))
+    cfg = compose(["max_gpus=8"])
+    v = validate_page(page, cfg)
+    sc = page_config(page, cfg).scenario()
+    targets = [p.interactivity for p in page.points]
+    cands = {side: v.compare.sides[side].candidates for side in SIDES}
+    obs = target_observations(sc, cands, targets)
+    predicted = Problem([], obs).predict()
+    checked = 0
+    for o, value in zip(obs, predicted, strict=True):
+        row = next(pt for pt in v.points if pt["interactivity"] == o.interactivity)
+        assert row["predicted"][o.side] is not None
+        assert value == row["predicted"][o.side]  # exactly: one evaluation path
+        lo, hi = row["band"][o.side]
+        assert lo < value < hi  # the band brackets the central value it was drawn around
+        checked += 1
+    assert checked == 2 * len(targets)
+
+
+def test_plan_prices_r1_fp8_on_h100_beyond_one_node() -> None:
+    """DeepSeek-R1 FP8 does not fit one H100 node; within one rack's budget the planner prices wide-EP and
+    xPyD options instead of reporting the option infeasible (compare prices the same shapes)."""
+    cfg = compose(["task=plan", "model=deepseek_r1", "precision=fp8", "plan.gpus=[h100]", "plan.precisions=[fp8]",
+                   "max_gpus=24"])
+    points, options = collect_options(cfg, progress=False)
+    assert (options["reason"] == "").all(), options
+    assert set(points["side"]) == {"off", "mtp"}
+    assert (points["gpus"] > 8).all()  # nothing fits on one node: every priced option spans nodes
+    assert np.isfinite(points["tput_per_gpu"]).all() and (points["tput_per_gpu"] > 0).all()
+    single = compose(["task=plan", "model=deepseek_r1", "precision=fp8", "plan.gpus=[h100]",
+                      "plan.precisions=[fp8]", "max_gpus=8"])
+    _, opts8 = collect_options(single, progress=False)
+    assert opts8["reason"].str.contains("does not fit").all()
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_open_search_limits_reach_every_task(side: str) -> None:
+    """Compare's open search and the planner's cases carry the same engine limits (SGLang's CUDA-graph limit
+    and serving.max_running_requests), beyond one node too."""
+    from simulator.evaluate import candidate_cases
+    from simulator.search import candidates
+
+    sc = compose(["model=deepseek_r1", "hardware=gb200", "workload=8k1k"]).scenario()
+    cands, _ = candidates(sc, side, "open", "", "", "", 72)  # type: ignore[arg-type]
+    cases, _ = candidate_cases([(sc, c) for c in cands])
+    assert any(c.deployment.gpus > 8 for c in cases)
+    assert all(c.limits.cuda_graph_max_batch is not None and c.limits.max_running_requests is not None
+               for c in cases)

@@ -1,26 +1,37 @@
-"""Tests for the shipped benchmark search-space table and its extractor."""
+"""Tests for the shipped deployment tables (conf/deployments/) and their builder (tools/build_deployments.py)."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
 from simulator.search_space import (
     DEFAULT_PATH,
+    MULTINODE_PATH,
+    SOURCE_KEY,
     TOP_KEY,
     BenchmarkDeployment,
     SearchSpaceTable,
+    load_multinode,
+    load_search_spaces,
+    load_source,
+)
+from tools.build_deployments import (
+    CONFIG_DIR,
+    benchmark_text,
+    catalog_routed_experts,
     expand_conc,
     extract,
-    load_search_spaces,
+    multinode_rows,
+    multinode_text,
     parse_conc,
     parse_config_entry,
-    render,
-    source_commit,
+    snapshot,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +45,7 @@ def _summary(deps: list[BenchmarkDeployment]) -> set[tuple[str, int, int, bool, 
 
 def test_shipped_file_loads_and_validates(table: SearchSpaceTable) -> None:
     text = DEFAULT_PATH.read_text()
-    assert text.startswith("#") and "Apache-2.0" in text and "python -m simulator.search_space" in text
+    assert text.startswith("#") and "Apache-2.0" in text and "python tools/build_deployments.py" in text
     assert f"\n{TOP_KEY}:\n" in text
     assert len(table.entries) > 50
     workloads = {key[3] for key in table.available()}
@@ -139,9 +150,50 @@ def test_parse_config_entry() -> None:
         parse_config_entry("not an entry")
 
 
-def test_reextract_reproduces_shipped_file() -> None:
-    if not (SHARED / "data" / "benchmark-configs").is_dir():
-        pytest.skip("../shared (InferenceX configs) not available")
-    fresh = extract(SHARED)
+def test_shipped_tables_record_their_upstream_snapshot() -> None:
+    """Each generated file names the InferenceX commit and one sha256 per input file it was read from."""
+    for path, inputs in ((DEFAULT_PATH, {"nvidia-master.yaml", "amd-master.yaml", "engine_settings.yaml"}),
+                         (MULTINODE_PATH, {"nvidia-master.yaml", "amd-master.yaml"})):
+        source = load_source(path)
+        assert source["repository"] == "https://github.com/SemiAnalysisAI/InferenceX"
+        assert len(source["commit"]) == 40 and int(source["commit"], 16) >= 0
+        assert {Path(p).name for p in source["sha256"]} == inputs
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in source["sha256"].values())
+        assert f"\n{SOURCE_KEY}:\n" in path.read_text()
+
+
+def test_runtime_loader_does_not_import_the_builder() -> None:
+    """simulator/search_space.py only reads the generated files: no extractor, no tools/ import."""
+    tree = ast.parse((ROOT / "simulator" / "search_space.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in imported if m.split(".")[0] in {"tools", "ast", "re", "hashlib"}}, imported
+
+
+def test_loaders_read_each_file_once() -> None:
+    assert load_search_spaces() is load_search_spaces(DEFAULT_PATH)
+    assert load_multinode()[0] == load_multinode(MULTINODE_PATH)[0]
+
+
+def test_rebuilding_from_shared_reproduces_the_shipped_tables(shared_dir: Path) -> None:
+    """conf/deployments/{benchmark,multinode}.yaml are exactly what tools/build_deployments.py writes from
+    ../shared (rows, header and the snapshot's sha256s)."""
+    fresh = extract(shared_dir)
     assert fresh == load_search_spaces()
-    assert render(fresh, source_commit(SHARED)) == DEFAULT_PATH.read_text()
+    assert benchmark_text(shared_dir, fresh) == DEFAULT_PATH.read_text()
+    assert multinode_text(shared_dir) == MULTINODE_PATH.read_text()
+    snap = snapshot(shared_dir, ["engine_settings.yaml"])
+    assert snap.files[(CONFIG_DIR / "engine_settings.yaml").as_posix()] == load_source()["sha256"][
+        (CONFIG_DIR / "engine_settings.yaml").as_posix()]
+
+
+def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:
+    rows, skipped = multinode_rows(shared_dir, {"deepseek_r1": 256, "deepseek_v4_pro": 384})
+    r1_gb200 = [r for r in rows if (r.model, r.hardware, r.precision) == ("deepseek_r1", "gb200", "fp4")]
+    assert r1_gb200 and all(r.workload == "8k1k" for r in r1_gb200)
+    # a recipe named ..._mtp1.yaml with eplb256 (256 slots = no redundant experts) on DEP16
+    dep16 = [r for r in r1_gb200 if r.deployment.decode.label == "DEP16" and r.spec == "mtp"]
+    assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
+    assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
+    assert any("0 decode workers" in s for s in skipped)
+    assert catalog_routed_experts()["deepseek_r1"] == 256

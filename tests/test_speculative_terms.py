@@ -11,11 +11,12 @@ from simulator.evaluate import evaluate_candidate
 from simulator.knobs import KnobTensors
 from simulator.lowering import ACTIVATION_BYTES, LOGIT_PASSES
 from simulator.search import Candidate, benchmark_candidates
-from simulator.search_space import default_limits, resolve_setting
+from simulator.search_space import default_limits
 from simulator.serving import StepLimits, closed_loop, running_batch
 from simulator.specs import EngineLimits
 from simulator.speculative import StepTables, decode_step_terms, decode_step_time_s, sampling_time_s
 from simulator.step_cost import pass_cost, pass_time_s
+from tools.build_deployments import resolve_setting
 
 F = torch.float64
 

@@ -28,8 +28,10 @@ from tools.build_deployments import (
     multinode_text,
     parse_conc,
     parse_config_entry,
+    resolve_setting,
     snapshot,
 )
+from tools.build_deployments import _graph_batch_list as graph_batch_list
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,3 +199,73 @@ def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: 
     assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
     assert any("0 decode workers" in s for s in skipped)
     assert catalog_routed_experts()["deepseek_r1"] == 256
+
+
+def test_no_shipped_limit_admits_less_than_one_step_of_one_request(table: SearchSpaceTable) -> None:
+    """Every engine limit in the shipped table is one a script set or an engine default, never a misread: the
+    running limit admits at least one request per attention-DP rank, the per-step token budget holds one
+    request's k + 1 tokens, a CUDA-graph limit captures at least batch 1 (vLLM's: 1 x (1 + k) tokens)."""
+    bad = []
+    for key, deps in table.entries.items():
+        for dep in deps:
+            assert [row[0] for row in dep.limits] == dep.concurrencies, (key, dep.source)
+            k = dep.draft_tokens or 0
+            ranks = dep.tp if dep.dp_attn else 1
+            for conc in dep.concurrencies:
+                lim = dep.limits_at(conc)
+                where = f"{key} {dep.engine} {dep.spec} tp{dep.tp} ep{dep.ep} dpa={dep.dp_attn} k={k} C={conc}"
+                if lim.max_running_requests is not None and lim.max_running_requests < min(conc, ranks):
+                    bad.append(f"{where}: max_running_requests {lim.max_running_requests}")
+                if lim.max_num_tokens is not None and lim.max_num_tokens < k + 1:
+                    bad.append(f"{where}: max_num_tokens {lim.max_num_tokens} < k + 1")
+                graph_floor = k + 1 if lim.cuda_graph_counts_tokens else 1
+                if lim.cuda_graph_max_batch is not None and lim.cuda_graph_max_batch < graph_floor:
+                    bad.append(f"{where}: cuda_graph_max_batch {lim.cuda_graph_max_batch} < {graph_floor}")
+    assert not bad, "limits below one step of one request:\n" + "\n".join(bad)
+
+
+def test_r1_b200_trt_mtp_token_budget_is_the_scripts_formula(table: SearchSpaceTable) -> None:
+    """dsr1_fp4_b200_trt_mtp.sh (no DP-attention) sets max_num_tokens = ceil64((MTP+1) x max_batch_size + ISL
+    + 64) with max_batch_size = CONC and MTP = 3; engine_settings.yaml writes it "F = G" (G: F at MTP = 3),
+    which read whole once became the comparison F == G, i.e. a budget of 1 token."""
+    def ceil64(x: int) -> int:
+        return -(-x // 64) * 64
+
+    for workload, isl in (("1k1k", 1024), ("8k1k", 8192)):
+        trt = [d for d in table.lookup("deepseek_r1", "b200", "fp4", workload, "mtp")
+               if d.engine == "trt" and not d.dp_attn]
+        assert trt
+        for dep in trt:
+            assert dep.draft_tokens == 3
+            for conc in dep.concurrencies:
+                assert dep.limits_at(conc).max_num_tokens == ceil64(4 * conc + isl + 64)
+
+
+@pytest.mark.parametrize(("value", "env", "expected"), [
+    ("ceil64((MTP+1)*max_batch_size+ISL+64) = ceil64(4*CONC+ISL+64)",
+     {"CONC": 128, "ISL": 1024, "MTP": 3, "max_batch_size": 128}, 1600),
+    ("ceil64((MTP+1)*max_batch_size+ISL+64) = ceil64(4*CONC+ISL+64)",
+     {"CONC": 4, "ISL": 8192, "MTP": 1, "max_batch_size": 4}, 8320),  # F, not the MTP = 3 case G
+    ("max(8, CONC*3/2) = 768", {"CONC": 512}, 768),
+])
+def test_a_worked_out_restatement_is_not_a_comparison(value: str, env: dict, expected: int) -> None:
+    assert resolve_setting(value, env) == expected
+
+
+@pytest.mark.parametrize(("value", "env", "match"), [
+    ("CONC>=4", {"CONC": 8}, "not a number"),  # a truth value is no limit
+    ("ISL=1024", {"ISL": 1024}, "not a number"),
+    ("CONC/8", {"CONC": 4}, "below 1"),  # bash gives 0: no engine runs with that
+])
+def test_resolve_setting_refuses_values_that_are_no_limit(value: str, env: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_setting(value, env)
+
+
+def test_graph_capture_lists() -> None:
+    assert graph_batch_list([1, 2, 4, 128], {"CONC": 8}) == 128
+    assert graph_batch_list("[1, 2, 4, 8, 16, 32, 48, 64, 128, 256, 512]", {"CONC": 8}) == 512
+    assert graph_batch_list("1,2,4,8 then step 8 from 16 to CONC", {"CONC": 96}) == 96
+    assert graph_batch_list("engine default", {"CONC": 8}) is None
+    with pytest.raises(ValueError, match="unreadable"):
+        graph_batch_list("same ladder as B200 TRT script", {"CONC": 8})

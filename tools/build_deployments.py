@@ -322,6 +322,7 @@ _CMPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE
          ast.Eq: operator.eq, ast.NotEq: operator.ne}
 _FUNCS = {"max": max, "min": min, "ceil": math.ceil, "ceil64": lambda x: 64 * math.ceil(x / 64)}
 _POW2_RE = re.compile(r"^next power of two >= (?P<expr>.+) \(min (?P<lo>\d+), max (?P<hi>\d+)\)$")
+_WORKED_OUT_RE = re.compile(r"\s+=\s+")  # "F = G" (a comparison is written "A=x", without spaces)
 _SEGMENT_RE = re.compile(r"^(?:(?P<cond>[^:]+): (?P<val>.+)|(?P<val2>.+?) if (?P<cond2>.+)|else (?P<other>.+))$")
 
 
@@ -375,7 +376,11 @@ def _segments(text: str) -> str:
 def resolve_setting(value: Any, env: dict[str, Any]) -> int | None:
     """An engine_settings value for one condition (`env`: CONC, ISL, OSL, TP, EP_SIZE, DP_ATTENTION, MTP,
     max_batch_size), as the script computes it (bash integer arithmetic: floored); None = engine default.
-    Raises ValueError on a value it cannot read."""
+    Raises ValueError on a value it cannot read, and on one that is not a limit (a comparison, or below 1).
+
+    ``"F = G"`` (spaces around one ``=``) states a formula F and its value worked out for one case G, e.g.
+    ``"max(8, CONC*3/2) = 768"`` or ``"ceil64((MTP+1)*max_batch_size+ISL+64) = ceil64(4*CONC+ISL+64)"``: F is
+    the setting. (Read whole, the ``=`` would become a comparison and the limit the truth value 1.)"""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -389,21 +394,33 @@ def resolve_setting(value: Any, env: dict[str, Any]) -> int | None:
     if pow2:
         x = _eval_node(ast.parse(_pythonic(pow2["expr"]), mode="eval"), env)
         return min(max(2 ** math.ceil(math.log2(max(x, 1))), int(pow2["lo"])), int(pow2["hi"]))
-    text = re.sub(r"\s*=\s*\d+$", "", text)  # "max(8, CONC*3/2) = 768": the value worked out for one CONC
+    text = _WORKED_OUT_RE.split(text, maxsplit=1)[0]  # "F = G": G is F worked out for one case
     text = re.sub(r"\s+\([^()]*\)$", "", text)  # a trailing note, e.g. "(--cuda-graph-max-bs-decode)"
     if ";" in text:
         text = _segments(text)
     result = _eval_node(ast.parse(_pythonic(text), mode="eval"), env)
-    return None if result is None else max(int(math.floor(result)), 1)
+    if result is None:
+        return None
+    if isinstance(result, bool) or not isinstance(result, int | float):
+        raise ValueError(f"{value!r} evaluates to {result!r}, not a number")
+    if math.floor(result) < 1:
+        raise ValueError(f"{value!r} evaluates to {result!r} at {env}: below 1, not a limit an engine accepts")
+    return int(math.floor(result))
 
 
 def _graph_batch_list(value: Any, env: dict[str, Any]) -> int | None:
-    """Largest batch of an explicit capture list (a list, or a ladder described as running "to CONC")."""
+    """Largest batch of an explicit capture list (a list, its text "[1, 2, ...]", or a ladder described as
+    running "to CONC"); None where the script leaves the engine default. Raises ValueError on other text."""
     if isinstance(value, list):
         return int(max(value))
-    if isinstance(value, str) and value.rstrip().endswith("to CONC"):
+    text = str(value).strip()
+    if text.startswith("engine default") or text == "not set":
+        return None
+    if re.fullmatch(r"\[\s*\d+(\s*,\s*\d+)*\s*\]", text):
+        return max(int(v) for v in text.strip("[]").split(","))
+    if text.endswith("to CONC"):
         return int(env["CONC"])
-    return None
+    raise ValueError(f"unreadable CUDA-graph capture list {value!r}")
 
 
 def _settings_items(items: list[dict[str, Any]], row: _Row) -> list[dict[str, Any]]:
@@ -419,24 +436,23 @@ def _settings_items(items: list[dict[str, Any]], row: _Row) -> list[dict[str, An
 
 
 def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | None]:
-    """One branch's limits at one condition; values it cannot read count as unset (engine default)."""
+    """One branch's limits at one condition. A value it cannot read stops the build (ValueError naming the
+    script and the setting) rather than falling back to a default or to a misread number."""
     st = item.get("settings", {})
     out: dict[str, int | None] = {}
-    for key in ("max_running_requests", "max_num_tokens"):
-        try:
-            out[key] = resolve_setting(st.get(key), env)
-        except (ValueError, TypeError, ZeroDivisionError):
-            out[key] = None
-        env = {**env, "max_batch_size": out["max_running_requests"] or env["CONC"]}
-    graph = st.get("cuda_graph_max_bs")
     try:
-        out["cuda_graph_max_bs"] = (out["max_running_requests"] if graph == "same as max_running_requests"
-                                    else resolve_setting(graph, env))
-    except (ValueError, TypeError, ZeroDivisionError):
-        out["cuda_graph_max_bs"] = None
-    for key in ("cuda_graph_batch_sizes", "cuda_graph_capture_sizes"):
-        if out["cuda_graph_max_bs"] is None and key in st:
-            out["cuda_graph_max_bs"] = _graph_batch_list(st[key], env)
+        for key in ("max_running_requests", "max_num_tokens"):
+            out[key] = resolve_setting(st.get(key), env)
+            env = {**env, "max_batch_size": out["max_running_requests"] or env["CONC"]}
+        key = "cuda_graph_max_bs"
+        graph = st.get(key)
+        out[key] = (out["max_running_requests"] if graph == "same as max_running_requests"
+                    else resolve_setting(graph, env))
+        for key in ("cuda_graph_batch_sizes", "cuda_graph_capture_sizes"):
+            if out["cuda_graph_max_bs"] is None and key in st:
+                out["cuda_graph_max_bs"] = _graph_batch_list(st[key], env)
+    except (ValueError, TypeError, ZeroDivisionError, SyntaxError) as e:
+        raise ValueError(f"{item['script']} ({item.get('when', '')}): {key} = {st.get(key)!r}: {e}") from e
     return out
 
 

@@ -33,7 +33,7 @@ def glm5():
 
 
 def test_batch1_k_trend_matches_tensorrt_llm_deepseek_r1() -> None:
-    """reference/acceptance.md: TensorRT-LLM DeepSeek-R1 FP4 8 x B200, batch 1, AL and tok/s/user for k = 0..5.
+    """docs/sources.md#acceptance: TensorRT-LLM DeepSeek-R1 FP4 8 x B200, batch 1, AL and tok/s/user for k = 0..5.
     Measured step = AL / (tok/s/user). With the sourced priors (EfficiencyKnobs defaults) the model's added
     time per drafted token must follow the measured one: each step(k) - step(0) within 0.35 ms (half a draft
     pass) and the least-squares slope within 15 %. (The absolute plain step is the target's floors: calibrated.)"""

@@ -1,8 +1,8 @@
 """Dated $/GPU-hour and all-in power tables, and the pages' cost and tok/s/MW formulas.
 
-Formulas from ../shared/reference/methodology.md: cost ($/M tokens) = $/GPU-hour / (tput/GPU x 3600 / 1e6)
+Formulas from docs/sources.md#benchmark-methodology: cost ($/M tokens) = $/GPU-hour / (tput/GPU x 3600 / 1e6)
 on total (input + output) tokens; tok/s/MW = tput/GPU x 1000 / all-in kW per GPU. Rates live in
-conf/rates/*.yaml (figures from ../shared/reference/hardware.md).
+conf/rates/*.yaml (figures from docs/sources.md#rates-and-power).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pareto fronts and matched-interactivity interpolation, as the InferenceX comparison pages do it.
 
-Definitions follow ../shared/reference/methodology.md ("How a comparison page is made from the runs"):
+Definitions follow docs/sources.md#comparison-pages:
 an upper-left Pareto front of (interactivity, throughput) per side, a monotone cubic Hermite spline with
 Steffen's (1990) slopes through it (identical to d3-shape's ``curveMonotoneX``), no extrapolation (or, as the
 dashboard does, a target clamped to the front's edge: :func:`read_at`), and

@@ -1,60 +1,38 @@
-"""Benchmark search spaces: the single-node deployments the InferenceX benchmark actually ran.
+"""Benchmark search spaces: the deployments the InferenceX benchmark actually ran, as shipped tables.
 
-The table is shipped as ``conf/deployments/benchmark.yaml`` and regenerated from the InferenceX
-configs (Apache-2.0) with::
+Two generated files, read here once each (cached per path and modification time):
 
-    python -m simulator.search_space --shared ../shared --out conf/deployments/benchmark.yaml
+* ``conf/deployments/benchmark.yaml``: single-node deployments per model/hardware/precision/workload, with the
+  concurrencies swept, the MTP draft length and the engine limits the benchmark script set at each concurrency.
+* ``conf/deployments/multinode.yaml``: the disaggregated (xPyD) rows, and the rows the builder skipped (with why).
 
-Sources read by :func:`extract` (all under ``<shared>/data/benchmark-configs``):
-
-* ``nvidia-master.yaml`` / ``amd-master.yaml``: current single-node fixed-seq-len entries.
-* ``engine_settings.yaml``: the ``config_entries`` strings of retired master configs (files under
-  ``deprecated/``, e.g. the 1k/1k ones), and the draft settings each benchmark script passed.
-* Draft lengths missing from ``engine_settings.yaml`` fall back to the MTP rules listed in
-  ``reference/methodology.md`` ("Deployments that were benchmarked").
+Both are generated from the InferenceX configs (Apache-2.0) by ``tools/build_deployments.py`` (run as
+``python tools/build_deployments.py --shared ../shared``); this module only reads them and never imports the
+builder. Each file's ``source`` block names the upstream commit and the sha256 of every input file read.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import math
-import operator
-import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.catalog import CONF_DIR, load_hardware, load_model
+from simulator.catalog import CONF_DIR
 from simulator.specs import EngineLimits
-from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
-from simulator.specs.vocabulary import WORKLOADS
+from simulator.specs.topology import DisaggregatedSpec
 from simulator.specs.vocabulary import Side as Spec  # the side a benchmark row runs ("spec-decoding")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = CONF_DIR / "deployments" / "benchmark.yaml"
+MULTINODE_PATH = CONF_DIR / "deployments" / "multinode.yaml"
 TOP_KEY = "benchmark_search_spaces"
-CONFIG_DIR = Path("data") / "benchmark-configs"
-MASTER_FILES = ("nvidia-master.yaml", "amd-master.yaml")
-SETTINGS_FILE = "engine_settings.yaml"
+MULTINODE_KEY = "benchmark_multinode"
+SOURCE_KEY = "source"  # the upstream snapshot a generated file was read from (repository, commit, input sha256s)
+LIMIT_KEYS = ("max_running_requests", "max_num_tokens", "cuda_graph_max_bs")
 
-# InferenceX model-prefix -> simulator catalog key (prefixes not listed are skipped).
-MODEL_KEYS: dict[str, str] = {
-    "dsr1": "deepseek_r1",
-    "dsv4": "deepseek_v4_pro",
-    "glm5": "glm5",
-    "glm5.1": "glm5",
-    "glm5.2": "glm5",
-    "qwen3.5": "qwen3_5_397b",
-    "kimik2.5": "kimi_k2_5",
-    "gptoss": "gpt_oss_120b",
-}
-GPUS = frozenset({"h100", "h200", "b200", "b300", "mi300x", "mi325x", "mi355x"})
-ENGINES = frozenset({"sglang", "vllm", "trt", "atom"})
+LimitRow = tuple[int, int | None, int | None, int | None]  # [C, cuda_graph_max_batch, max_running, max_num_tokens]
 
 
 class BenchmarkDeployment(BaseModel):
@@ -72,7 +50,7 @@ class BenchmarkDeployment(BaseModel):
     source: str
     # engine limits the script set, one row per concurrency: [C, cuda_graph_max_batch, max_running_requests,
     # max_num_tokens] (None = no limit); cuda_graph_counts_tokens: vLLM's graph limit counts B x (1 + k) tokens
-    limits: list[tuple[int, int | None, int | None, int | None]] = Field(default_factory=list)
+    limits: list[LimitRow] = Field(default_factory=list)
     cuda_graph_counts_tokens: bool = False
     limits_source: str = ""
 
@@ -112,337 +90,28 @@ class SearchSpaceTable(BaseModel):
         return sorted(keys)
 
 
-# ----------------------------------------------------------------------------- raw rows
+class MultinodeDeployment(BaseModel):
+    """One disaggregated search-space row of a master config: x prefill + y decode workers, swept at a
+    conc-list. `draft_tokens` from the recipe name (`..._mtp3.yaml`), else the benchmark's MTP settings
+    (docs/sources.md#benchmark-methodology)."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-@dataclass(frozen=True)
-class _Row:
-    """One search-space row of a master config, before draft lengths are resolved."""
-
-    file: str
     entry: str
-    prefix: str
-    gpu: str
-    precision: str
     engine: str
+    model: str
+    hardware: str
+    precision: str
+    workload: str
     spec: Spec
-    isl: int
-    osl: int
-    tp: int
-    ep: int
-    dp_attn: bool
-    concurrencies: tuple[int, ...]
-
-
-def expand_conc(start: int, end: int) -> list[int]:
-    """Doubling sweep from ``start`` up to ``end``; ``end`` is always included."""
-    if start < 1 or end < start:
-        raise ValueError(f"bad concurrency range {start}-{end}")
-    values: list[int] = []
-    conc = start
-    while conc < end:
-        values.append(conc)
-        conc *= 2
-    values.append(end)
-    return values
-
-
-def parse_conc(text: str) -> list[int]:
-    """Parse ``"4-256"`` (doubling range), ``"1,8,16"`` (explicit list) or ``"64"``."""
-    text = text.strip()
-    if "-" in text:
-        start, end = text.split("-", 1)
-        return expand_conc(int(start), int(end))
-    return sorted({int(v) for v in text.split(",")})
-
-
-def _gpu_from_runner(runner: str) -> str:
-    """``"cluster:b200-dgxc"`` / ``"b200-dsv4"`` / ``"h200"`` -> ``"b200"`` / ``"b200"`` / ``"h200"``."""
-    return runner.removeprefix("cluster:").split("-", 1)[0]
-
-
-def _spec_of(value: Any) -> Spec:
-    if value in (None, "none", "off"):
-        return "off"
-    if value == "mtp":
-        return "mtp"
-    raise ValueError(f"unknown spec-decoding value {value!r}")
-
-
-def _row_concurrencies(space: dict[str, Any]) -> tuple[int, ...]:
-    if "conc-list" in space:
-        return tuple(sorted(set(space["conc-list"])))
-    return tuple(expand_conc(int(space["conc-start"]), int(space["conc-end"])))
-
-
-def _master_rows(path: Path) -> Iterator[_Row]:
-    """Single-node fixed-seq-len rows of one current master config."""
-    data = yaml.safe_load(path.read_text())
-    for name, entry in data.items():
-        if entry.get("multinode") or entry.get("disagg"):
-            continue
-        for workload in entry.get("scenarios", {}).get("fixed-seq-len", []):
-            for space in workload["search-space"]:
-                if space.get("pp", 1) != 1 or space.get("pcp-size", 1) != 1:
-                    continue
-                yield _Row(
-                    file=path.name,
-                    entry=name,
-                    prefix=entry["model-prefix"],
-                    gpu=_gpu_from_runner(entry["runner"]),
-                    precision=entry["precision"],
-                    engine=entry["framework"],
-                    spec=_spec_of(space.get("spec-decoding")),
-                    isl=int(workload["isl"]),
-                    osl=int(workload["osl"]),
-                    tp=int(space["tp"]),
-                    ep=int(space.get("ep", 1)),
-                    dp_attn=bool(space.get("dp-attn", False)),
-                    concurrencies=_row_concurrencies(space),
-                )
-
-
-_ENTRY_RE = re.compile(r"^(?P<file>\S+) (?P<entry>\S+) \[[^\]]*\]: (?P<rows>.+)$")
-_ROW_RE = re.compile(
-    r"^(?P<isl>\d+)/(?P<osl>\d+) tp(?P<tp>\d+) ep(?P<ep>\d+)(?P<dpa> dpa)? conc (?P<conc>[\d,\-]+)$"
-)
-
-
-def parse_config_entry(text: str) -> tuple[str, str, list[dict[str, Any]]]:
-    """Split an engine_settings ``config_entries`` string into (file, entry name, rows)."""
-    match = _ENTRY_RE.match(text.strip())
-    if match is None:
-        raise ValueError(f"unparsable config entry: {text!r}")
-    rows = []
-    for part in match["rows"].split("; "):
-        row = _ROW_RE.match(part.strip())
-        if row is None:
-            raise ValueError(f"unparsable config row {part!r} in {text!r}")
-        rows.append(
-            {
-                "isl": int(row["isl"]),
-                "osl": int(row["osl"]),
-                "tp": int(row["tp"]),
-                "ep": int(row["ep"]),
-                "dp_attn": row["dpa"] is not None,
-                "concurrencies": tuple(parse_conc(row["conc"])),
-            }
-        )
-    return match["file"], match["entry"], rows
-
-
-def _deprecated_rows(items: list[dict[str, Any]]) -> Iterator[_Row]:
-    """Rows of retired master configs, which survive only as engine_settings strings."""
-    seen: set[str] = set()
-    for item in items:
-        for text in item.get("config_entries", []):
-            if not text.startswith("deprecated/") or text in seen:
-                continue
-            seen.add(text)
-            file, entry, rows = parse_config_entry(text)
-            for row in rows:
-                yield _Row(
-                    file=file,
-                    entry=entry,
-                    prefix=item.get("model_variant", item["model"]),
-                    gpu=item["gpu"],
-                    precision=item["precision"],
-                    engine=item["engine"],
-                    spec="off" if item["spec"] == "none" else "mtp",
-                    **row,
-                )
-
-
-# ----------------------------------------------------------------------------- draft lengths
-
-DraftFn = Callable[[int, int], int]  # (isl, conc) -> k
-_CONDITIONAL_RE = re.compile(r"(\d+) if ISL>=(\d+) and CONC>=(\d+) else (\d+)")
-
-
-def _draft_expression(value: Any) -> DraftFn | None:
-    """An engine_settings draft value as a function of (isl, conc); None when not a number."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return lambda _isl, _conc: value
-    match = _CONDITIONAL_RE.search(str(value))
-    if match is None:
-        return None
-    hit, isl_min, conc_min, miss = (int(g) for g in match.groups())
-    return lambda isl, conc: hit if isl >= isl_min and conc >= conc_min else miss
-
-
-def _draft_field(item: dict[str, Any]) -> tuple[str, Any]:
-    """The knob that sets k for this script: SGLang steps (top-k 1), TRT MTP layers, else spec tokens."""
-    if item["engine"] == "sglang" and "num_steps" in item:
-        if item.get("topk", 1) != 1:
-            raise ValueError(f"{item['script']}: top-k {item['topk']} drafts a tree, not a chain")
-        return "num_steps", item["num_steps"]
-    if "mtp_layers" in item:
-        return "mtp_layers", item["mtp_layers"]
-    return "num_speculative_tokens", item.get("num_speculative_tokens")
-
-
-def _when_allows(when: str, dp_attn: bool) -> bool:
-    """Whether an item's condition branch can apply to a row (only DP-attention is decisive).
-
-    ``"always (...)"`` marks a script without branches; its parenthesised note is not a condition.
-    """
-    if when.startswith("always"):
-        return True
-    if "DP_ATTENTION=true" in when:
-        return dp_attn
-    if "DP_ATTENTION=false" in when:
-        return not dp_attn
-    return True
-
-
-def _methodology_draft(row: _Row, conc: int) -> int | None:
-    """MTP draft lengths as stated in reference/methodology.md, for scripts that leave k implicit."""
-    if row.engine == "sglang":
-        return 2 if row.prefix == "dsr1" and row.gpu in {"b200", "b300", "h200"} else 3
-    if row.engine == "trt" and row.prefix == "dsr1":
-        return 1 if row.dp_attn else 3
-    if row.engine == "trt" and row.prefix == "dsv4":
-        return 2 if row.isl >= 4096 and conc >= 128 else 3
-    if row.engine == "vllm" and row.prefix == "dsv4":
-        return 2
-    if row.engine == "atom":
-        return 3
-    return None
-
-
-def _matching_items(items: list[dict[str, Any]], row: _Row) -> list[dict[str, Any]]:
-    """engine_settings items (condition branches) of the MTP script that ran this row."""
-    tag = f"{row.file} {row.entry} ["
-    return [
-        item
-        for item in items
-        if item["spec"] != "none"
-        and any(text.startswith(tag) for text in item.get("config_entries", []))
-        and _when_allows(str(item.get("when", "")), row.dp_attn)
-    ]
-
-
-def _draft_from_items(items: list[dict[str, Any]], row: _Row, conc: int) -> tuple[int, str] | None:
-    """k from the script's own settings; raises when its branches disagree."""
-    found: set[tuple[int, str]] = set()
-    for item in items:
-        field, value = _draft_field(item)
-        fn = _draft_expression(value)
-        if fn is not None:
-            script = item["script"].rsplit("/", 1)[-1]
-            found.add((fn(row.isl, conc), f"{SETTINGS_FILE} {script} {field}"))
-    if len({k for k, _ in found}) > 1:
-        raise ValueError(f"conflicting draft lengths for {row.entry} tp{row.tp} conc {conc}: {sorted(found)}")
-    return min(found) if found else None
-
-
-def _resolve_draft(items: list[dict[str, Any]], row: _Row, conc: int) -> tuple[int, str]:
-    resolved = _draft_from_items(_matching_items(items, row), row, conc)
-    if resolved is not None:
-        return resolved
-    fallback = _methodology_draft(row, conc)
-    if fallback is None:
-        raise ValueError(f"no draft length known for {row.file} {row.entry}")
-    return fallback, "methodology.md MTP settings"
-
-
-# ----------------------------------------------------------------------------- engine limits
-
-LIMIT_KEYS = ("max_running_requests", "max_num_tokens", "cuda_graph_max_bs")
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv}
-_CMPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-         ast.Eq: operator.eq, ast.NotEq: operator.ne}
-_FUNCS = {"max": max, "min": min, "ceil": math.ceil, "ceil64": lambda x: 64 * math.ceil(x / 64)}
-_POW2_RE = re.compile(r"^next power of two >= (?P<expr>.+) \(min (?P<lo>\d+), max (?P<hi>\d+)\)$")
-_SEGMENT_RE = re.compile(r"^(?:(?P<cond>[^:]+): (?P<val>.+)|(?P<val2>.+?) if (?P<cond2>.+)|else (?P<other>.+))$")
-
-
-def _eval_node(node: ast.AST, env: dict[str, Any]) -> Any:
-    """A tiny, closed arithmetic evaluator for engine_settings expressions (no names beyond `env`)."""
-    if isinstance(node, ast.Expression):
-        return _eval_node(node.body, env)
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        if node.id not in env:
-            raise ValueError(f"unknown name {node.id!r}")
-        return env[node.id]
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return _BINOPS[type(node.op)](_eval_node(node.left, env), _eval_node(node.right, env))
-    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMPS:
-        return _CMPS[type(node.ops[0])](_eval_node(node.left, env), _eval_node(node.comparators[0], env))
-    if isinstance(node, ast.BoolOp):
-        values = [_eval_node(v, env) for v in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.IfExp):
-        return _eval_node(node.body if _eval_node(node.test, env) else node.orelse, env)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
-        return _FUNCS[node.func.id](*(_eval_node(a, env) for a in node.args))
-    raise ValueError(f"unsupported expression {ast.dump(node)}")
-
-
-def _pythonic(text: str) -> str:
-    """The scripts' notation as a Python expression: `A=x` comparisons, true/false, "engine default"."""
-    text = re.sub(r"(?<![<>=!])=(?!=)", "==", text.replace(", else", " else"))
-    text = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", text))
-    return text.replace("engine default", "None")
-
-
-def _segments(text: str) -> str:
-    """`V if C; W if D; else E` and `C: V; ...; else E` (one value per condition) as one Python expression."""
-    parts = [p.strip() for p in text.split(";")]
-    out = "None"
-    for part in reversed(parts):
-        m = _SEGMENT_RE.match(part)
-        if m is None:
-            raise ValueError(f"unparsable branch {part!r}")
-        if m["other"] is not None:
-            out = m["other"]
-        else:
-            cond = (m["cond"] or m["cond2"]).replace(",", " and ")
-            out = f"({m['val'] or m['val2']}) if ({cond}) else ({out})"
-    return out
-
-
-def resolve_setting(value: Any, env: dict[str, Any]) -> int | None:
-    """An engine_settings value for one condition (`env`: CONC, ISL, OSL, TP, EP_SIZE, DP_ATTENTION, MTP,
-    max_batch_size), as the script computes it (bash integer arithmetic: floored); None = engine default.
-    Raises ValueError on a value it cannot read."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, list):
-        return int(max(value))
-    text = str(value).strip()
-    if text.startswith("engine default") or text == "not set":
-        return None
-    pow2 = _POW2_RE.match(text)
-    if pow2:
-        x = _eval_node(ast.parse(_pythonic(pow2["expr"]), mode="eval"), env)
-        return min(max(2 ** math.ceil(math.log2(max(x, 1))), int(pow2["lo"])), int(pow2["hi"]))
-    text = re.sub(r"\s*=\s*\d+$", "", text)  # "max(8, CONC*3/2) = 768": the value worked out for one CONC
-    text = re.sub(r"\s+\([^()]*\)$", "", text)  # a trailing note, e.g. "(--cuda-graph-max-bs-decode)"
-    if ";" in text:
-        text = _segments(text)
-    result = _eval_node(ast.parse(_pythonic(text), mode="eval"), env)
-    return None if result is None else max(int(math.floor(result)), 1)
-
-
-def _graph_batch_list(value: Any, env: dict[str, Any]) -> int | None:
-    """Largest batch of an explicit capture list (a list, or a ladder described as running "to CONC")."""
-    if isinstance(value, list):
-        return int(max(value))
-    if isinstance(value, str) and value.rstrip().endswith("to CONC"):
-        return int(env["CONC"])
-    return None
+    draft_tokens: int | None
+    concurrencies: list[int] = Field(min_length=1)
+    deployment: DisaggregatedSpec
+    source: str
 
 
 def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any]:
-    """Each engine's documented defaults, for knobs a script leaves unset.
+    """Each engine's documented defaults, for knobs a script leaves unset (docs/sources.md#engine-defaults).
 
     - SGLang (server_args._handle_gpu_memory_settings): cuda_graph_max_bs 256 if TP < 4 else 512 on GPUs under
       160 GB (H100, H200), 512 above (B200, B300, MI355X); max_running_requests: derived from the KV pool
@@ -465,346 +134,40 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
     return dict.fromkeys(LIMIT_KEYS)
 
 
-def _settings_items(items: list[dict[str, Any]], row: _Row) -> list[dict[str, Any]]:
-    """engine_settings items (condition branches) of the script that ran this row (either side)."""
-    tag = f"{row.file} {row.entry} ["
-    return [
-        item
-        for item in items
-        if (item["spec"] == "none") == (row.spec == "off")
-        and any(text.startswith(tag) for text in item.get("config_entries", []))
-        and _when_allows(str(item.get("when", "")), row.dp_attn)
-    ]
+def _read_yaml(path: Path) -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader where libyaml is built in: ~6x faster
+    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - a safe loader
 
 
-def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | None]:
-    """One branch's limits at one condition; values it cannot read count as unset (engine default)."""
-    st = item.get("settings", {})
-    out: dict[str, int | None] = {}
-    for key in ("max_running_requests", "max_num_tokens"):
-        try:
-            out[key] = resolve_setting(st.get(key), env)
-        except (ValueError, TypeError, ZeroDivisionError):
-            out[key] = None
-        env = {**env, "max_batch_size": out["max_running_requests"] or env["CONC"]}
-    graph = st.get("cuda_graph_max_bs")
-    try:
-        out["cuda_graph_max_bs"] = (out["max_running_requests"] if graph == "same as max_running_requests"
-                                    else resolve_setting(graph, env))
-    except (ValueError, TypeError, ZeroDivisionError):
-        out["cuda_graph_max_bs"] = None
-    for key in ("cuda_graph_batch_sizes", "cuda_graph_capture_sizes"):
-        if out["cuda_graph_max_bs"] is None and key in st:
-            out["cuda_graph_max_bs"] = _graph_batch_list(st[key], env)
-    return out
+def _cache_key(path: Path | None, default: Path) -> tuple[Path, int]:
+    """(resolved path, mtime): a regenerated file is read again, an unchanged one never twice."""
+    resolved = Path(path or default).resolve()
+    return resolved, resolved.stat().st_mtime_ns
 
 
-def resolve_limits(items: list[dict[str, Any]], row: _Row, conc: int, k: int) -> tuple[dict[str, Any], str]:
-    """The limits of one row at one concurrency: the script's values (the tightest where branches differ),
-    else the engine's documented default. vLLM's graph limit counts tokens B x (1 + k)."""
-    env = {"CONC": conc, "ISL": row.isl, "OSL": row.osl, "TP": row.tp, "EP_SIZE": row.ep,
-           "DP_ATTENTION": row.dp_attn, "MTP": k, "max_batch_size": conc}
-    found = [_item_limits(item, env) for item in _settings_items(items, row)]
-    defaults = default_limits(row.engine, load_hardware(row.gpu).hbm_capacity_gb, row.tp, k)
-    out: dict[str, Any] = {}
-    origin = []
-    for key in LIMIT_KEYS:
-        values = [f[key] for f in found if f[key] is not None]
-        out[key] = min(values) if values else defaults[key]
-        origin.append(f"{key} {'script' if values else 'engine default'}")
-    limits = {"cuda_graph_max_batch": out["cuda_graph_max_bs"], "cuda_graph_counts_tokens": row.engine == "vllm",
-              "max_running_requests": out["max_running_requests"], "max_num_tokens": out["max_num_tokens"]}
-    return limits, f"{SETTINGS_FILE}: " + ", ".join(origin)
+@lru_cache(maxsize=8)
+def _search_spaces(path: Path, _mtime_ns: int) -> SearchSpaceTable:
+    return SearchSpaceTable.model_validate({"entries": _read_yaml(path)[TOP_KEY]})
 
 
-# ----------------------------------------------------------------------------- table assembly
-
-
-def _row_key(row: _Row) -> str | None:
-    """Table key of a row, or None when the model, GPU, engine or workload is out of scope."""
-    model = MODEL_KEYS.get(row.prefix)
-    workload = WORKLOADS.get((row.isl, row.osl))
-    if model is None or workload is None or row.gpu not in GPUS or row.engine not in ENGINES:
-        return None
-    return SearchSpaceTable.key(model, row.gpu, row.precision, workload)
-
-
-def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeployment]:
-    """One deployment per distinct draft length across the row's concurrencies."""
-    origin = f"{row.file} {row.entry}"
-    groups: dict[tuple[int | None, str], list[int]] = {}
-    rows: dict[tuple[int | None, str], list[tuple[int, int | None, int | None, int | None]]] = {}
-    limits_source = ""
-    for conc in row.concurrencies:
-        if row.spec == "off":
-            k, source = None, origin
-        else:
-            k, draft_source = _resolve_draft(items, row, conc)
-            source = f"{origin}; k from {draft_source}"
-        limits, limits_source = resolve_limits(items, row, conc, k or 0)
-        groups.setdefault((k, source), []).append(conc)
-        rows.setdefault((k, source), []).append((conc, limits["cuda_graph_max_batch"],
-                                                 limits["max_running_requests"], limits["max_num_tokens"]))
-    return [
-        BenchmarkDeployment(
-            engine=row.engine,
-            spec=row.spec,
-            tp=row.tp,
-            ep=row.ep,
-            dp_attn=row.dp_attn,
-            concurrencies=concs,
-            draft_tokens=k,
-            source=source,
-            limits=rows[(k, source)],
-            cuda_graph_counts_tokens=row.engine == "vllm",
-            limits_source=limits_source,
-        )
-        for (k, source), concs in groups.items()
-    ]
-
-
-def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployment]:
-    """Union the concurrencies (and their limits) of identical deployments; keep each distinct source once."""
-    merged: dict[tuple[Any, ...], tuple[dict[int, tuple[int, int | None, int | None, int | None]], list[str]]] = {}
-    for dep in deployments:
-        ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens)
-        limits, sources = merged.setdefault(ident, ({}, []))
-        for row in dep.limits:
-            limits.setdefault(row[0], row)  # the first source's limits where two scripts ran the same point
-        for conc in dep.concurrencies:
-            limits.setdefault(conc, (conc, None, None, None))
-        for src in (dep.source, dep.limits_source):
-            if src and src not in sources:
-                sources.append(src)
-    result = [
-        BenchmarkDeployment(
-            spec=spec,
-            engine=engine,
-            tp=tp,
-            ep=ep,
-            dp_attn=dp_attn,
-            draft_tokens=k,
-            concurrencies=sorted(limits),
-            source=" | ".join(sorted(s for s in sources if not s.startswith(SETTINGS_FILE))),
-            limits=[limits[c] for c in sorted(limits)],
-            cuda_graph_counts_tokens=tokens,
-            limits_source=" | ".join(sorted({s for s in sources if s.startswith(SETTINGS_FILE)})),
-        )
-        for (spec, engine, tp, ep, dp_attn, k, tokens), (limits, sources) in merged.items()
-    ]
-    return sorted(result, key=lambda d: (d.spec, d.engine, d.tp, d.ep, d.dp_attn, d.draft_tokens or 0))
-
-
-def _all_rows(config_dir: Path, items: list[dict[str, Any]]) -> Iterator[_Row]:
-    for name in MASTER_FILES:
-        yield from _master_rows(config_dir / name)
-    yield from _deprecated_rows(items)
-
-
-def extract(shared_dir: Path) -> SearchSpaceTable:
-    """Build the table from an InferenceX config snapshot under ``shared_dir``."""
-    config_dir = Path(shared_dir) / CONFIG_DIR
-    items = yaml.safe_load((config_dir / SETTINGS_FILE).read_text())
-    grouped: dict[str, list[BenchmarkDeployment]] = {}
-    for row in _all_rows(config_dir, items):
-        key = _row_key(row)
-        if key is not None:
-            grouped.setdefault(key, []).extend(_deployments(row, items))
-    return SearchSpaceTable(entries={key: _merge(grouped[key]) for key in sorted(grouped)})
-
-
-# ----------------------------------------------------------------------------- file I/O
-
-
-def source_commit(shared_dir: Path) -> str:
-    """InferenceX commit named in the engine_settings.yaml header."""
-    text = (Path(shared_dir) / CONFIG_DIR / SETTINGS_FILE).read_text()
-    match = re.search(r"^# Commit:\s+([0-9a-f]{7,40})", text, flags=re.MULTILINE)
-    return match.group(1) if match else "unknown"
-
-
-def _header(commit: str) -> str:
-    return (
-        "# Benchmark search spaces: single-node deployments the InferenceX benchmark ran, per\n"
-        "# model/hardware/precision/workload, with the concurrencies swept and the MTP draft length k.\n"
-        "# Source: InferenceX benchmark configs (https://github.com/SemiAnalysisAI/InferenceX, Apache-2.0),\n"
-        f"#   commit {commit}, read from ../shared/data/benchmark-configs (nvidia-master.yaml,\n"
-        "#   amd-master.yaml, and the retired configs listed in engine_settings.yaml config_entries).\n"
-        "# Generated file; do not edit. Regenerate with:\n"
-        "#   python -m simulator.search_space --shared ../shared --out conf/deployments/benchmark.yaml\n"
-    )
-
-
-def render(table: SearchSpaceTable, commit: str) -> str:
-    """The shipped YAML text: header comment plus a single ``benchmark_search_spaces`` mapping."""
-    body = {TOP_KEY: {k: [d.model_dump() for d in v] for k, v in table.entries.items()}}
-    return _header(commit) + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=200)
+@lru_cache(maxsize=8)
+def _multinode(path: Path, _mtime_ns: int) -> tuple[tuple[MultinodeDeployment, ...], tuple[str, ...]]:
+    data = _read_yaml(path)
+    return (tuple(MultinodeDeployment.model_validate(r) for r in data[MULTINODE_KEY]),
+            tuple(data.get("skipped", [])))
 
 
 def load_search_spaces(path: Path | None = None) -> SearchSpaceTable:
-    """Load the shipped table (default ``conf/deployments/benchmark.yaml``)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader where libyaml is built in: ~6x faster
-    data = yaml.load(Path(path or DEFAULT_PATH).read_text(), Loader=loader)  # noqa: S506 - a safe loader
-    return SearchSpaceTable.model_validate({"entries": data[TOP_KEY]})
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Regenerate the benchmark search-space tables.")
-    parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared", help="shared/ directory")
-    parser.add_argument("--out", type=Path, default=DEFAULT_PATH, help="output YAML path (single-node)")
-    parser.add_argument("--multinode-out", type=Path, default=MULTINODE_PATH, help="output YAML path (multi-node)")
-    args = parser.parse_args(argv)
-    table = extract(args.shared)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    commit = source_commit(args.shared)
-    args.out.write_text(render(table, commit))
-    print(f"wrote {len(table.entries)} search spaces to {args.out}")
-    rows, skipped = multinode_rows(args.shared, catalog_routed_experts())
-    args.multinode_out.write_text(render_multinode(rows, skipped, commit))
-    print(f"wrote {len(rows)} multi-node rows ({len(skipped)} skipped, with reasons) to {args.multinode_out}")
-
-
-# ----------------------------------------------------------------------------- multi-node / disaggregated rows
-_RECIPE_MTP = re.compile(r"mtp(\d+)")
-_RECIPE_EPLB = re.compile(r"eplb(\d+)")
-
-
-class MultinodeDeployment(BaseModel):
-    """One disaggregated search-space row of a master config: x prefill + y decode workers, swept at a
-    conc-list. `draft_tokens` from the recipe name (`..._mtp3.yaml`), else reference/methodology.md."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    entry: str
-    engine: str
-    model: str
-    hardware: str
-    precision: str
-    workload: str
-    spec: Spec
-    draft_tokens: int | None
-    concurrencies: list[int] = Field(min_length=1)
-    deployment: DisaggregatedSpec
-    source: str
-
-
-def _engine_of(framework: str) -> str:
-    for engine in ("trt", "sglang", "vllm", "atom"):
-        if engine in framework:
-            return engine
-    return framework
-
-
-def _worker(block: dict[str, Any], eplb_slots: int, experts: int | None) -> WorkerSpec:
-    redundant = max(0, eplb_slots - experts) if experts and eplb_slots else 0
-    return WorkerSpec(tp=int(block["tp"]), ep=int(block.get("ep", 1)), dp_attention=bool(block.get("dp-attn", False)),
-                      redundant_experts=redundant)
-
-
-def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = None
-                   ) -> tuple[list[MultinodeDeployment], list[str]]:
-    """Every disaggregated fixed-seq-len row of the master configs under `shared_dir` that the simulator can
-    read, and one reason per row it skips (0 decode workers, context parallelism, heterogeneous pools,
-    PP > 1, an unknown model or GPU). `routed_experts` (catalog model key -> routed experts) turns a recipe's
-    `eplbN` slot count into redundant experts (N - routed)."""
-    config_dir = Path(shared_dir) / CONFIG_DIR
-    rows: list[MultinodeDeployment] = []
-    skipped: list[str] = []
-    for fname in MASTER_FILES:
-        data = yaml.safe_load((config_dir / fname).read_text())
-        for name, entry in data.items():
-            if not (entry.get("multinode") and entry.get("disagg")):
-                continue
-            model = MODEL_KEYS.get(entry["model-prefix"])
-            gpu = _gpu_from_runner(entry["runner"])
-            for workload in entry.get("scenarios", {}).get("fixed-seq-len", []):
-                wl = WORKLOADS.get((int(workload["isl"]), int(workload["osl"])))
-                for i, space in enumerate(workload["search-space"]):
-                    where = f"{fname} {name} row {i}"
-                    pre, dec = space.get("prefill", {}), space.get("decode", {})
-                    recipe = " ".join(str(x) for x in (pre.get("additional-settings") or [])
-                                      + (dec.get("additional-settings") or []))
-                    reason = ""
-                    if model is None or wl is None:
-                        reason = f"model prefix {entry['model-prefix']!r} or workload not in the catalog"
-                    elif int(dec.get("num-worker", 0)) == 0:
-                        reason = "0 decode workers (aggregated prefill+decode recipe)"
-                    elif any(int(b.get(f, 1)) != 1 for b in (pre, dec) for f in ("pp", "pcp-size", "dcp-size")):
-                        reason = "pipeline / context parallelism is not modelled"
-                    elif pre.get("hardware") or dec.get("hardware"):
-                        reason = "heterogeneous prefill/decode hardware"
-                    if reason:
-                        skipped.append(f"{where}: {reason}")
-                        continue
-                    assert model is not None and wl is not None
-                    spec = _spec_of(space.get("spec-decoding"))
-                    eplb = [int(x) for x in _RECIPE_EPLB.findall(recipe)]
-                    experts = (routed_experts or {}).get(model)
-                    try:
-                        dep = DisaggregatedSpec(
-                            prefill=_worker(pre, 0, experts), prefill_workers=int(pre["num-worker"]),
-                            decode=_worker(dec, max(eplb, default=0), experts), decode_workers=int(dec["num-worker"]))
-                    except ValueError as e:  # pydantic's ValidationError: keep its first message
-                        msg = e.errors()[0]["msg"] if hasattr(e, "errors") else str(e)
-                        skipped.append(f"{where}: {msg}")
-                        continue
-                    k: int | None = None
-                    if spec == "mtp":
-                        named = _RECIPE_MTP.findall(recipe)
-                        row = _Row(fname, name, entry["model-prefix"], gpu, entry["precision"],
-                                   _engine_of(entry["framework"]), spec, int(workload["isl"]), int(workload["osl"]),
-                                   int(dec["tp"]), int(dec.get("ep", 1)), bool(dec.get("dp-attn", False)), ())
-                        k = int(named[0]) if named else _methodology_draft(row, int(max(space["conc-list"])))
-                        if k is None:
-                            skipped.append(f"{where}: no draft length in the recipe or reference/methodology.md")
-                            continue
-                    rows.append(MultinodeDeployment(
-                        entry=name, engine=_engine_of(entry["framework"]), model=model, hardware=gpu,
-                        precision=entry["precision"], workload=wl, spec=spec, draft_tokens=k,
-                        concurrencies=sorted(set(space["conc-list"])), deployment=dep,
-                        source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else "")))
-    return rows, skipped
-
-
-# ----------------------------------------------------------------------------- the shipped multi-node table
-MULTINODE_PATH = CONF_DIR / "deployments" / "multinode.yaml"
-MULTINODE_KEY = "benchmark_multinode"
-
-
-def catalog_routed_experts() -> dict[str, int]:
-    """Routed experts of every catalog MoE model the master configs name (for the recipes' `eplbN` slots)."""
-    out: dict[str, int] = {}
-    for key in sorted(set(MODEL_KEYS.values())):
-        model, _ = load_model(key)
-        if model.moe_ffns:
-            out[key] = max(f.num_experts or 0 for f in model.moe_ffns)
-    return out
-
-
-def render_multinode(rows: list[MultinodeDeployment], skipped: list[str], commit: str) -> str:
-    header = (
-        "# Benchmark multi-node search spaces: the disaggregated (xPyD) rows of the InferenceX master configs,\n"
-        "# with the prefill / decode workers, their parallelism, the conc-list and the MTP draft length.\n"
-        "# Source: InferenceX benchmark configs (https://github.com/SemiAnalysisAI/InferenceX, Apache-2.0),\n"
-        f"#   commit {commit}, read from ../shared/data/benchmark-configs ({', '.join(MASTER_FILES)}).\n"
-        "# Generated file; do not edit. Regenerate with:\n"
-        "#   python -m simulator.search_space --shared ../shared\n")
-    body = {MULTINODE_KEY: [r.model_dump(exclude_defaults=False) for r in rows], "skipped": skipped}
-    return header + yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=200)
-
-
-_MULTINODE: dict[Path, tuple[list[MultinodeDeployment], list[str]]] = {}
+    """The shipped single-node table (default ``conf/deployments/benchmark.yaml``), read once per file."""
+    return _search_spaces(*_cache_key(path, DEFAULT_PATH))
 
 
 def load_multinode(path: Path | None = None) -> tuple[list[MultinodeDeployment], list[str]]:
     """The shipped multi-node rows (default conf/deployments/multinode.yaml) and the skipped rows' reasons."""
-    path = Path(path or MULTINODE_PATH)
-    if path not in _MULTINODE:
-        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-        _MULTINODE[path] = ([MultinodeDeployment.model_validate(r) for r in data[MULTINODE_KEY]],
-                            list(data.get("skipped", [])))
-    return _MULTINODE[path]
+    rows, skipped = _multinode(*_cache_key(path, MULTINODE_PATH))
+    return list(rows), list(skipped)
 
 
-if __name__ == "__main__":
-    main()
+def load_source(path: Path | None = None) -> dict[str, Any]:
+    """The ``source`` block of a generated table: upstream repository, commit, and the sha256 of each input."""
+    return dict(_read_yaml(Path(path or DEFAULT_PATH)).get(SOURCE_KEY) or {})

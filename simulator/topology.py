@@ -102,7 +102,7 @@ def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, e
 def eplb_residual(redundant_experts: int, ep: int) -> float:
     """Share of the routed experts' busiest-rank skew that EPLB leaves (the op's `imbalance_weight`).
 
-    Without redundant slots the measured skew (`moe_imbalance`, 1.2-1.5x, reference/serving-model.md) stays.
+    Without redundant slots the measured skew (`moe_imbalance`, 1.2-1.5x, docs/sources.md#serving-model-priors) stays.
     EPLB replicates hot experts into the redundant slots and places them to even out the ranks; with one
     slot per rank (R >= EP, DeepSeek-V3's deployment: 32 redundant experts over EP32 in prefill) we take the
     static skew as balanced, with fewer slots a proportional share of it. Routing noise is not modelled.

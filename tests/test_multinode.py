@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,13 +13,6 @@ from simulator.acceptance import al_table
 from simulator.batched import Case, lower_cases
 from simulator.evaluate import evaluate
 from simulator.search import Candidate, benchmark_candidates, open_cluster_shapes
-from simulator.search_space import (
-    MULTINODE_PATH,
-    catalog_routed_experts,
-    multinode_rows,
-    render_multinode,
-    source_commit,
-)
 from simulator.serving import StepLimits, disaggregated_loop_tokens
 from simulator.specs import EngineLimits
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
@@ -240,17 +232,6 @@ def test_the_batched_lowering_prices_a_wide_deployment_as_a_wide_worker() -> Non
         assert float(got.scale_out) == 1.0  # two HGX nodes: its all-to-all runs over the NICs
 
 
-def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:
-    rows, skipped = multinode_rows(shared_dir, {"deepseek_r1": 256, "deepseek_v4_pro": 384})
-    r1_gb200 = [r for r in rows if (r.model, r.hardware, r.precision) == ("deepseek_r1", "gb200", "fp4")]
-    assert r1_gb200 and all(r.workload == "8k1k" for r in r1_gb200)
-    # a recipe named ..._mtp1.yaml with eplb256 (256 slots = no redundant experts) on DEP16
-    dep16 = [r for r in r1_gb200 if r.deployment.decode.label == "DEP16" and r.spec == "mtp"]
-    assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
-    assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
-    assert any("0 decode workers" in s for s in skipped)
-
-
 def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
     assert open_cluster_shapes(scenario("llama3_3_70b", "h200", "fp8"), 72) == []  # dense: none
     sc = r1("gb200")
@@ -260,12 +241,6 @@ def test_open_cluster_shapes_need_moe_and_nic_figures() -> None:
     no_nic = sc.model_copy(update={"hardware": sc.hardware.model_copy(update={"scale_out": None})})
     left = open_cluster_shapes(no_nic, 72)
     assert left and all(isinstance(s, WorkerSpec) and s.gpus <= 72 for s in left)  # inside the NVL72 only
-
-
-def test_shipped_multinode_table_is_current(shared_dir: Path) -> None:
-    """conf/deployments/multinode.yaml is exactly what regenerating it from ../shared gives."""
-    rows, skipped = multinode_rows(shared_dir, catalog_routed_experts())
-    assert render_multinode(rows, skipped, source_commit(shared_dir)) == MULTINODE_PATH.read_text()
 
 
 def test_benchmark_candidates_beyond_one_node_follow_max_gpus() -> None:

@@ -155,7 +155,7 @@ def test_mtp_step_is_k_drafts_plus_one_verify() -> None:
 
 
 def test_latency_floor_dominates_at_batch_one() -> None:
-    """reference/serving-model.md: at batch 1 the roofline is ~1 ms, the step ~10 ms; latency is modelled."""
+    """docs/sources.md#serving-model-priors: at batch 1 the roofline is ~1 ms, the step ~10 ms; latency is modelled."""
     sc = scenario("deepseek_r1", "b200", "fp4")
     t = sc.tables(sc.deployment(tp=8)).target
     cost = pass_cost(t, sc.knob_tensors, torch.tensor(1.0), torch.tensor(4.0), torch.tensor(1500.0))

@@ -1,26 +1,39 @@
-"""Tests for the shipped benchmark search-space table and its extractor."""
+"""Tests for the shipped deployment tables (conf/deployments/) and their builder (tools/build_deployments.py)."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
 
 from simulator.search_space import (
     DEFAULT_PATH,
+    MULTINODE_PATH,
+    SOURCE_KEY,
     TOP_KEY,
     BenchmarkDeployment,
     SearchSpaceTable,
+    load_multinode,
+    load_search_spaces,
+    load_source,
+)
+from tools.build_deployments import (
+    CONFIG_DIR,
+    benchmark_text,
+    catalog_routed_experts,
     expand_conc,
     extract,
-    load_search_spaces,
+    multinode_rows,
+    multinode_text,
     parse_conc,
     parse_config_entry,
-    render,
-    source_commit,
+    resolve_setting,
+    snapshot,
 )
+from tools.build_deployments import _graph_batch_list as graph_batch_list
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +47,7 @@ def _summary(deps: list[BenchmarkDeployment]) -> set[tuple[str, int, int, bool, 
 
 def test_shipped_file_loads_and_validates(table: SearchSpaceTable) -> None:
     text = DEFAULT_PATH.read_text()
-    assert text.startswith("#") and "Apache-2.0" in text and "python -m simulator.search_space" in text
+    assert text.startswith("#") and "Apache-2.0" in text and "python tools/build_deployments.py" in text
     assert f"\n{TOP_KEY}:\n" in text
     assert len(table.entries) > 50
     workloads = {key[3] for key in table.available()}
@@ -139,9 +152,120 @@ def test_parse_config_entry() -> None:
         parse_config_entry("not an entry")
 
 
-def test_reextract_reproduces_shipped_file() -> None:
-    if not (SHARED / "data" / "benchmark-configs").is_dir():
-        pytest.skip("../shared (InferenceX configs) not available")
-    fresh = extract(SHARED)
+def test_shipped_tables_record_their_upstream_snapshot() -> None:
+    """Each generated file names the InferenceX commit and one sha256 per input file it was read from."""
+    for path, inputs in ((DEFAULT_PATH, {"nvidia-master.yaml", "amd-master.yaml", "engine_settings.yaml"}),
+                         (MULTINODE_PATH, {"nvidia-master.yaml", "amd-master.yaml"})):
+        source = load_source(path)
+        assert source["repository"] == "https://github.com/SemiAnalysisAI/InferenceX"
+        assert len(source["commit"]) == 40 and int(source["commit"], 16) >= 0
+        assert {Path(p).name for p in source["sha256"]} == inputs
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in source["sha256"].values())
+        assert f"\n{SOURCE_KEY}:\n" in path.read_text()
+
+
+def test_runtime_loader_does_not_import_the_builder() -> None:
+    """simulator/search_space.py only reads the generated files: no extractor, no tools/ import."""
+    tree = ast.parse((ROOT / "simulator" / "search_space.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in imported if m.split(".")[0] in {"tools", "ast", "re", "hashlib"}}, imported
+
+
+def test_loaders_read_each_file_once() -> None:
+    assert load_search_spaces() is load_search_spaces(DEFAULT_PATH)
+    assert load_multinode()[0] == load_multinode(MULTINODE_PATH)[0]
+
+
+def test_rebuilding_from_shared_reproduces_the_shipped_tables(shared_dir: Path) -> None:
+    """conf/deployments/{benchmark,multinode}.yaml are exactly what tools/build_deployments.py writes from
+    ../shared (rows, header and the snapshot's sha256s)."""
+    fresh = extract(shared_dir)
     assert fresh == load_search_spaces()
-    assert render(fresh, source_commit(SHARED)) == DEFAULT_PATH.read_text()
+    assert benchmark_text(shared_dir, fresh) == DEFAULT_PATH.read_text()
+    assert multinode_text(shared_dir) == MULTINODE_PATH.read_text()
+    snap = snapshot(shared_dir, ["engine_settings.yaml"])
+    assert snap.files[(CONFIG_DIR / "engine_settings.yaml").as_posix()] == load_source()["sha256"][
+        (CONFIG_DIR / "engine_settings.yaml").as_posix()]
+
+
+def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: Path) -> None:
+    rows, skipped = multinode_rows(shared_dir, {"deepseek_r1": 256, "deepseek_v4_pro": 384})
+    r1_gb200 = [r for r in rows if (r.model, r.hardware, r.precision) == ("deepseek_r1", "gb200", "fp4")]
+    assert r1_gb200 and all(r.workload == "8k1k" for r in r1_gb200)
+    # a recipe named ..._mtp1.yaml with eplb256 (256 slots = no redundant experts) on DEP16
+    dep16 = [r for r in r1_gb200 if r.deployment.decode.label == "DEP16" and r.spec == "mtp"]
+    assert dep16 and {r.draft_tokens for r in dep16} <= {1, 3}
+    assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
+    assert any("0 decode workers" in s for s in skipped)
+    assert catalog_routed_experts()["deepseek_r1"] == 256
+
+
+def test_no_shipped_limit_admits_less_than_one_step_of_one_request(table: SearchSpaceTable) -> None:
+    """Every engine limit in the shipped table is one a script set or an engine default, never a misread: the
+    running limit admits at least one request per attention-DP rank, the per-step token budget holds one
+    request's k + 1 tokens, a CUDA-graph limit captures at least batch 1 (vLLM's: 1 x (1 + k) tokens)."""
+    bad = []
+    for key, deps in table.entries.items():
+        for dep in deps:
+            assert [row[0] for row in dep.limits] == dep.concurrencies, (key, dep.source)
+            k = dep.draft_tokens or 0
+            ranks = dep.tp if dep.dp_attn else 1
+            for conc in dep.concurrencies:
+                lim = dep.limits_at(conc)
+                where = f"{key} {dep.engine} {dep.spec} tp{dep.tp} ep{dep.ep} dpa={dep.dp_attn} k={k} C={conc}"
+                if lim.max_running_requests is not None and lim.max_running_requests < min(conc, ranks):
+                    bad.append(f"{where}: max_running_requests {lim.max_running_requests}")
+                if lim.max_num_tokens is not None and lim.max_num_tokens < k + 1:
+                    bad.append(f"{where}: max_num_tokens {lim.max_num_tokens} < k + 1")
+                graph_floor = k + 1 if lim.cuda_graph_counts_tokens else 1
+                if lim.cuda_graph_max_batch is not None and lim.cuda_graph_max_batch < graph_floor:
+                    bad.append(f"{where}: cuda_graph_max_batch {lim.cuda_graph_max_batch} < {graph_floor}")
+    assert not bad, "limits below one step of one request:\n" + "\n".join(bad)
+
+
+def test_r1_b200_trt_mtp_token_budget_is_the_scripts_formula(table: SearchSpaceTable) -> None:
+    """dsr1_fp4_b200_trt_mtp.sh (no DP-attention) sets max_num_tokens = ceil64((MTP+1) x max_batch_size + ISL
+    + 64) with max_batch_size = CONC and MTP = 3; engine_settings.yaml writes it "F = G" (G: F at MTP = 3),
+    which read whole once became the comparison F == G, i.e. a budget of 1 token."""
+    def ceil64(x: int) -> int:
+        return -(-x // 64) * 64
+
+    for workload, isl in (("1k1k", 1024), ("8k1k", 8192)):
+        trt = [d for d in table.lookup("deepseek_r1", "b200", "fp4", workload, "mtp")
+               if d.engine == "trt" and not d.dp_attn]
+        assert trt
+        for dep in trt:
+            assert dep.draft_tokens == 3
+            for conc in dep.concurrencies:
+                assert dep.limits_at(conc).max_num_tokens == ceil64(4 * conc + isl + 64)
+
+
+@pytest.mark.parametrize(("value", "env", "expected"), [
+    ("ceil64((MTP+1)*max_batch_size+ISL+64) = ceil64(4*CONC+ISL+64)",
+     {"CONC": 128, "ISL": 1024, "MTP": 3, "max_batch_size": 128}, 1600),
+    ("ceil64((MTP+1)*max_batch_size+ISL+64) = ceil64(4*CONC+ISL+64)",
+     {"CONC": 4, "ISL": 8192, "MTP": 1, "max_batch_size": 4}, 8320),  # F, not the MTP = 3 case G
+    ("max(8, CONC*3/2) = 768", {"CONC": 512}, 768),
+])
+def test_a_worked_out_restatement_is_not_a_comparison(value: str, env: dict, expected: int) -> None:
+    assert resolve_setting(value, env) == expected
+
+
+@pytest.mark.parametrize(("value", "env", "match"), [
+    ("CONC>=4", {"CONC": 8}, "not a number"),  # a truth value is no limit
+    ("ISL=1024", {"ISL": 1024}, "not a number"),
+    ("CONC/8", {"CONC": 4}, "below 1"),  # bash gives 0: no engine runs with that
+])
+def test_resolve_setting_refuses_values_that_are_no_limit(value: str, env: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_setting(value, env)
+
+
+def test_graph_capture_lists() -> None:
+    assert graph_batch_list([1, 2, 4, 128], {"CONC": 8}) == 128
+    assert graph_batch_list("[1, 2, 4, 8, 16, 32, 48, 64, 128, 256, 512]", {"CONC": 8}) == 512
+    assert graph_batch_list("1,2,4,8 then step 8 from 16 to CONC", {"CONC": 96}) == 96
+    assert graph_batch_list("engine default", {"CONC": 8}) is None
+    with pytest.raises(ValueError, match="unreadable"):
+        graph_batch_list("same ladder as B200 TRT script", {"CONC": 8})

@@ -14,7 +14,7 @@ from simulator.specs import AcceptanceSpec, DeploymentSpec, SpeculativeSpec
 HARDWARE = ["b200", "b300", "gb200", "gb300", "h100", "h200", "mi300x", "mi325x", "mi355x"]
 MODELS = ["deepseek_r1", "deepseek_v4_pro", "glm5", "gpt_oss_120b", "kimi_k2_5", "llama3_3_70b",
           "qwen3_235b", "qwen3_5_397b"]
-# derived counts in reference/models.md: 2 %; "stated" round figures (V4-Pro 1.6T/49B, Kimi 1T): 5 %
+# derived counts in docs/sources.md#models: 2 %; "stated" round figures (V4-Pro 1.6T/49B, Kimi 1T): 5 %
 TOLERANCE = {"deepseek_v4_pro": 0.05, "kimi_k2_5": 0.05}
 
 
@@ -36,7 +36,7 @@ def test_parameter_counts_match_reference(key: str) -> None:
 def test_every_hardware_loads_with_source() -> None:
     for key in HARDWARE:
         hw = load_hardware(key)
-        assert "shared/reference/hardware.md" in hw.source  # every figure cites where it comes from
+        assert "docs/sources.md#hardware" in hw.source  # every figure cites where it comes from
 
 
 def test_unknown_keys_list_the_valid_ones() -> None:

@@ -11,11 +11,12 @@ from simulator.evaluate import evaluate
 from simulator.knobs import KnobTensors
 from simulator.lowering import ACTIVATION_BYTES, LOGIT_PASSES
 from simulator.search import Candidate, benchmark_candidates
-from simulator.search_space import default_limits, resolve_setting
+from simulator.search_space import default_limits
 from simulator.serving import StepLimits, closed_loop, running_batch
 from simulator.specs import EngineLimits
 from simulator.speculative import StepTables, decode_step_terms, decode_step_time_s, sampling_time_s
 from simulator.step_cost import pass_cost, pass_time_s
+from tools.build_deployments import resolve_setting
 
 F = torch.float64
 
@@ -32,7 +33,7 @@ def glm5():
 
 
 def test_batch1_k_trend_matches_tensorrt_llm_deepseek_r1() -> None:
-    """reference/acceptance.md: TensorRT-LLM DeepSeek-R1 FP4 8 x B200, batch 1, AL and tok/s/user for k = 0..5.
+    """docs/sources.md#acceptance: TensorRT-LLM DeepSeek-R1 FP4 8 x B200, batch 1, AL and tok/s/user for k = 0..5.
     Measured step = AL / (tok/s/user). With the sourced priors (EfficiencyKnobs defaults) the model's added
     time per drafted token must follow the measured one: each step(k) - step(0) within 0.35 ms (half a draft
     pass) and the least-squares slope within 15 %. (The absolute plain step is the target's floors: calibrated.)"""

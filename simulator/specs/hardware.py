@@ -34,7 +34,7 @@ class EfficiencyKnobs(Frozen):
     # The draft pass's own floor (one MTP/EAGLE layer + 2h -> h fuse projection + LM head + top-1 over the
     # vocabulary + the next draft step's metadata kernels, under CUDA graphs), in place of the target's
     # per-layer floor. Prior from TensorRT-LLM's DeepSeek-R1 FP4 8 x B200 batch-1 table
-    # (reference/acceptance.md): AL / tok/s/user for k = 0..5 give 9.0 ms per plain step and +0.6-1.0 ms per
+    # (docs/sources.md#acceptance): AL / tok/s/user for k = 0..5 give 9.0 ms per plain step and +0.6-1.0 ms per
     # drafted token (least-squares slope 0.735 ms); the model with this floor at 0 and the other priors gives
     # 0.310 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives), so the
     # floor is the difference, 0.425 ms (tests/test_speculative_terms.py checks the k = 0..5 trend).
@@ -100,7 +100,7 @@ class HardwareSpec(Frozen):
         """Per-GPU bandwidth a collective over `group_gpus` GPUs can use.
 
         A switch gives every GPU its full bandwidth to any peer set; a point-to-point mesh only the links
-        to the peers in the group (reference/hardware.md notes).
+        to the peers in the group (docs/sources.md#hardware).
         """
         if group_gpus <= 1:
             return self.scale_up_bandwidth_gb_s

@@ -1,12 +1,12 @@
 """Beyond one node: the scale-out network per GPU, and deployment shapes that span nodes or pools.
 
-- `ScaleOutSpec`: one NIC per GPU into a switched InfiniBand/RoCE fabric (reference/hardware.md, "Scale-out
-  network"); its per-message latency and achieved bandwidth are efficiency knobs with the priors below.
+- `ScaleOutSpec`: one NIC per GPU into a switched InfiniBand/RoCE fabric (docs/sources.md#scale-out-network);
+  its per-message latency and achieved bandwidth are efficiency knobs with the priors below.
 - `WorkerSpec`: one engine instance (TP x PP GPUs; EP and DP-attention reuse them), which may span nodes or
   an NVL72 domain (DEP16, DEP32) and may carry EPLB redundant expert slots.
 - `AggregatedSpec`: replicas of one worker, prefill and decode on the same GPUs (TEP8 x 4, DEP16 x 1).
 - `DisaggregatedSpec`: x prefill workers + y decode workers (1P4D, 7P1D-DEP16); GPUs = prefill GPUs +
-  decode GPUs (reference/methodology.md).
+  decode GPUs (docs/sources.md#benchmark-methodology).
 
 Pass `context={"model": ModelSpec, "hardware": HardwareSpec, "max_gpus": int}` to model_validate to get the
 named errors: a deployment larger than `max_gpus`, EP not dividing routed + redundant experts, a scale-up
@@ -160,7 +160,7 @@ class DisaggregatedSpec(Frozen):
 
     @property
     def gpus(self) -> int:
-        """reference/methodology.md: disaggregated GPUs = prefill GPUs + decode GPUs."""
+        """docs/sources.md#benchmark-methodology: disaggregated GPUs = prefill GPUs + decode GPUs."""
         return self.prefill_gpus + self.decode_gpus
 
     @property

@@ -1,6 +1,6 @@
 """Comparison: predict the Off and MTP curves, take each side's frontier, read both at matched interactivity.
 
-Mirrors how the benchmark pages are made (reference/methodology.md): Pareto front per side, Steffen spline
+Mirrors how the benchmark pages are made (docs/sources.md#benchmark-methodology): Pareto front per side, Steffen spline
 through it, targets at 25/50/75 % of the range both sides cover unless given; cost = rate / throughput.
 """
 

@@ -1,6 +1,6 @@
 """The benchmark's closed loop at concurrency C: admission, decode steps, prefill of arriving requests, TTFT.
 
-Definitions follow reference/methodology.md: interactivity = 1 / TPOT (TTFT excluded); throughput per GPU
+Definitions follow docs/sources.md#benchmark-methodology: interactivity = 1 / TPOT (TTFT excluded); throughput per GPU
 = (input + output tokens) / s / GPUs, by Little's law over a request's lifetime. Two loops: aggregated
 (`closed_loop_tokens`: prefill shares the decode GPUs) and disaggregated (`disaggregated_loop_tokens`: a
 prefill pool feeds a decode pool over the NICs). Both take tensors, so the torch model, the calibration and
@@ -122,7 +122,7 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     )
 
 
-# Disaggregated serving (reference/serving-model.md, "Disaggregated serving removes the stall from decode GPUs
+# Disaggregated serving (docs/sources.md#serving-model-priors, "Disaggregated serving removes the stall from decode GPUs
 # but adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT").
 THROTTLE_BISECTION_STEPS = 16  # log-bisection of the throttled decode batch over [1, B]: B^(1/65536) apart
 

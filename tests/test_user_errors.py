@@ -151,7 +151,7 @@ def test_plan_rate_overrides_in_cli_form() -> None:
 def test_sweep_with_no_feasible_point_is_a_named_error(tmp_path: Path) -> None:
     # a concurrency beyond memory now queues (admission), so "nothing feasible" is a model that never fits
     r = specsim("task=sweep", f"hydra.run.dir={tmp_path}", "sweep.hardware=[h100]", "sweep.model=[kimi_k2_5]",
-                "sweep.precision=[bf16]", "sweep.backend=torch", "sweep.concurrency=[1,8]")
+                "sweep.precision=[bf16]", "sweep.backend=torch", "sweep.concurrency=[1,8]", "max_gpus=8")
     assert r.returncode == 2 and "sweep: no feasible point" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(SpecError, match="sweep: no feasible point"):  # k = 10 only: above every max draft length
         run_task(tmp_path, "task=sweep", "sweep.hardware=[b200]", "sweep.backend=torch", "sweep.draft_tokens=[10]",

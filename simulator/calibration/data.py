@@ -134,7 +134,7 @@ def sweep_observations(path: Path) -> list[PointObs]:
         sc = scenario_for("glm5", r.hardware, r.precision, int(r.isl), int(r.osl))
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         mtp = r.spec == "mtp"
-        k = 3 if mtp else 0  # SGLang GLM-5: 3 steps, top-k 1 (reference/methodology.md)
+        k = 3 if mtp else 0  # SGLang GLM-5: 3 steps, top-k 1 (docs/sources.md#benchmark-methodology)
         if not sc.memory(dep, mtp, k).feasible:
             continue  # not even one request fits: nothing to fit knobs on (beyond that the engine queues)
         label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"

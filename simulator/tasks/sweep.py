@@ -20,7 +20,7 @@ from simulator.catalog import SpecError, list_keys
 from simulator.evaluate import candidate_cases
 from simulator.report_html import sweep_report
 from simulator.runconfig import RunConfig
-from simulator.search import OPEN_MAX_CONCURRENCY, candidates, open_concurrencies
+from simulator.search import OPEN_MAX_CONCURRENCY, candidates, open_concurrencies, side_reason
 from simulator.specs.vocabulary import side_of
 
 FRONTIER_COLUMNS = ["model", "hardware", "precision", "workload", "side", "interactivity", "tput_per_gpu",
@@ -67,7 +67,7 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], lis
     """Every (model, GPU, precision, workload) x open deployment within `max_gpus` (search.candidates, with
     their engine limits), without and with the draft module; the combinations skipped (why) and notes on
     what the MTP side leaves out."""
-    pairs, skipped, notes = [], [], []
+    pairs, skipped, notes, unfit = [], [], [], []
     for model in s["model"]:
         for hw in s["hardware"]:
             for precision in s["precision"]:
@@ -78,8 +78,14 @@ def build_cases(cfg: RunConfig, s: dict[str, Any]) -> tuple[list, list[str], lis
                         skipped.append(f"{model}/{hw}/{precision}/{wl}: {str(e).splitlines()[-1].strip()}")
                         continue
                     notes += [n for n in draft_notes(sc, s["draft_tokens"]) if n not in notes]
-                    for side in ("off", "mtp"):
-                        pairs += [(sc, c) for c in candidates(sc, side, "open", "", "", "", cfg.max_gpus)[0]]
+                    found = [(sc, c) for side in ("off", "mtp")
+                             for c in candidates(sc, side, "open", "", "", "", cfg.max_gpus)[0]]
+                    pairs += found
+                    if not found:
+                        unfit.append(f"{model}/{hw}/{precision}/{wl}: {side_reason(sc, 'off', cfg.max_gpus)}")
+    if not pairs and unfit:
+        raise SpecError("sweep: no feasible point: no deployment fits within max_gpus="
+                        f"{cfg.max_gpus}:\n  " + "\n  ".join(unfit))
     if not pairs:
         raise SpecError("sweep: no valid (model, GPU, precision, workload) combination:\n  " + "\n  ".join(skipped))
     return candidate_cases(pairs)[0], skipped, notes

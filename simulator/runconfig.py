@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from simulator.catalog import (
     SpecError,
     calibrated_knobs,
+    list_keys,
     load_calibration,
     model_from_dict,
     read_yaml,
@@ -40,6 +41,11 @@ def _as_list(v: Any) -> Any:
     return [v] if isinstance(v, (int, float, str)) else v
 
 
+def _empty_is_default(v: Any) -> Any:
+    """`interactivity=[]` (or `min_interactivity=[]`) means the default targets, as null does."""
+    return None if isinstance(v, (list, tuple)) and not v else _as_list(v)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,6 +59,14 @@ class PlanSettings(Settings):
     usd_per_gpu_hour: dict[str, PositiveFloat] | None = Field(default=None, description="{gpu: $/GPU-hour}")
     all_in_kw: dict[str, PositiveFloat] | None = Field(default=None, description="{gpu: all-in kW per GPU}")
     top: PositiveInt = Field(default=10, description="ranked rows printed per floor (plan.csv has all)")
+
+    @field_validator("gpus")
+    @classmethod
+    def _some_gpu(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError(f"an empty list selects no GPU: leave it out (null) for every catalog GPU, or name "
+                             f"some of {', '.join(list_keys('hardware'))}")
+        return v
 
 
 class SummarizeSettings(Settings):
@@ -97,12 +111,12 @@ class RunConfig(Settings):
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
         "8 = one node only"))
     interactivity: list[PositiveFloat] | None = Field(
-        default=None, description="targets in tok/s/user; null = 25/50/75 % of the range both sides cover")
+        default=None, description="targets in tok/s/user; null or [] = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")
     acceptance_multiplier: PositiveFloat = Field(
         default=1.0, description="multiplies the calibrated acceptance scale (1 = unchanged; bands follow it)")
     min_interactivity: list[PositiveFloat] | None = Field(
-        default=None, description="plan/advise floors in tok/s/user; null = [25, 50, 100]")
+        default=None, description="plan/advise floors in tok/s/user; null or [] = [25, 50, 100]")
     demand_tok_s: PositiveFloat = Field(default=1.0e6, description="plan: total (input + output) tokens/s")
     pages: list[str] | None = Field(default=None, description="validate: page files (null: the bundled ones)")
     cv: CvMode = "none"
@@ -122,7 +136,16 @@ class RunConfig(Settings):
     rate_tier: Tier = "hyperscaler"
     calibration: dict[str, Any] = Field(default_factory=dict)
 
-    _lists = field_validator("interactivity", "min_interactivity", "pages", mode="before")(_as_list)
+    _lists = field_validator("pages", mode="before")(_as_list)
+    _targets = field_validator("interactivity", "min_interactivity", mode="before")(_empty_is_default)
+
+    @field_validator("pages")
+    @classmethod
+    def _some_page(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list names no page: leave it out (null) for the bundled pages, or give "
+                             "page files ([path/a.txt,path/b.yaml])")
+        return v
 
     @property
     def key(self) -> CaseKey:

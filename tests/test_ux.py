@@ -1,0 +1,130 @@
+"""What a new user hits (issue 18): each item through the CLI as a user types it (a subprocess: exit code, the
+line printed, the file written), or through `cli.compose` and the task's `run` where a subprocess would be
+slow. Cheap cases only: one node (`max_gpus=8`), no validation table, uncalibrated priors where allowed."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CHEAP = ["max_gpus=8", "validate_after=false", "calibration=none"]
+
+
+def specsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "simulator", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_task(out: Path, *overrides: str) -> None:
+    """The task of `specsim OVERRIDES` run in this process (what `app` does, without Hydra's run dir)."""
+    cfg = cli.compose(list(overrides))
+    importlib.import_module(cli.TASKS[cfg.task]).run(cfg, out)
+
+
+def one_error_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The run's stderr, checked to be exactly one `specsim: error: ...` line, exit code 2, no traceback."""
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("specsim: error: "), r.stderr
+    return lines[0]
+
+
+# ---- 5. empty lists ------------------------------------------------------------------------------------------
+
+def test_empty_interactivity_means_the_default_targets(tmp_path: Path) -> None:
+    r = specsim("interactivity=[]", *CHEAP, f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "no interactivity range covered" not in r.stdout
+    rows = [line for line in r.stdout.splitlines() if line.strip()[:1].isdigit() and " | " in line]
+    assert len(rows) == 3, r.stdout  # 25/50/75 % of the range both sides cover
+    assert cli.compose(["min_interactivity=[]"]).min_interactivity is None  # plan's default floors
+
+
+@pytest.mark.parametrize("arg,key", [("plan.gpus=[]", "plan.gpus"), ("pages=[]", "pages")])
+def test_an_empty_selection_is_a_named_error(tmp_path: Path, arg: str, key: str) -> None:
+    line = one_error_line(specsim("task=plan" if key == "plan.gpus" else "task=validate", arg,
+                                  f"hydra.run.dir={tmp_path}"))
+    assert f"{key}: an empty list" in line
+    if key == "plan.gpus":
+        assert "h100, h200" in line  # the allowed values
+
+
+# ---- 6 and 7. a group given something that is not a name; a misspelt key ---------------------------------
+
+HARDWARE = "hardware: expected one of b200, b300, gb200, gb300, h100, h200, mi300x, mi325x, mi355x"
+
+
+@pytest.mark.parametrize("arg,expected", [
+    ("hardware=null", f"{HARDWARE}; got null"),
+    ("hardware=3", f"{HARDWARE}; got 3"),
+    ("hardware=inf", f"{HARDWARE}; got inf"),
+    ("hardware=h2000", f"{HARDWARE}; got 'h2000' (did you mean h200?)"),
+    ("model=[a,b]", "model: expected one of deepseek_r1, deepseek_v4_pro, glm5, "),
+    ("workload=nan", "workload: expected one of 1k1k, 1k8k, 8k1k; got nan"),
+    ("workload=1k1", "(did you mean 1k1k?)"),
+    ("modle=glm5", "unknown key 'modle' (did you mean model?); keys: task, precision,"),
+    ("plan.gpu=[b200]", "unknown key 'plan.gpu' (did you mean plan.gpus?)"),
+])
+def test_a_bad_group_value_or_key_is_one_named_line(tmp_path: Path, arg: str, expected: str) -> None:
+    line = one_error_line(specsim(arg, f"hydra.run.dir={tmp_path}"))
+    assert expected in line, line
+    assert "+modle" not in line and "Traceback" not in line
+
+
+def test_a_multirun_with_a_bad_option_fails_before_any_job(tmp_path: Path) -> None:
+    line = one_error_line(specsim("-m", "hardware=h200,b2000", f"hydra.sweep.dir={tmp_path / 'sweep'}"))
+    assert f"{HARDWARE}; got 'b2000' (did you mean b200?)" in line
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_valid_overrides_pass_the_check() -> None:
+    user_conf = ROOT / "examples" / "user_conf"
+    for argv in (["-m", "hardware=h200,b200", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                 ["plan.usd_per_gpu_hour={b200:2.5}", "rates.tier=neocloud", "+hardware.hbm_usable_gb=500"],
+                 ["--cfg", "job", "model=glm5", "serving.prefill_mode=chunked", "sweep.draft_tokens=[0,1]"],
+                 [f"hydra.searchpath=[file://{user_conf}]", "hardware=h200_2xbw", "rates=era_a_user"]):
+        assert cli.override_error(argv) is None, argv
+
+
+# ---- 9. calibration: the estimate first, progress per refit ------------------------------------------------
+
+def test_calibrate_prints_its_estimate_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture) -> None:
+    task = importlib.import_module("simulator.tasks.calibrate")
+    calls: list[str] = []
+
+    class Problem:
+        space = type("S", (), {"names": []})()
+        points, cases = [], []
+        pages = [type("O", (), {"page": p})() for p in ("a", "b", "b")]
+
+    def fake_cv(data_dir: Path, mode: str, pages: list) -> dict:
+        calls.append(capsys.readouterr().out)  # what was printed before the refits start
+        return {"mode": mode, "page_sigma_log": 0.1, "summary": {}}
+
+    monkeypatch.setattr(task, "data_dir_of", lambda d: tmp_path)
+    monkeypatch.setattr(task, "build_problem", lambda d, p=None: Problem())
+    monkeypatch.setattr(task, "fit", lambda p: None)
+    monkeypatch.setattr(task, "format_fit", lambda r: "fit")
+    monkeypatch.setattr(task, "run_cv", fake_cv)
+    monkeypatch.setattr(task.store, "to_yaml_dict", lambda name, r, s: {"calibration": {"name": name}})
+    run_task(tmp_path, "task=calibrate", "calibrate.name=pytest_scratch")
+    before = calls[0].splitlines()
+    assert before[0].startswith("calibrate: one fit, then 13 leave-one-page-out refits")  # the bundled pages
+    assert "min in all; calibrate.cross_validate=false skips the refits" in before[0]
+    assert any(line.startswith("calibrate: then 2 leave-one-page-out refits") for line in before)
+
+
+def test_cross_validation_reports_each_refit(capsys: pytest.CaptureFixture) -> None:
+    crossval = importlib.import_module("simulator.calibration.crossval")
+    folds = crossval.refit_each(["p1", "p2", "p3"], lambda g: g, "cv")  # stderr is no terminal under pytest
+    assert folds == ["p1", "p2", "p3"]
+    out = capsys.readouterr().out
+    assert "refit 1/3 done (held out p1)" in out and "refit 3/3 done (held out p3)" in out and "left" in out

@@ -77,7 +77,8 @@ class CalibrateSettings(Settings):
     name: str = Field(default="default", min_length=1, description="result calibration_<name>.yaml in the run dir")
     install: bool = Field(default=False, description="also install it as conf/calibration/<name>.yaml")
     data_dir: str | None = Field(default=None, description="folder with the measured CSVs (null: bundled)")
-    cross_validate: bool = Field(default=True, description="also run leave-one-page-out: the bands' model error")
+    cross_validate: bool = Field(default=True, description=(
+        "then refit once per page left out (the bands' model error): ~1 min per refit on 2 cores; false skips it"))
 
 
 class SweepSettings(Settings):
@@ -105,7 +106,8 @@ class RunConfig(Settings):
 
     task: TaskName = "compare"
     precision: Precision = "fp4"
-    search: SearchMode = Field(default="benchmark", description="benchmark: what the benchmark ran | open")
+    search: SearchMode = Field(default="benchmark", description=(
+        "benchmark: only the deployments the benchmark ran; open: every deployment that fits, MTP with k = 1..4"))
     max_gpus: PositiveInt = Field(default=DEFAULT_MAX_GPUS, le=4096, description=(
         "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
@@ -121,7 +123,9 @@ class RunConfig(Settings):
     pages: list[str] | None = Field(default=None, description="validate: page files (null: the bundled ones)")
     cv: CvMode = "none"
     validate_after: bool | Literal["auto"] = Field(
-        default="auto", description="compare ends with the validation table (auto: when the case has a page)")
+        default="auto", description=(
+        "compare ends with the validation table: auto: against this case's own page(s), when it has one; "
+        "true: every page"))
     serving: ServingSpec = ServingSpec()
     plan: PlanSettings = PlanSettings()
     summarize: SummarizeSettings = SummarizeSettings()

@@ -128,3 +128,20 @@ def test_cross_validation_reports_each_refit(capsys: pytest.CaptureFixture) -> N
     assert folds == ["p1", "p2", "p3"]
     out = capsys.readouterr().out
     assert "refit 1/3 done (held out p1)" in out and "refit 3/3 done (held out p3)" in out and "left" in out
+
+
+# ---- 8. compare validates only against its own page(s) ----------------------------------------------------
+
+def validation_rows(text: str) -> list[str]:
+    """The rows of the validation table in `text` (each starts with the page's file name)."""
+    return [line for line in text.splitlines() if line.split(" ", 1)[0].endswith((".txt", ".yaml"))
+            and " | " in line]
+
+
+def test_default_compare_validates_its_own_page_only_in_every_job(tmp_path: Path) -> None:
+    r = specsim("-m", "precision=fp4,fp8", "max_gpus=8", f"hydra.sweep.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    fp4, fp8 = r.stdout.split("#1 : ")  # Hydra's header of each job
+    rows = validation_rows(fp4)
+    assert len(rows) == 3 and {row.split()[0] for row in rows} == {"glm5_b200_fp4_1k1k.txt"}, fp4
+    assert "validation against the benchmark pages" not in fp8  # GLM-5 B200 FP8 1k/1k has no page

@@ -5,6 +5,7 @@ slow. Cheap cases only: one node (`max_gpus=8`), no validation table, uncalibrat
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator import cli
+from simulator.comparison import format_table, run_compare
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["max_gpus=8", "validate_after=false", "calibration=none"]
@@ -145,3 +147,46 @@ def test_default_compare_validates_its_own_page_only_in_every_job(tmp_path: Path
     rows = validation_rows(fp4)
     assert len(rows) == 3 and {row.split()[0] for row in rows} == {"glm5_b200_fp4_1k1k.txt"}, fp4
     assert "validation against the benchmark pages" not in fp8  # GLM-5 B200 FP8 1k/1k has no page
+
+
+# ---- 2 (table). TTFT of each side's reading; no concurrency nobody ran ----------------------------------------
+
+def test_compare_table_and_summary_carry_ttft(tmp_path: Path) -> None:
+    r = specsim("interactivity=[60,100]", *CHEAP, f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    head = next(line for line in r.stdout.splitlines() if line.startswith("tok/s/user"))
+    assert "TTFT s MTP" in head
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    for row in rows:
+        for side in ("mtp", "off"):
+            assert 0 < row[f"{side}_ttft_s"] < 10 and row[f"{side}_throttled_by_prefill"] is False
+    cell = f"{rows[0]['mtp_ttft_s']:.3f}"  # the printed TTFT is the summary's
+    assert cell in next(line for line in r.stdout.splitlines() if line.strip().startswith("60 |"))
+
+
+def test_a_read_between_two_deployments_prints_no_concurrency() -> None:
+    cfg = cli.compose(CHEAP)
+    result = run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, None, max_gpus=8)
+    switches = [(side, (x[i - 1] + x[i]) / 2) for side, s in result.sides.items()
+                for x, d in [(s.front["interactivity"].to_numpy(), s.front["deployment"].to_numpy())]
+                for i in range(1, len(d)) if d[i] != d[i - 1]]
+    assert switches, "the default case's fronts change deployment somewhere (tp4 -> tp8)"
+    side, target = switches[0]
+    result = run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, [target], max_gpus=8)
+    read = result.rows[0][side]
+    assert read["concurrency"] is None and len(set(read["interpolated_between"])) == 2
+    table = format_table(result)
+    row = next(line for line in table.splitlines() if line.strip().startswith(f"{target:.0f} |"))
+    conc = row.split(" | ")[-2].split()  # the conc MTP / Off cells
+    assert conc[0 if side == "mtp" else 1] == "-" and "conc -: the target lies between" in table
+    header = next(line for line in table.splitlines() if line.startswith("tok/s/user"))
+    assert len(row) == len(header)  # the dash keeps the columns aligned
+
+
+# ---- 10. smaller things --------------------------------------------------------------------------------------
+
+def test_an_unreachable_target_prints_the_reach_line_only(tmp_path: Path) -> None:
+    r = specsim("interactivity=[1e9]", *CHEAP, f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "not reached at 1e+09 tok/s/user: reachable MTP" in r.stdout and ", Off " in r.stdout
+    assert "tok/s/user |" not in r.stdout and "    - " not in r.stdout  # no header, no row of dashes

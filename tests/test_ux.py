@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from simulator import cli
@@ -190,3 +191,39 @@ def test_an_unreachable_target_prints_the_reach_line_only(tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert "not reached at 1e+09 tok/s/user: reachable MTP" in r.stdout and ", Off " in r.stdout
     assert "tok/s/user |" not in r.stdout and "    - " not in r.stdout  # no header, no row of dashes
+
+
+def test_summarize_prints_consistent_digits_and_integer_counts(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    run_task(sweep / "0", *CHEAP, "interactivity=[60,100]")
+    (sweep / "1").mkdir()
+    (sweep / "1" / "error.txt").write_text("invalid config: precision: Input should be 'fp4', 'fp8' or 'bf16'\n")
+    r = specsim("task=summarize", f"summarize.dir={sweep}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("job "))
+    table = [line.split() for line in lines[head + 1:head + 3]]
+    columns = lines[head].split()
+    k = [row[columns.index("mtp_draft_tokens")] for row in table]
+    assert k == ["3", "3"], lines[head:head + 3]  # not 3.0, though job 1 has none
+    cost = [row[columns.index("mtp_cost_per_mtok")] for row in table]
+    assert all(len(c.replace(".", "").lstrip("0")) == 3 for c in cost), cost  # three significant digits each
+    csv = (sweep / "summary.csv").read_text().splitlines()
+    written = pd.read_csv(sweep / "summary.csv")
+    assert not written.isna().all().any()  # no column without a value
+    assert ",3,tp" in csv[1] and ",3.0," not in csv[1]
+
+
+def test_advise_names_its_model_and_workload(tmp_path: Path) -> None:
+    r = specsim("task=advise", "plan.gpus=[b200]", "plan.precisions=[fp8]", "min_interactivity=[50]", *CHEAP,
+                f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "draft-length advice for glm5, workload 1k1k (k that maximises" in r.stdout
+    assert (tmp_path / "advice.csv").is_file()
+
+
+def test_mtp_hurts_ranges_drop_slivers_and_merge_near_gaps() -> None:
+    advise = importlib.import_module("simulator.tasks.advise")
+    assert advise.coarsen([(0.0, 10.0), (52.7, 52.8), (60.0, 70.0), (70.5, 80.0)]) == [(0.0, 10.0), (60.0, 80.0)]
+    assert advise.format_ranges(advise.coarsen([(52.7, 52.8)])) == "none"

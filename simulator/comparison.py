@@ -222,7 +222,8 @@ def format_table(result: CompareResult) -> str:
         if s.reason:
             lines.append(f"  infeasible ({s.side}): {s.reason}")
     if not result.feasible:
-        lines.append("  nothing feasible: no deployment of this model fits on this GPU at this precision")
+        lines.append("  nothing feasible: no deployment within the GPU budget (max_gpus) fits this model on this GPU "
+                     "at this precision")
         return "\n".join(lines)
     if not result.rows:
         lines.append("  no interactivity range covered by both sides" + _reach(result))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +229,40 @@ def test_mtp_hurts_ranges_drop_slivers_and_merge_near_gaps() -> None:
     advise = importlib.import_module("simulator.tasks.advise")
     assert advise.coarsen([(0.0, 10.0), (52.7, 52.8), (60.0, 70.0), (70.5, 80.0)]) == [(0.0, 10.0), (60.0, 80.0)]
     assert advise.format_ranges(advise.coarsen([(52.7, 52.8)])) == "none"
+
+
+# ---- 4. the README's commands that say their exit code do what it says --------------------------------------
+
+def readme_commands(readme: Path = ROOT / "README.md") -> list[tuple[str, int, str]]:
+    """(command, exit code, the rest of its comment) of each `specsim ...` line in the README's ```bash blocks
+    whose comment says `exit N` (the cheap ones: each runs in seconds)."""
+    found, in_bash = [], False
+    for line in readme.read_text().splitlines():
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        match = re.match(r"(specsim .*?)\s+#(.*\bexit (\d)\b.*)$", line) if in_bash else None
+        if match:
+            found.append((match.group(1), int(match.group(3)), match.group(2)))
+    return found
+
+
+def test_readme_marks_its_cheap_commands() -> None:
+    commands = {cmd: code for cmd, code, _ in readme_commands()}
+    assert commands.get("specsim model=kimi_k2_5 hardware=h100 precision=bf16 max_gpus=8") == 3
+    assert commands.get("specsim modle=glm5") == 2 and commands.get("specsim --help") == 0
+
+
+@pytest.mark.parametrize("command,code,comment", readme_commands())
+def test_readme_command_exits_as_it_says(tmp_path: Path, command: str, code: int, comment: str) -> None:
+    args = shlex.split(command)[1:]
+    r = specsim(*args, *([] if "--help" in args else [f"hydra.run.dir={tmp_path}"]))
+    assert r.returncode == code, (command, r.stdout[-2000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    if code == 3:  # it says why, and writes each side's row with the reason
+        assert "weights need 257.1 GB per GPU" in r.stdout and "nothing feasible" in r.stdout
+        curves = pd.read_csv(tmp_path / "curves.csv")
+        assert set(curves["side"]) == {"mtp", "off"} and not curves["feasible"].any()
+    if code == 2:  # the line the comment promises, as far as it quotes it
+        promised = comment.split("exit 2: ", 1)[1].split("...")[0].strip()
+        assert one_error_line(r).startswith(f"specsim: error: {promised}"), (promised, r.stderr)

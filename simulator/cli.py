@@ -40,6 +40,7 @@ from simulator.runconfig import (
     RunConfig,
     run_config,
 )
+from simulator.specs import HardwareSpec, ModelSpec, WorkloadSpec
 
 # task name -> module with `run(cfg: RunConfig, out: Path) -> None`
 TASKS: dict[str, str] = {
@@ -303,10 +304,20 @@ def _group_error(o: Override, overrides: list[Override]) -> str | None:
     return None
 
 
+# the fields a group file's spec has (`hardware.hbm_bandwidth_tb_s=9.6` overrides one of the selected file)
+GROUP_SPECS: dict[str, tuple[str, ...]] = {
+    "hardware": tuple(HardwareSpec.model_fields), "workload": tuple(WorkloadSpec.model_fields),
+    "model": (*ModelSpec.model_fields, "acceptance")}
+
+
 def _key_error(o: Override) -> str | None:
     key = o.key_or_group
     keys = plain_keys()
     parts = key.split(".")
+    if parts[0] in GROUP_SPECS and len(parts) > 1 and parts[1] not in GROUP_SPECS[parts[0]]:
+        fields = GROUP_SPECS[parts[0]]
+        return (f"unknown key '{key}': {parts[0]} has no field '{parts[1]}'"
+                f"{_suggest(parts[1], list(fields))}; fields: {', '.join(fields)}")
     if parts[0] in GROUPS or any(".".join(parts[:i]) in keys for i in range(1, len(parts) + 1)):
         return None  # a plain key, one inside a dict-valued key, or a field of a group file (Hydra checks it)
     tops = list(dict.fromkeys(k.split(".")[0] + (".*" if "." in k else "") for k in keys))

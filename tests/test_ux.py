@@ -76,6 +76,7 @@ HARDWARE = "hardware: expected one of b200, b300, gb200, gb300, h100, h200, mi30
     ("workload=1k1", "(did you mean 1k1k?)"),
     ("modle=glm5", "unknown key 'modle' (did you mean model?); keys: task, precision,"),
     ("plan.gpu=[b200]", "unknown key 'plan.gpu' (did you mean plan.gpus?)"),
+    ("hardware.hbm_bandwith_tb_s=9", "hardware has no field 'hbm_bandwith_tb_s' (did you mean hbm_bandwidth_tb_s?)"),
 ])
 def test_a_bad_group_value_or_key_is_one_named_line(tmp_path: Path, arg: str, expected: str) -> None:
     line = one_error_line(specsim(arg, f"hydra.run.dir={tmp_path}"))

@@ -107,7 +107,7 @@ class RunConfig(Settings):
     task: TaskName = "compare"
     precision: Precision = "fp4"
     search: SearchMode = Field(default="benchmark", description=(
-        "benchmark: only the deployments the benchmark ran; open: every deployment that fits, MTP with k = 1..4"))
+        "benchmark: only what the benchmark ran; open: every deployment that fits, MTP with k = 1..4"))
     max_gpus: PositiveInt = Field(default=DEFAULT_MAX_GPUS, le=4096, description=(
         "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "

@@ -59,6 +59,8 @@ def validated(cls: type, data: dict[str, Any], what: str, **kw: Any) -> Any:
         return cls.model_validate(data, **kw)
     except ValidationError as e:
         lines = [_error_line(err) for err in e.errors()]
+        if len(lines) == 1:  # one bad field: one line
+            raise SpecError(f"invalid {what}: {lines[0].strip()}") from None
         raise SpecError(f"invalid {what}:\n" + "\n".join(lines)) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import importlib
 import sys
 import traceback
@@ -19,6 +20,9 @@ from typing import Any
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType, ValueType
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +40,7 @@ from simulator.runconfig import (
     RunConfig,
     run_config,
 )
+from simulator.specs import HardwareSpec, ModelSpec, WorkloadSpec
 
 # task name -> module with `run(cfg: RunConfig, out: Path) -> None`
 TASKS: dict[str, str] = {
@@ -222,8 +227,132 @@ def renamed_key_error(argv: list[str]) -> str | None:
     return None
 
 
+def plain_keys(model: type[BaseModel] = RunConfig, prefix: str = "", skip: tuple[str, ...] = GROUP_FIELDS
+               ) -> list[str]:
+    """Every plain key of the command line (nested settings flattened: `plan.gpus`), in RunConfig's order."""
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys += plain_keys(ann, f"{prefix}{name}.", ())
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+# flags of Hydra's own whose value is the next argument (it is no override)
+FLAGS_WITH_VALUE = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg",
+                    "-p", "--package", "-i", "--info", "--experimental-rerun")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _overrides(argv: list[str]) -> tuple[list[str], bool]:
+    """The override arguments of `argv` (Hydra's flags and their values left out), and whether a flag names
+    another config dir (-cd / -cp: the groups' options are then unknown here)."""
+    args, other_conf, skip_next = [], False, False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg.startswith("-"):
+            flag = arg.split("=", 1)[0]
+            other_conf |= flag in ("-cp", "--config-path", "-cd", "--config-dir")
+            skip_next = arg in FLAGS_WITH_VALUE
+            continue
+        args.append(arg)
+    return args, other_conf
+
+
+def group_options(group: str, overrides: list[Override]) -> list[str] | None:
+    """The names `group=` accepts: conf/GROUP/*.yaml plus the files of each hydra.searchpath dir (None when
+    a search path is not a plain directory: the options are then Hydra's to judge)."""
+    names = list_keys(group)
+    for o in overrides:
+        if o.key_or_group != "hydra.searchpath":
+            continue
+        paths = o.value()
+        for path in paths if isinstance(paths, list) else [paths]:
+            if not (isinstance(path, str) and path.startswith("file://")):
+                return None
+            names += list_keys(group, Path(path.removeprefix("file://")))
+    return sorted(set(names))
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, (bool, float)) else repr(value) \
+        if isinstance(value, str) else str(value)
+
+
+def _group_error(o: Override, overrides: list[Override]) -> str | None:
+    group = o.key_or_group
+    options = group_options(group, overrides)
+    if options is None or o.value_type in (ValueType.GLOB_CHOICE_SWEEP, ValueType.INTERVAL_SWEEP):
+        return None
+    values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+    for v in values:
+        if isinstance(v, str) and (v in options or "${" in v):
+            continue
+        got = _shown(v) if not isinstance(v, str) else f"'{v}'"
+        hint = _suggest(v, options) if isinstance(v, str) else ""
+        return f"{group}: expected one of {', '.join(options)}; got {got}{hint}"
+    return None
+
+
+# the fields a group file's spec has (`hardware.hbm_bandwidth_tb_s=9.6` overrides one of the selected file)
+GROUP_SPECS: dict[str, tuple[str, ...]] = {
+    "hardware": tuple(HardwareSpec.model_fields), "workload": tuple(WorkloadSpec.model_fields),
+    "model": (*ModelSpec.model_fields, "acceptance")}
+
+
+def _key_error(o: Override) -> str | None:
+    key = o.key_or_group
+    keys = plain_keys()
+    parts = key.split(".")
+    if parts[0] in GROUP_SPECS and len(parts) > 1 and parts[1] not in GROUP_SPECS[parts[0]]:
+        fields = GROUP_SPECS[parts[0]]
+        return (f"unknown key '{key}': {parts[0]} has no field '{parts[1]}'"
+                f"{_suggest(parts[1], list(fields))}; fields: {', '.join(fields)}")
+    if parts[0] in GROUPS or any(".".join(parts[:i]) in keys for i in range(1, len(parts) + 1)):
+        return None  # a plain key, one inside a dict-valued key, or a field of a group file (Hydra checks it)
+    tops = list(dict.fromkeys(k.split(".")[0] + (".*" if "." in k else "") for k in keys))
+    return (f"unknown key '{key}'{_suggest(key, keys + list(SELECTABLE_GROUPS))}; keys: {', '.join(tops)}; "
+            f"groups: {', '.join(SELECTABLE_GROUPS)} (specsim --help lists each with its values)")
+
+
+def override_error(argv: list[str]) -> str | None:
+    """The one-line message for an override Hydra would answer with its own multi-line text or a traceback:
+    a group given something that is not one of its names (`hardware=null`, `model=[a,b]`, `model=gpt5`), an
+    unknown key (`modle=glm5`), a malformed override. None when every override is fine (Hydra goes on)."""
+    args, other_conf = _overrides(argv)
+    parser, overrides = OverridesParser.create(), []
+    for arg in args:
+        try:
+            overrides += parser.parse_overrides([arg])
+        except HydraException as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            return f"specsim: error: cannot read the override {arg!r} (key=value, lists as [a,b]): {first}"
+    for o in overrides:
+        if o.is_hydra_override() or o.package is not None or o.type == OverrideType.DEL:
+            continue
+        if o.key_or_group in SELECTABLE_GROUPS:
+            message = None if other_conf else _group_error(o, overrides)
+        elif o.type == OverrideType.CHANGE:  # +key / ++key add on purpose: pydantic names an unknown one
+            message = _key_error(o)
+        else:
+            message = None
+        if message:
+            return f"specsim: error: {message}"
+    return None
+
+
 def main() -> None:
-    message = renamed_key_error(sys.argv[1:])
+    message = renamed_key_error(sys.argv[1:]) or override_error(sys.argv[1:])
     if message:
         print(message, file=sys.stderr)
         sys.exit(EXIT_ERROR)

@@ -101,14 +101,24 @@ def read_front(front: pd.DataFrame, targets: list[float], rate_usd_h: float, kw:
             out.append(None)
             continue
         nearest = front.iloc[int(np.argmin(np.abs(x - t)))]
+        # between two front points of different deployments the spline's concurrency is one nobody ran: None
+        j = int(np.searchsorted(x, t))
+        across = [str(front["deployment"].iloc[j - 1]), str(front["deployment"].iloc[j])] \
+            if 0 < j < len(x) and x[j - 1] < t < x[j] and front["deployment"].iloc[j - 1] != front["deployment"].iloc[j] \
+            else None
+        ttft_ms = float(nearest["ttft_ms"]) if "ttft_ms" in front and pd.notna(nearest["ttft_ms"]) else None
         out.append({
             "tput_per_gpu": tput,
             "cost_per_mtok": float(cost_per_mtok(tput, rate_usd_h)),
             "tok_s_per_mw": float(tok_s_per_mw(tput, kw)),
-            "concurrency": int(reading.extra["concurrency"][i]),
+            "concurrency": None if across else int(reading.extra["concurrency"][i]),
             "draft_tokens": int(nearest["draft_tokens"]),
             "deployment": str(nearest["deployment"]),
             "clamped": bool(reading.clamped[i]),
+            "interpolated_between": across,  # the two deployments the read lies between (None: one only)
+            "ttft_s": None if ttft_ms is None else ttft_ms / 1e3,  # of the nearest front point
+            "throttled_by_prefill": bool(nearest["throttled_by_prefill"])
+            if "throttled_by_prefill" in front and pd.notna(nearest["throttled_by_prefill"]) else None,
         })
     return out
 
@@ -192,36 +202,34 @@ def format_table(result: CompareResult) -> str:
         if s.reason:
             lines.append(f"  infeasible ({s.side}): {s.reason}")
     if not result.feasible:
-        lines.append("  nothing feasible: no deployment of this model fits on this GPU at this precision")
+        lines.append("  nothing feasible: no deployment within the GPU budget (max_gpus) fits this model on this GPU "
+                     "at this precision")
         return "\n".join(lines)
     if not result.rows:
         lines.append("  no interactivity range covered by both sides" + _reach(result))
         return "\n".join(lines)
-    head = f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} {'ratio':>6} |" \
-           f" {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | {'conc MTP':>8} {'Off':>5} | {'k':>2}"
-    lines += [head, "-" * len(head)]
-    for r in result.rows:
-        m, o = r["mtp"], r["off"]
-        def f(d: dict[str, Any] | None, key: str, fmt: str) -> str:
-            return format(d[key], fmt) if d else "-"
-        ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
-        def band(d: dict[str, Any] | None) -> str:
-            return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"
-        lines.append(
-            f"{r['interactivity']:>10.0f} | {f(m, 'tput_per_gpu', '13.1f')} {band(m):>11} {f(o, 'tput_per_gpu', '8.1f')} "
-            f"{band(o):>11} {ratio:>6} | {f(m, 'cost_per_mtok', '8.3f')} {f(o, 'cost_per_mtok', '7.3f')} | "
-            f"{f(m, 'tok_s_per_mw', '12.0f')} {f(o, 'tok_s_per_mw', '9.0f')} | "
-            f"{f(m, 'concurrency', '8d')} {f(o, 'concurrency', '5d')} | {f(m, 'draft_tokens', '2d')}")
+    read = [r for r in result.rows if r["mtp"] or r["off"]]  # a target neither side reaches: the reach line
+    if read:
+        head = (f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} "
+                f"{'ratio':>6} | {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | "
+                f"{'TTFT s MTP':>10} {'Off':>6} | {'conc MTP':>8} {'Off':>5} | {'k':>2}")
+        lines += [head, "-" * len(head)]
+        lines += [_table_row(r) for r in read]
     missed = [r["interactivity"] for r in result.rows if not (r["mtp"] and r["off"])]
     if missed:
         lines.append(f"  not reached at {', '.join(f'{t:g}' for t in missed)} tok/s/user:" + _reach(result))
+    if any(r[s] and r[s].get("interpolated_between") for r in read for s in SIDES):
+        lines.append("  conc -: the target lies between two front points of different deployments (no single "
+                     "concurrency ran there)")
+    if any(r[s] and r[s].get("throttled_by_prefill") for r in read for s in SIDES):
+        lines.append("  TTFT *: the nearest front point is throttled by prefill (requests queue for the prefill pool)")
     lines += [f"  {line}" for line in best_k_notes(result)]
     return "\n".join(lines)
 
 
 def _reach(result: CompareResult) -> str:
     """' reachable: MTP 12.0-180.3, Off 10.1-120.4 tok/s/user' (the range each side's frontier covers)."""
-    spans = [f"{s.side.upper()} {r[0]:.1f}-{r[1]:.1f}" for s in result.sides.values()
+    spans = [f"{ {'mtp': 'MTP', 'off': 'Off'}[s.side]} {r[0]:.1f}-{r[1]:.1f}" for s in result.sides.values()
              if (r := s.interactivity_range)]
     return " reachable " + ", ".join(spans) + " tok/s/user" if spans else ""
 
@@ -240,9 +248,36 @@ def best_k_notes(result: CompareResult) -> list[str]:
     return notes
 
 
+def _cell(d: dict[str, Any] | None, key: str, fmt: str) -> str:
+    """`d[key]` formatted, or "-" right-aligned to the same width when absent (no side, no value)."""
+    width = int("".join(c for c in fmt.split(".")[0] if c.isdigit()) or 0)
+    value = d.get(key) if d else None
+    return format(value, fmt) if value is not None else "-".rjust(width)
+
+
+def _table_row(r: dict[str, Any]) -> str:
+    m, o = r["mtp"], r["off"]
+    ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
+
+    def band(d: dict[str, Any] | None) -> str:
+        return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"
+
+    def ttft(d: dict[str, Any] | None, width: int) -> str:
+        if not d or d.get("ttft_s") is None:
+            return "-".rjust(width)
+        return f"{d['ttft_s']:.3f}{'*' if d.get('throttled_by_prefill') else ''}".rjust(width)
+
+    return (f"{r['interactivity']:>10.0f} | {_cell(m, 'tput_per_gpu', '13.1f')} {band(m):>11} "
+            f"{_cell(o, 'tput_per_gpu', '8.1f')} {band(o):>11} {ratio:>6} | {_cell(m, 'cost_per_mtok', '8.3f')} "
+            f"{_cell(o, 'cost_per_mtok', '7.3f')} | {_cell(m, 'tok_s_per_mw', '12.0f')} "
+            f"{_cell(o, 'tok_s_per_mw', '9.0f')} | {ttft(m, 10)} {ttft(o, 6)} | {_cell(m, 'concurrency', '8d')} "
+            f"{_cell(o, 'concurrency', '5d')} | {_cell(m, 'draft_tokens', '2d')}")
+
+
 # ---- summary.json: the table as flat rows, for task=summarize ---------------------------------------------
 
-FIGURES = ("tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency", "draft_tokens", "deployment")
+FIGURES = ("tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency", "draft_tokens", "deployment", "ttft_s",
+           "throttled_by_prefill")
 SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "mtp_tput_per_gpu",
          "off_tput_per_gpu", "mtp_gain", "mtp_cost_per_mtok", "off_cost_per_mtok", "mtp_draft_tokens"]
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from simulator.catalog import (
     SpecError,
     calibrated_knobs,
+    list_keys,
     load_calibration,
     model_from_dict,
     read_yaml,
@@ -40,6 +41,11 @@ def _as_list(v: Any) -> Any:
     return [v] if isinstance(v, (int, float, str)) else v
 
 
+def _empty_is_default(v: Any) -> Any:
+    """`interactivity=[]` (or `min_interactivity=[]`) means the default targets, as null does."""
+    return None if isinstance(v, (list, tuple)) and not v else _as_list(v)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,6 +60,14 @@ class PlanSettings(Settings):
     all_in_kw: dict[str, PositiveFloat] | None = Field(default=None, description="{gpu: all-in kW per GPU}")
     top: PositiveInt = Field(default=10, description="ranked rows printed per floor (plan.csv has all)")
 
+    @field_validator("gpus")
+    @classmethod
+    def _some_gpu(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError(f"an empty list selects no GPU: leave it out (null) for every catalog GPU, or name "
+                             f"some of {', '.join(list_keys('hardware'))}")
+        return v
+
 
 class SummarizeSettings(Settings):
     dir: str | None = Field(default=None, description="task=summarize: the multirun sweep dir to collect")
@@ -63,7 +77,8 @@ class CalibrateSettings(Settings):
     name: str = Field(default="default", min_length=1, description="result calibration_<name>.yaml in the run dir")
     install: bool = Field(default=False, description="also install it as conf/calibration/<name>.yaml")
     data_dir: str | None = Field(default=None, description="folder with the measured CSVs (null: bundled)")
-    cross_validate: bool = Field(default=True, description="also run leave-one-page-out: the bands' model error")
+    cross_validate: bool = Field(default=True, description=(
+        "then refit once per page left out (the bands' model error): ~1 min per refit on 2 cores; false skips it"))
 
 
 class SweepSettings(Settings):
@@ -91,23 +106,26 @@ class RunConfig(Settings):
 
     task: TaskName = "compare"
     precision: Precision = "fp4"
-    search: SearchMode = Field(default="benchmark", description="benchmark: what the benchmark ran | open")
+    search: SearchMode = Field(default="benchmark", description=(
+        "benchmark: only what the benchmark ran; open: every deployment that fits, MTP with k = 1..4"))
     max_gpus: PositiveInt = Field(default=DEFAULT_MAX_GPUS, le=4096, description=(
         "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
         "8 = one node only"))
     interactivity: list[PositiveFloat] | None = Field(
-        default=None, description="targets in tok/s/user; null = 25/50/75 % of the range both sides cover")
+        default=None, description="targets in tok/s/user; null or [] = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")
     acceptance_multiplier: PositiveFloat = Field(
         default=1.0, description="multiplies the calibrated acceptance scale (1 = unchanged; bands follow it)")
     min_interactivity: list[PositiveFloat] | None = Field(
-        default=None, description="plan/advise floors in tok/s/user; null = [25, 50, 100]")
+        default=None, description="plan/advise floors in tok/s/user; null or [] = [25, 50, 100]")
     demand_tok_s: PositiveFloat = Field(default=1.0e6, description="plan: total (input + output) tokens/s")
     pages: list[str] | None = Field(default=None, description="validate: page files (null: the bundled ones)")
     cv: CvMode = "none"
     validate_after: bool | Literal["auto"] = Field(
-        default="auto", description="compare ends with the validation table (auto: when the case has a page)")
+        default="auto", description=(
+        "compare ends with the validation table: auto: against this case's own page(s), when it has one; "
+        "true: every page"))
     serving: ServingSpec = ServingSpec()
     plan: PlanSettings = PlanSettings()
     summarize: SummarizeSettings = SummarizeSettings()
@@ -122,7 +140,16 @@ class RunConfig(Settings):
     rate_tier: Tier = "hyperscaler"
     calibration: dict[str, Any] = Field(default_factory=dict)
 
-    _lists = field_validator("interactivity", "min_interactivity", "pages", mode="before")(_as_list)
+    _lists = field_validator("pages", mode="before")(_as_list)
+    _targets = field_validator("interactivity", "min_interactivity", mode="before")(_empty_is_default)
+
+    @field_validator("pages")
+    @classmethod
+    def _some_page(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list names no page: leave it out (null) for the bundled pages, or give "
+                             "page files ([path/a.txt,path/b.yaml])")
+        return v
 
     @property
     def key(self) -> CaseKey:

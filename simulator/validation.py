@@ -128,13 +128,19 @@ def load_pages(cfg: RunConfig) -> list[Page]:
     return [load_page_file(p) for p in cfg.pages] if cfg.pages else modelled_pages()
 
 
+def own_pages(cfg: RunConfig) -> list[Page]:
+    """The pages (the run's `pages=`, else the bundled ones) that measured exactly this run's case."""
+    return [p for p in load_pages(cfg) if CaseKey(p.model, p.hardware, p.precision, p.workload) == cfg.key]
+
+
 def has_own_page(cfg: RunConfig) -> bool:
     """Whether a page (the run's `pages=`, else the bundled ones) measured exactly this run's case."""
-    return any(CaseKey(p.model, p.hardware, p.precision, p.workload) == cfg.key for p in load_pages(cfg))
+    return bool(own_pages(cfg))
 
 
-def validate_all(cfg: RunConfig) -> tuple[list[PageValidation], dict[str, Any]]:
-    vals = [validate_page(p, cfg) for p in load_pages(cfg)]
+def validate_all(cfg: RunConfig, pages: list[Page] | None = None) -> tuple[list[PageValidation], dict[str, Any]]:
+    """Every page of `pages` (default: the run's `pages=`, else the bundled ones) predicted and compared."""
+    vals = [validate_page(p, cfg) for p in (load_pages(cfg) if pages is None else pages)]
     return vals, summary(vals)
 
 

@@ -53,7 +53,7 @@ def test_open_search_reports_best_k_and_infeasible_points(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["model=gpt5"], "Available options in 'model'"),
+    (["model=gpt5"], "model: expected one of deepseek_r1"),
     (["hardware=h200", "precision=fp4"], "FP4 tensor cores"),
     (["search=everything"], "search: Input should be 'benchmark' or 'open'"),
     (["task=nope"], "task: Input should be 'compare', 'validate'"),

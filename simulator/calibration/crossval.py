@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,20 @@ def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def refit_each(groups: list[str], refit: Callable[[str], Fold], desc: str) -> list[Fold]:
+    """`refit` per held-out group with progress: a tqdm bar (ETA) on a terminal, else a line per refit."""
+    folds: list[Fold] = []
+    bar = tqdm(groups, desc=desc, unit="refit", disable=None)  # None: no bar when stderr is not a terminal
+    start = time.perf_counter()
+    for i, g in enumerate(bar, 1):
+        folds.append(refit(g))
+        if bar.disable:
+            elapsed = time.perf_counter() - start
+            print(f"  refit {i}/{len(groups)} done (held out {g}): {elapsed:.0f} s so far, "
+                  f"~{elapsed / i * (len(groups) - i):.0f} s left", flush=True)
+    return folds
+
+
 def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[str, Any]:
     """Refit per held-out group (`mode`: leave_one_page_out | leave_one_hardware_out); print and return it."""
     if mode not in MODES:
@@ -115,7 +130,7 @@ def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[s
 
         def held(o: Any, g: str) -> bool:
             return _hardware(o) == g
-    folds = [_fold(data_dir, pages, g, held) for g in tqdm(groups, desc=f"cv {mode}", unit="fold")]
+    folds = refit_each(groups, lambda g: _fold(data_dir, pages, g, held), f"cv {mode}")
     out: dict[str, Any] = {"mode": mode, "folds": []}
     lines = [f"cross-validation ({mode}): held-out |predicted/measured - 1|"]
     for f in folds:

@@ -58,8 +58,26 @@ def hurt_mask(curves: dict[int, np.ndarray]) -> np.ndarray:
     return np.isfinite(off) & ~(best >= off)
 
 
+# what the frontiers resolve: neighbouring points (one concurrency step apart, or two k at nearly the same
+# interactivity) differ by a few % in interactivity, so a range, or a gap between two ranges, narrower than
+# this share of its interactivity is no finding (a 52.7-52.8 sliver)
+RESOLUTION = 0.02
+
+
+def coarsen(ranges: list[tuple[float, float]], resolution: float = RESOLUTION) -> list[tuple[float, float]]:
+    """`ranges` with gaps narrower than `resolution` x interactivity closed, then slivers that narrow dropped."""
+    merged: list[tuple[float, float]] = []
+    for lo, hi in ranges:
+        if merged and lo - merged[-1][1] < resolution * lo:
+            merged[-1] = (merged[-1][0], hi)
+        else:
+            merged.append((lo, hi))
+    return [(lo, hi) for lo, hi in merged if hi - lo >= resolution * hi]
+
+
 def hurt_ranges(points: pd.DataFrame) -> list[tuple[float, float]]:
-    """Interactivity intervals (lo, hi] where MTP hurts, for one GPU x precision (lo = 0: from the start)."""
+    """Interactivity intervals (lo, hi] where MTP hurts, for one GPU x precision (lo = 0: from the start),
+    coarsened to what the frontiers resolve (`coarsen`)."""
     pts = with_k(points)
     xs = np.unique(pts["interactivity"].to_numpy(float))
     hurt = hurt_mask(by_k(pts, xs))
@@ -70,7 +88,7 @@ def hurt_ranges(points: pd.DataFrame) -> list[tuple[float, float]]:
             ranges[-1] = (ranges[-1][0], float(xs[i]))
         else:
             ranges.append((lo, float(xs[i])))
-    return ranges
+    return coarsen(ranges)
 
 
 def format_ranges(ranges: list[tuple[float, float]]) -> str:
@@ -106,11 +124,13 @@ def advice_table(points: pd.DataFrame, floors: list[float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def format_advice(table: pd.DataFrame) -> str:
+def format_advice(table: pd.DataFrame, subject: str = "") -> str:
+    """The advice table; `subject` names what it advises on ("glm5, workload 1k1k")."""
+    about = f" for {subject}" if subject else ""
     if table.empty:
-        return "draft-length advice: no feasible points"
+        return f"draft-length advice{about}: no feasible points"
     head = f"{'GPU':<10} {'prec':<4} {'floor':>6} {'best k':>6} {'MTP/Off':>8}  {'verdict':<20} MTP hurts at (tok/s/user)"
-    lines = ["draft-length advice (k that maximises tok/s/GPU at each floor):", head, "-" * len(head)]
+    lines = [f"draft-length advice{about} (k that maximises tok/s/GPU at each floor):", head, "-" * len(head)]
     for r in table.itertuples(index=False):
         k = "-" if r.best_k is None or pd.isna(r.best_k) else str(int(r.best_k))
         gain = f"{r.mtp_gain:.2f}x" if np.isfinite(r.mtp_gain) else "-"
@@ -178,12 +198,18 @@ def draft_note(cfg: RunConfig) -> str:
     return ""
 
 
-def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str = "") -> pd.DataFrame:
+def subject_of(cfg: RunConfig) -> str:
+    """What plan and advise advise on: 'glm5, workload 1k1k'."""
+    return f"{cfg.model.name}, workload {cfg.workload.name}"
+
+
+def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str = "", subject: str = ""
+                 ) -> pd.DataFrame:
     table = advice_table(points, floors)
     print()
     if note:
         print(f"note: {note}")
-    print(format_advice(table))
+    print(format_advice(table, subject))
     table.to_csv(out / "advice.csv", index=False)
     plot_advice(points, floors, str(out / "advice.png"))
     print(f"wrote {out / 'advice.csv'} and {out / 'advice.png'}")
@@ -194,4 +220,4 @@ def run(cfg: RunConfig, out: Path) -> None:
     """The `advise` task: draft-length advice alone (same GPUs, precisions and floors as `plan`)."""
     floors = floors_of(cfg)
     points, _ = collect_options(cfg)
-    write_advice(points, floors, out, draft_note(cfg))
+    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from simulator.calibration import store
@@ -27,15 +28,41 @@ def format_fit(result: FitResult) -> str:
     return "\n".join(lines)
 
 
+# one build + fit of the full problem on this project's 2-core CPU (about 1 min; each cross-validation refit
+# builds and fits a problem of nearly the same size): the estimate printed before anything runs
+FIT_SECONDS_2_CORES = 60.0
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def estimate_line(refits: int, cross_validate: bool, fit_s: float = FIT_SECONDS_2_CORES, measured: bool = False
+                  ) -> str:
+    """What calibrate will run and roughly how long: one fit, then (cross_validate) one refit per page."""
+    each = f"the fit took {minutes(fit_s)}" if measured else f"a fit takes ~{minutes(fit_s)} on 2 CPU cores"
+    if not cross_validate:
+        return f"calibrate: one fit ({each}); cross-validation skipped (calibrate.cross_validate=false)"
+    return (f"calibrate: {'then ' if measured else 'one fit, then '}{refits} leave-one-page-out refits for the "
+            f"bands' model error ({each}): ~{minutes(fit_s * (refits + (not measured)))} "
+            f"{'left' if measured else 'in all'}; calibrate.cross_validate=false skips the refits")
+
+
 def run(cfg: RunConfig, out: Path) -> None:
     data_dir = data_dir_of(cfg.calibrate.data_dir)  # fail fast: data and pages checked before the fit
     pages = load_pages(cfg)
     name = cfg.calibrate.name
+    print(estimate_line(len(pages), cfg.calibrate.cross_validate), flush=True)
+    start = time.perf_counter()
     problem = build_problem(data_dir, pages)
     print(f"fitting {len(problem.space.names)} parameters to {len(problem.points) + len(problem.pages)} "
-          f"observations ({len(problem.cases)} deployments)...")
+          f"observations ({len(problem.cases)} deployments)...", flush=True)
     result = fit(problem)
+    fit_s = time.perf_counter() - start
     print(format_fit(result))
+    if cfg.calibrate.cross_validate:
+        refits = len({o.page for o in problem.pages})
+        print(estimate_line(refits, True, fit_s, measured=True), flush=True)
     data = store.to_yaml_dict(name, result, {
         "silicon": f"{SILICON} (aiconfigurator silicon sample, Apache-2.0): single-node TPOT",
         "sweeps": f"{SWEEPS} (InferenceX blog tables): GLM-5 8k/1k MTP on/off",

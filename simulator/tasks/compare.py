@@ -20,7 +20,7 @@ from simulator.pages import bundled_pages
 from simulator.report_html import compare_report, page_points
 from simulator.runconfig import NothingFeasible, RunConfig, write_report
 from simulator.specs.vocabulary import SIDES
-from simulator.validation import format_validation, has_own_page, validate_all
+from simulator.validation import format_validation, own_pages, validate_all
 
 COLORS = {"mtp": "tab:blue", "off": "tab:orange"}
 K_MARKERS = "os^Dvp*hX"  # one marker per draft length on the MTP frontier
@@ -96,9 +96,10 @@ def run(cfg: RunConfig, out: Path) -> None:
     plot_compare(result, str(out / "curves.png"))
     print(f"wrote {out / 'curves.csv'} and {out / 'curves.png'}")
     write_report(cfg, result.report())
-    if cfg.validate_after is True or (cfg.validate_after == "auto" and has_own_page(cfg)):
+    own = own_pages(cfg) if cfg.validate_after == "auto" else []
+    if cfg.validate_after is True or own:  # auto: this case's own page(s) only; true: every page
         print()
-        print(format_validation(*validate_all(cfg)))
+        print(format_validation(*validate_all(cfg, own or None)))
     if not result.feasible:
         raise NothingFeasible(f"nothing feasible for {cfg.key.model} on {cfg.key.hardware} {cfg.key.precision}")
     key = result.key._asdict()  # the interactive report (report.html)

@@ -14,7 +14,7 @@ import pandas as pd
 from simulator.planning import collect_options, floors_of, merge_identical_precisions, rank_options
 from simulator.report_html import plan_report
 from simulator.runconfig import RunConfig
-from simulator.tasks.advise import draft_note, write_advice
+from simulator.tasks.advise import draft_note, subject_of, write_advice
 from simulator.tasks.plan_plot import plot_plan
 
 
@@ -83,5 +83,5 @@ def run(cfg: RunConfig, out: Path) -> None:
     table.to_parquet(out / "plan.parquet", index=False)
     plot_plan(points, options, table, str(out / "plan.png"), title)
     print(f"wrote {out / 'plan.csv'}, {out / 'plan.parquet'} and {out / 'plan.png'}")
-    write_advice(points, floors, out, draft_note(cfg))
+    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg))
     print(f"report: {plan_report(out, points, options, table, title, cfg.plan.top)}")

@@ -132,10 +132,32 @@ def collect(root: Path, targets: list[float] | None = None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+INTEGER_COLUMNS = tuple(f"{side}_{c}" for side in SIDES for c in ("concurrency", "draft_tokens", "gpus"))
+
+
+def tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as printed and written: columns with no value at all (NaN or "") dropped, counts (concurrency,
+    draft tokens) as integers with a blank for a job without them (pandas Int64), not 3.0."""
+    table = table.loc[:, table.replace("", np.nan).notna().any()]
+    ints = {c: "Int64" for c in INTEGER_COLUMNS if c in table}
+    return table.astype({c: "float64" for c in ints}).round({c: 0 for c in ints}).astype(ints)
+
+
+def cell(v: Any) -> str:
+    """One printed value: floats with three significant digits the same way in every column (0.140, 5.90,
+    68.0, 3,866), integers as integers, '-' for no value."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:#.3g}"
+    return str(v)
+
+
 def format_summary(table: pd.DataFrame) -> str:
     extra = ("mtp_max_interactivity", "off_max_interactivity", "result", "error")
+    table = tidy(table)
     cols = [c for c in SHOWN if c in table] + [c for c in extra if c in table]
-    return table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1 else f"{v:,.1f}")
+    return table[cols].astype(object).map(cell).to_string(index=False)
 
 
 def run(cfg: RunConfig, out: Path) -> None:
@@ -152,7 +174,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     print(f"targets (tok/s/user): {shown}: {how}")
     print(format_summary(table))
     for dest in {out, root}:
-        table.to_csv(dest / "summary.csv", index=False)
+        tidy(table).to_csv(dest / "summary.csv", index=False)
         print(f"wrote {dest / 'summary.csv'}")
     curves = {j: pd.read_csv(root / j / "curves.csv") for j in table["job"].unique() if (root / j / "curves.csv").is_file()}
     print(f"report: {summarize_report(out, table, curves)}")

@@ -9,7 +9,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from simulator.specs import AcceptanceSpec, EfficiencyKnobs, HardwareSpec, ModelSpec, WorkloadSpec
+from simulator.specs import (
+    AcceptanceSpec,
+    Calibration,
+    EfficiencyKnobs,
+    HardwareSpec,
+    ModelSpec,
+    WorkloadSpec,
+)
 from simulator.specs.vocabulary import GENERATION_FAMILY
 
 SOURCE_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -84,13 +91,13 @@ def load_workload(key: str) -> WorkloadSpec:
     return validated(WorkloadSpec, read_yaml("workload", key), f"workload '{key}'")
 
 
-def load_calibration(ref: str | dict[str, Any] | None, conf_dir: Path = CONF_DIR) -> dict[str, Any]:
+def load_calibration(ref: str | dict[str, Any] | None, conf_dir: Path = CONF_DIR) -> Calibration:
     """Fitted knobs per hardware and acceptance scales per model: a file's name in conf/calibration, or
-    its content as Hydra composed it (the `calibration` group); {} for None."""
+    its content as Hydra composed it (the `calibration` group); no calibration for None."""
     if not ref:
-        return {}
+        return Calibration()
     data = read_yaml("calibration", ref, conf_dir) if isinstance(ref, str) else ref
-    return data.get("calibration", data)
+    return validated(Calibration, data.get("calibration", data), "calibration")
 
 
 def family_members(family: str, conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
@@ -99,10 +106,9 @@ def family_members(family: str, conf_dir: Path = CONF_DIR) -> tuple[str, ...]:
                  if GENERATION_FAMILY.get(str(read_yaml("hardware", k, conf_dir).get("generation"))) == family)
 
 
-def calibrated_knobs(hw: HardwareSpec, calibration: dict[str, Any]) -> EfficiencyKnobs:
+def calibrated_knobs(hw: HardwareSpec, calibration: Calibration) -> EfficiencyKnobs:
     """The calibration's knobs for `hw`: by name, else (a user's GPU) those of its generation's family."""
-    fitted = (calibration.get("hardware") or {}).get(hw.name) or (calibration.get("families") or {}).get(
-        GENERATION_FAMILY.get(hw.generation, ""))
+    fitted = calibration.knobs_for(hw.name, GENERATION_FAMILY.get(hw.generation))
     if not fitted:
         return hw.efficiency
     values = {k: v for k, v in fitted.items() if k in EfficiencyKnobs.model_fields}

@@ -1,7 +1,7 @@
 """The Hydra CLI: `specsim task=compare ...` (also `python -m simulator`). The only module that imports Hydra.
 
 Hydra composes conf/config.yaml (the groups) over a structured schema derived from `RunConfig`'s fields, so
-every plain key and its default has one home (simulator/tasks/config.py). The composed config is validated
+every plain key and its default has one home (simulator/runconfig.py). The composed config is validated
 into a `RunConfig` and handed to the task, which never sees Hydra.
 """
 

@@ -21,6 +21,7 @@ from simulator.evaluate import Curve, evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
 from simulator.scenario import Scenario
 from simulator.search import Candidate, SearchMode, candidates, side_reason
+from simulator.specs import Calibration
 from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import SIDES, CaseKey, Side
 
@@ -178,7 +179,7 @@ def _points_reason(frame: pd.DataFrame) -> str:
     return str(frame["infeasible_reason"].mode().iloc[0]) or "no feasible point"
 
 
-def add_bands(result: CompareResult, sc: Scenario, calibration: dict[str, Any],
+def add_bands(result: CompareResult, sc: Scenario, calibration: Calibration,
               acceptance_multiplier: float = 1.0) -> None:
     """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
     cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}

@@ -29,11 +29,23 @@ __all__ = [
 ]
 
 
+# Points whose interactivity and throughput agree to this relative tolerance are one point: a plateau, where
+# a concurrency beyond what the engine admits only queues and its figures equal the admitted batch's up to
+# float rounding. The lowest index stands for them (candidates list concurrencies in ascending order: the
+# smallest concurrency, the shortest queue, the lowest TTFT).
+TIE_RTOL = 1e-9
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= TIE_RTOL * max(abs(a), abs(b))
+
+
 def pareto_front(interactivity: np.ndarray, throughput: np.ndarray) -> np.ndarray:
     """Indices of the points no other point beats (or equals) on both interactivity and throughput.
 
-    Non-finite points are ignored. Among exact duplicates the lowest index is kept. The result is
-    sorted by interactivity ascending; throughput falls strictly along it.
+    Non-finite points are ignored. Points equal to within `TIE_RTOL` on both axes count as one, and the
+    lowest index of them is kept. The result is sorted by interactivity ascending; throughput falls
+    strictly along it.
     """
     x = np.asarray(interactivity, dtype=float).ravel()
     y = np.asarray(throughput, dtype=float).ravel()
@@ -45,7 +57,10 @@ def pareto_front(interactivity: np.ndarray, throughput: np.ndarray) -> np.ndarra
     kept: list[int] = []
     best = -math.inf
     for i in order:
-        if y[i] > best:
+        if kept and _close(x[i], x[kept[-1]]) and _close(y[i], y[kept[-1]]):
+            kept[-1] = min(kept[-1], int(i))  # the same point: the lowest index stands for it
+            continue
+        if y[i] > best and not (kept and _close(y[i], best)):
             kept.append(int(i))
             best = float(y[i])
     return np.asarray(kept[::-1], dtype=np.intp)

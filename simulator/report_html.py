@@ -23,6 +23,7 @@ from plotly.colors import qualitative
 from simulator.comparison import front_of
 from simulator.economics import cost_per_mtok, tok_s_per_mw
 from simulator.pages import Page
+from simulator.specs.vocabulary import SIDES
 
 __all__ = [
     "REPORT_NAME",
@@ -38,7 +39,6 @@ __all__ = [
 REPORT_NAME = "report.html"
 MAX_TRACE_POINTS = 300  # per trace: a frontier thinned evenly beyond this
 POINT_BUDGET = 40_000  # points in one chart at most (~200 B each with hover data): a sweep's report < 20 MB
-SIDES = ("mtp", "off")
 SIDE_LABEL = {"mtp": "MTP", "off": "Off"}
 SIDE_COLOR = {"mtp": "#1f77b4", "off": "#ff7f0e"}
 SIDE_DASH = {"mtp": "solid", "off": "dash"}

@@ -26,7 +26,7 @@ from simulator.catalog import (
 from simulator.economics import RateTable, Tier
 from simulator.scenario import Scenario
 from simulator.search import SearchMode
-from simulator.specs import AcceptanceSpec, HardwareSpec, ModelSpec, ServingSpec, WorkloadSpec
+from simulator.specs import AcceptanceSpec, Calibration, HardwareSpec, ModelSpec, ServingSpec, WorkloadSpec
 from simulator.specs.topology import DEFAULT_MAX_GPUS
 from simulator.specs.vocabulary import PRECISIONS, CaseKey, Precision
 
@@ -138,7 +138,7 @@ class RunConfig(Settings):
     workload: WorkloadSpec
     rates: RateTable
     rate_tier: Tier = "hyperscaler"
-    calibration: dict[str, Any] = Field(default_factory=dict)
+    calibration: Calibration = Calibration()
 
     _lists = field_validator("pages", mode="before")(_as_list)
     _targets = field_validator("interactivity", "min_interactivity", mode="before")(_empty_is_default)
@@ -159,8 +159,7 @@ class RunConfig(Settings):
     def acceptance_scale_used(self) -> float | None:
         """The acceptance scale of this run: the calibration's for the model (else its transfer value for a
         model without MTP data, else the model file's own) times `acceptance_multiplier`."""
-        fitted = self.calibration.get("acceptance_scale") or {}
-        base = fitted.get(self.model.name, self.calibration.get("acceptance_scale_transfer"))
+        base = self.calibration.acceptance_scale_for(self.model.name)
         if base is None:
             base = self.acceptance.scale if self.acceptance is not None else None
         return None if base is None else base * self.acceptance_multiplier

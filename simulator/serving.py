@@ -16,6 +16,7 @@ import torch
 from simulator.knobs import KnobTensors
 from simulator.specs import EngineLimits, ServingSpec, WorkloadSpec
 from simulator.speculative import INF, StepTables, StepTerms, decode_step_terms, prefill_time_s
+from simulator.step_cost import CEIL_SLACK
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
 # Disaggregated serving (docs/sources.md#serving-model-priors, "Disaggregated serving removes the stall from decode GPUs
 # but adds prefill GPUs to the denominator of throughput per GPU and a KV transfer to TTFT").
 THROTTLE_BISECTION_STEPS = 16  # log-bisection of the throttled decode batch over [1, B]: B^(1/65536) apart
+MAX_BISECTION_BATCH = 2.0**30  # the bisection's upper end where nothing else bounds a worker's batch
 
 
 @dataclass(frozen=True)
@@ -197,27 +199,37 @@ def disaggregated_loop_tokens(decode: StepTables, prefill: StepTables, knobs: Kn
     def step_terms(batch: torch.Tensor) -> StepTerms:
         return decode_step_terms(decode, knobs, batch, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens)
 
-    per_worker = torch.ceil(c / y - 1e-9)
+    per_worker = torch.ceil(c / y - CEIL_SLACK)
     b = running_batch(per_worker, k, lim)
     terms = step_terms(b)
     tpot = terms.total_s / al
     ttft_idle = pool.one_request_s + kv_s + terms.total_s / 2.0
     served = ttft_idle + o_tok * tpot
-    queue = (per_worker / b - 1.0) * served  # beyond what a decode worker admits, requests wait (Little)
-    demand = c / (queue + served)
+    demand = c / ((per_worker / b) * served)  # beyond what a decode worker admits, requests wait (Little)
     throttled = demand > pool.requests_per_s
-    # throttled: the decode batch per worker that the prefill rate sustains, B = (P / y) O TPOT(B) in [1, b]
+    # throttled: the decode batch per worker that the prefill rate sustains, B = (P / y) O TPOT(B), found by
+    # log-bisection over [1, the most a worker admits]: a range that does not depend on C, so every C that the
+    # prefill pool throttles lands on the same batch (a plateau, read at its smallest C)
     per_worker_rate = pool.requests_per_s / y
-    lo, hi = torch.ones_like(b), b.clone()
+    upper = torch.clamp(running_batch(torch.full_like(b, INF), k, lim), max=MAX_BISECTION_BATCH)
+    lo, hi = torch.ones_like(b), upper + 0.0 * b
     for _ in range(THROTTLE_BISECTION_STEPS):
         mid = torch.sqrt(lo * hi)
         over = mid > per_worker_rate * o_tok * step_terms(mid).total_s / al
         hi, lo = torch.where(over, mid, hi), torch.where(over, lo, mid)
-    b_thr = torch.where(throttled, hi, b)
+    b_thr = torch.where(throttled, torch.minimum(hi, b), b)
     terms = step_terms(b_thr)
     tpot = terms.total_s / al
-    ttft_free = ttft_idle + demand / pool.requests_per_s * pool.batch_s / 2.0 + queue
-    rate = torch.where(throttled, pool.requests_per_s, c / (ttft_free + o_tok * tpot))
+    # a free-running pool: each admitted request also waits, on average, half a prefill pass per unit of the
+    # pool's load; requests beyond what a worker admits wait whole lifetimes of those (Little), so past the
+    # admission limit throughput stays at y B / lifetime (a plateau) and only TTFT grows
+    prefill_wait = demand / pool.requests_per_s * pool.batch_s / 2.0
+    queue = (per_worker / b - 1.0) * (served + prefill_wait)
+    ttft_free = ttft_idle + prefill_wait + queue
+    # past admission the rate is y B per lifetime, written so that every queued C gives the same figure
+    free = torch.where(per_worker > b, (c / per_worker) * b / (served + prefill_wait),
+                       c / (ttft_free + o_tok * tpot))
+    rate = torch.where(throttled, pool.requests_per_s, free)
     # throttled: a request's lifetime is C / rate, of which O x TPOT decoding; the rest waits for prefill
     ttft = torch.where(throttled, torch.maximum(c / rate - o_tok * tpot, ttft_idle), ttft_free)
     gpus_t = torch.as_tensor(gpus, dtype=f64)

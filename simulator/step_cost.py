@@ -43,12 +43,17 @@ class PassCost:
         return self.gpu_s + self.eager_s
 
 
+# ceil(n / DP) of whole numbers carried in float64 (e.g. C / y of a cluster's split) may land a hair above the
+# integer it should be; this slack, far below one request, keeps an exact multiple at n / DP
+CEIL_SLACK = 1e-9
+
+
 def busiest_rank_share(requests: torch.Tensor, attention_dp: torch.Tensor) -> torch.Tensor:
     """Share of a pass's requests on its busiest DP-attention rank: ceil(n / DP) of n requests (a count DP
     does not divide runs its busiest rank one request fuller, the benchmark's c = 180 on DEP32), the whole
     pass below one request. 1 / DP when DP divides n."""
     n = torch.clamp(torch.as_tensor(requests, dtype=torch.float64), min=1.0)
-    return torch.clamp(torch.ceil(n / attention_dp - 1e-9) / n, max=1.0)
+    return torch.clamp(torch.ceil(n / attention_dp - CEIL_SLACK) / n, max=1.0)
 
 
 def link_knobs(t: PassTable, knobs: KnobTensors) -> tuple[torch.Tensor, torch.Tensor]:

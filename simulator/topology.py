@@ -9,7 +9,7 @@ as DeepEP's low-latency kernels do) and gets the expert outputs back (BF16). The
 - over the NIC when it is in another domain ((EP - G) / EP), G = the worker's GPUs per scale-up domain.
 The two paths run at once; a phase (dispatch or combine) costs its latency floor plus the slower path.
 
-`worker_tables` folds that cost into the pass tables the single-node step model reads (`lowering.PassTable`:
+`worker_model` (`_fold`) folds that cost into the pass tables the single-node step model reads (`lowering.PassTable`:
 comm bytes per token, link bytes/s, collectives), so `speculative.decode_step_time_s`, `prefill_time_s` and
 `serving.closed_loop_tokens` price a wide-EP worker without a copy of their arithmetic. A worker whose
 collectives cross the NICs runs them with the scale-out knobs (message latency, achieved NIC fraction).
@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from simulator.knobs import KnobTensors
 from simulator.lowering import BYTES_PER_VALUE, MemoryFootprint, PassTable, memory_footprint, weight_dtype
 from simulator.memory import MemoryCheck, check_memory
 from simulator.operators import OpDef, draft_ops, target_ops
@@ -38,65 +37,10 @@ DISPATCH_BYTES_PER_VALUE = 1.0 + 4.0 / 128.0
 COMBINE_BYTES_PER_VALUE = 2.0
 
 
-@dataclass(frozen=True)
-class AllToAllCost:
-    """One MoE layer's dispatch + combine on the busiest rank, and over `moe_layers` layers (`total_s`).
-
-    Bytes are what one rank sends per layer (both phases); seconds per layer unless named total.
-    """
-
-    over: str  # "scale_up" or "scale_out": the widest fabric the EP group spans
-    scale_up_bytes: float
-    scale_out_bytes: float
-    bandwidth_s: float  # per layer, both phases: the slower path of each
-    latency_s: float  # per layer, both phases
-    moe_layers: int
-
-    @property
-    def layer_s(self) -> float:
-        return self.bandwidth_s + self.latency_s
-
-    @property
-    def total_s(self) -> float:
-        return self.moe_layers * self.layer_s
-
-
 def pair_fractions(ep: int, group_gpus: int) -> tuple[float, float]:
     """(scale-up, scale-out) shares of a rank's (token, expert) pairs under uniform routing over EP ranks."""
     g = min(group_gpus, ep)
     return (g - 1) / ep, (ep - g) / ep
-
-
-def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, ep: int, group_gpus: int,
-                  hw: HardwareSpec, knobs: KnobTensors, moe_layers: int) -> AllToAllCost:
-    """Dispatch + combine of `tokens_per_rank` tokens per EP rank, `experts_per_token` routed experts each.
-
-    Scale-up path: the GPU's scale-up bandwidth x `link_bandwidth_fraction`, latency `collective_latency_us`
-    per phase. Scale-out path: the NIC line rate x `scale_out_bandwidth_fraction`, latency
-    `scale_out_latency_us` per phase (priors from DeepEP, specs/topology.py). A group inside one domain never
-    touches the NIC.
-    """
-    up_frac, out_frac = pair_fractions(ep, group_gpus)
-    so = hw.scale_out
-    if out_frac > 0 and so is None:
-        raise ValueError(f"{hw.name} has no scale_out spec: an EP group of {ep} spans more than its "
-                         f"{group_gpus}-GPU scale-up group")
-    up_bw = hw.link_bandwidth_gb_s(group_gpus) * 1e9 * float(knobs.link_bandwidth_fraction)
-    pairs = tokens_per_rank * experts_per_token
-    bw_s = lat_s = up_bytes = out_bytes = 0.0
-    for per_value in (DISPATCH_BYTES_PER_VALUE, COMBINE_BYTES_PER_VALUE):
-        phase = pairs * hidden * per_value
-        up, out = phase * up_frac, phase * out_frac
-        up_bytes, out_bytes = up_bytes + up, out_bytes + out
-        if out_frac > 0:
-            assert so is not None
-            bw_s += max(up / up_bw, out / (so.bytes_per_s * float(knobs.scale_out_bandwidth_fraction)))
-            lat_s += float(knobs.scale_out_latency_us) * 1e-6
-        else:
-            bw_s += up / up_bw
-            lat_s += float(knobs.collective_latency_us) * 1e-6 if ep > 1 else 0.0
-    return AllToAllCost("scale_out" if out_frac > 0 else "scale_up", up_bytes, out_bytes, bw_s, lat_s,
-                        moe_layers)
 
 
 def eplb_residual(redundant_experts: int, ep: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -12,16 +13,19 @@ from conftest import point, scenario
 from simulator.acceptance import al_table
 from simulator.batched import Case, lower_cases
 from simulator.evaluate import evaluate
+from simulator.knobs import KnobTensors
 from simulator.search import Candidate, benchmark_candidates, open_cluster_shapes
 from simulator.serving import StepLimits, disaggregated_loop_tokens
-from simulator.specs import EngineLimits
+from simulator.specs import EngineLimits, HardwareSpec
 from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
-    alltoall_cost,
+    COMBINE_BYTES_PER_VALUE,
+    DISPATCH_BYTES_PER_VALUE,
     eplb_residual,
     kv_transfer,
     kv_transfer_bytes_per_request,
+    pair_fractions,
     redundant_expert_bytes,
     worker_memory,
     worker_model,
@@ -36,6 +40,64 @@ DEP4 = WorkerSpec(tp=4, ep=4, dp_attention=True)
 
 def r1(hardware: str, workload: str = "1k1k", precision: str = "fp4"):
     return scenario("deepseek_r1", hardware, precision, workload)
+
+
+# ---- the all-to-all by hand: each phase's two paths priced apart (the reference the folded tables must meet)
+
+@dataclass(frozen=True)
+class AllToAllCost:
+    """One MoE layer's dispatch + combine on the busiest rank, and over `moe_layers` layers (`total_s`).
+
+    Bytes are what one rank sends per layer (both phases); seconds per layer unless named total.
+    """
+
+    over: str  # "scale_up" or "scale_out": the widest fabric the EP group spans
+    scale_up_bytes: float
+    scale_out_bytes: float
+    bandwidth_s: float  # per layer, both phases: the slower path of each
+    latency_s: float  # per layer, both phases
+    moe_layers: int
+
+    @property
+    def layer_s(self) -> float:
+        return self.bandwidth_s + self.latency_s
+
+    @property
+    def total_s(self) -> float:
+        return self.moe_layers * self.layer_s
+
+
+def alltoall_cost(tokens_per_rank: float, hidden: int, experts_per_token: int, ep: int, group_gpus: int,
+                  hw: HardwareSpec, knobs: KnobTensors, moe_layers: int) -> AllToAllCost:
+    """Dispatch + combine of `tokens_per_rank` tokens per EP rank, `experts_per_token` routed experts each.
+
+    Scale-up path: the GPU's scale-up bandwidth x `link_bandwidth_fraction`, latency `collective_latency_us`
+    per phase. Scale-out path: the NIC line rate x `scale_out_bandwidth_fraction`, latency
+    `scale_out_latency_us` per phase (priors from DeepEP, specs/topology.py). A group inside one domain never
+    touches the NIC.
+    """
+    up_frac, out_frac = pair_fractions(ep, group_gpus)
+    so = hw.scale_out
+    if out_frac > 0 and so is None:
+        raise ValueError(f"{hw.name} has no scale_out spec: an EP group of {ep} spans more than its "
+                         f"{group_gpus}-GPU scale-up group")
+    up_bw = hw.link_bandwidth_gb_s(group_gpus) * 1e9 * float(knobs.link_bandwidth_fraction)
+    pairs = tokens_per_rank * experts_per_token
+    bw_s = lat_s = up_bytes = out_bytes = 0.0
+    for per_value in (DISPATCH_BYTES_PER_VALUE, COMBINE_BYTES_PER_VALUE):
+        phase = pairs * hidden * per_value
+        up, out = phase * up_frac, phase * out_frac
+        up_bytes, out_bytes = up_bytes + up, out_bytes + out
+        if out_frac > 0:
+            assert so is not None
+            bw_s += max(up / up_bw, out / (so.bytes_per_s * float(knobs.scale_out_bandwidth_fraction)))
+            lat_s += float(knobs.scale_out_latency_us) * 1e-6
+        else:
+            bw_s += up / up_bw
+            lat_s += float(knobs.collective_latency_us) * 1e-6 if ep > 1 else 0.0
+    return AllToAllCost("scale_out" if out_frac > 0 else "scale_up", up_bytes, out_bytes, bw_s, lat_s,
+                        moe_layers)
+
 
 
 def test_alltoall_dep16_on_gb200_nvl72_by_hand() -> None:

@@ -65,3 +65,33 @@ def test_open_search_limits_reach_every_task(side: str) -> None:
     assert any(c.deployment.gpus > 8 for c in cases)
     assert all(c.limits.cuda_graph_max_batch is not None and c.limits.max_running_requests is not None
                for c in cases)
+
+
+def test_a_plateau_is_read_at_its_smallest_concurrency() -> None:
+    """Past what the decode workers admit, more clients only queue: throughput and interactivity stay exactly
+    where they are (only TTFT grows), and the front keeps the smallest concurrency of the plateau."""
+    from simulator.comparison import front_of
+    from simulator.evaluate import evaluate
+    from simulator.search import Candidate
+    from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
+
+    sc = compose(["model=deepseek_r1", "hardware=gb200", "workload=8k1k"]).scenario()
+    spec = DisaggregatedSpec(prefill=WorkerSpec(tp=4, ep=4, dp_attention=True), prefill_workers=11,
+                             decode=WorkerSpec(tp=8, ep=8), decode_workers=1)
+    conc = (256, 512, 1024, 2048, 4096, 8192)
+    frame = evaluate(sc, [Candidate("off", spec, conc, (0,))]).frame()
+    queued = frame[frame["running_batch"] < frame["concurrency"]]
+    assert len(queued) >= 3
+    assert queued["tput_per_gpu"].nunique() == 1 and queued["interactivity"].nunique() == 1
+    assert queued["ttft_ms"].is_monotonic_increasing
+    front = front_of(frame)
+    on_plateau = front[front["tput_per_gpu"] == queued["tput_per_gpu"].iloc[0]]
+    assert on_plateau["concurrency"].tolist() == [int(queued["concurrency"].min())]
+
+
+def test_pareto_front_merges_points_equal_to_rounding_and_keeps_the_first() -> None:
+    from simulator.frontier import TIE_RTOL, pareto_front
+
+    x = np.array([10.0, 10.0 * (1 + TIE_RTOL / 4), 5.0, 20.0])
+    y = np.array([100.0 * (1 + TIE_RTOL / 4), 100.0, 200.0, 50.0])  # 0 and 1 are one point
+    assert pareto_front(x, y).tolist() == [2, 0, 3]

@@ -97,3 +97,22 @@ def test_candidates_carry_valid_speculative_settings() -> None:
         Candidate("off", dep, (4,), (3,))
     with pytest.raises(ValidationError, match="draft_tokens must be >= 1"):
         Candidate("mtp", dep, (4,), (0,))
+
+
+def test_calibration_is_a_typed_spec_with_named_errors() -> None:
+    import yaml
+    from pydantic import ValidationError
+
+    from simulator.catalog import CONF_DIR, load_calibration
+    from simulator.specs import Calibration
+
+    cal = load_calibration("default")
+    assert isinstance(cal, Calibration) and cal.fitted and cal.covariance_z is not None
+    assert cal.acceptance_scale_for("glm5") == cal.acceptance_scale["glm5"]
+    assert cal.acceptance_scale_for("not_a_model") == cal.acceptance_scale_transfer
+    assert cal.model_error_sigma() > 0
+    assert not load_calibration("none").fitted and load_calibration("none").acceptance_scale_for("glm5") is None
+    data = yaml.safe_load((CONF_DIR / "calibration" / "default.yaml").read_text())["calibration"]
+    data["covariance_z"]["matrix"] = data["covariance_z"]["matrix"][:-1]
+    with pytest.raises(ValidationError, match="covariance_z"):
+        Calibration.of(data)

@@ -19,6 +19,7 @@ from simulator.calibration.store import map_z, to_yaml_dict
 from simulator.calibration.uncertainty import bands
 from simulator.catalog import SpecError
 from simulator.pages import Page, measured_direction, modelled_pages
+from simulator.specs import Calibration
 from simulator.specs.vocabulary import SIDES
 
 MODES = ("leave_one_page_out", "leave_one_hardware_out")
@@ -61,7 +62,7 @@ def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any
         others = _page_errors(folds, skip=f.held_out)
         calibration = to_yaml_dict("cv", f.result, {})["calibration"]
         calibration["residuals_log_pct"] = {"pages": {"sigma_log": float(np.std(others)) if others.size else 0.0}}
-        band = bands(f.test.pages, calibration)
+        band = bands(f.test.pages, Calibration.of(calibration))
         measured, datasets, _ = f.test.observations()
         pred = measured * np.exp(f.errors)
         per_target: dict[float, dict[str, Any]] = {}

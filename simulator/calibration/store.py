@@ -12,7 +12,7 @@ import yaml
 from simulator.calibration.fit import FitResult
 from simulator.calibration.problem import FITTED_KNOBS, ParamSpace
 from simulator.catalog import family_members
-from simulator.specs import EfficiencyKnobs
+from simulator.specs import Calibration, EfficiencyKnobs
 
 
 def transfer_scale_z(names: list[str], z: np.ndarray) -> float:
@@ -76,11 +76,13 @@ def write(path: Path, data: dict[str, Any]) -> None:
     path.write_text(header + yaml.dump(data, Dumper=_NoAliases, sort_keys=False, width=120))
 
 
-def fitted_z(calibration: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    cov = calibration["covariance_z"]
-    names = list(cov["names"])
-    z = np.array([calibration["parameters"][n]["z"] for n in names])
-    return names, z, np.array(cov["matrix"])
+def fitted_z(calibration: Calibration) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(parameter names, fitted z, covariance of z) of a calibration with a covariance."""
+    cov = calibration.covariance_z
+    if cov is None:
+        raise ValueError(f"calibration {calibration.name!r} has no covariance_z: refit it")
+    z = np.array([calibration.parameters[n].z for n in cov.names])
+    return list(cov.names), z, np.array(cov.matrix)
 
 
 __all__ = ["fitted_z", "map_z", "to_yaml_dict", "transfer_scale_z", "write"]

@@ -8,15 +8,17 @@ calibration's own page residuals (the error the parameters do not explain).
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 import numpy as np
 
 from simulator.calibration.data import PageObs
 from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
 from simulator.calibration.store import fitted_z, map_z
+from simulator.specs import Calibration
 
-BAND_SAMPLES = 64  # parameter draws per band
+# parameter draws per band: the P10 of 64 draws sits at the 10th percentile within +-3.8 percentile points
+# (binomial standard error sqrt(0.1 x 0.9 / 64)), finer than the band's own model-error width
+BAND_SAMPLES = 64
 
 
 def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -33,15 +35,6 @@ def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np
     return out
 
 
-def model_error_sigma(calibration: dict[str, Any]) -> float:
-    """Log-space model error beyond the parameters: the spread of the held-out page residuals of the
-    calibration's leave-one-page-out cross-validation, else (an older file) of its in-sample page residuals."""
-    held_out = (calibration.get("cross_validation") or {}).get("page_sigma_log")
-    if held_out is not None:
-        return float(held_out)
-    return float((calibration.get("residuals_log_pct") or {}).get("pages", {}).get("sigma_log", 0.0))
-
-
 def _seed(o: PageObs) -> int:
     """A draw seed that depends on this observation only (its side and target), not on what else was asked."""
     return zlib.crc32(f"{o.side}:{o.interactivity:.9g}".encode())
@@ -51,13 +44,13 @@ def _target_noise(o: PageObs, sigma: float, samples: int) -> np.ndarray:
     return np.exp(np.random.default_rng(_seed(o)).normal(0.0, sigma, size=samples))
 
 
-def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int = BAND_SAMPLES,
+def bands(observations: list[PageObs], calibration: Calibration, samples: int = BAND_SAMPLES,
           acceptance_multiplier: float = 1.0) -> dict[tuple[str, float], tuple]:
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
     parameter draws from its covariance (acceptance draws shifted by `acceptance_multiplier`), times the
     scatter of its page residuals (model error). A target's band depends on that target only."""
     observations = [o for o in observations if o.candidates]  # a side with no deployment has no band
-    if not calibration.get("covariance_z") or not observations:
+    if calibration.covariance_z is None or not observations:
         return {}
     problem = Problem([], observations)
     names, z, cov = fitted_z(calibration)
@@ -67,7 +60,7 @@ def bands(observations: list[PageObs], calibration: dict[str, Any], samples: int
     acc = [i for i, n in enumerate(problem.space.names) if n.startswith("acceptance_scale.")]
     draws[:, acc] += np.log(acceptance_multiplier)  # the scale is exp(z): multiplying it shifts z
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
-    sigma_model = model_error_sigma(calibration)
+    sigma_model = calibration.model_error_sigma()
     noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
     preds = np.array([problem.predict(d) for d in draws]) * noise
     q = np.percentile(preds, [10, 50, 90], axis=0)

@@ -1,5 +1,6 @@
 """Typed, validated specifications (pydantic v2, frozen), with units in the field names."""
 
+from simulator.specs.calibration import Calibration
 from simulator.specs.hardware import EfficiencyKnobs, HardwareSpec, PeakTflops
 from simulator.specs.model import (
     AttentionSpec,
@@ -23,6 +24,7 @@ from simulator.specs.serving import (
 )
 
 __all__ = [
+    "Calibration",
     "AcceptanceSpec",
     "AttentionSpec",
     "DeploymentSpec",

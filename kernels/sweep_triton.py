@@ -1,13 +1,14 @@
 """Fused Triton sweep over the flat grid case x concurrency x draft tokens k x acceptance scale a.
 
-One program evaluates BLOCK consecutive flat points: it decodes (case, C, k, a) from its indices, reads the
-case's packed row (operator tables, pass scalars, knobs, workload, memory limit, AL table) and computes the
-closed loop of `simulator.serving` in float64: admission (running batch, queueing), the speculative step of
-`simulator.speculative` (verify, draft extend, k - 1 draft decode passes, sampling, bookkeeping, eager above
-the CUDA-graph limit), prefill (target + draft), the separate-prefill stall (or chunked prefill), TTFT, TPOT,
-interactivity, throughput per GPU and feasibility. A block holding a disaggregated case also runs
-`serving.disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool, the prefill throttle's bisection)
-and picks it for those points.
+One program evaluates BLOCK consecutive flat points: `_sweep_kernel` decodes (case, C, k, a) from their
+indices, loads the case's packed row (tables, knobs, scalars, AL and admission at k), runs the closed loop
+and, in a block holding a disaggregated case, the disaggregated loop for those points, and stores the
+metrics and feasibility, all in float64. The physics is one `@triton.jit` helper per torch function, named
+after it (`_pass_cost` = step_cost.pass_cost, `_decode_step_s` = speculative.decode_step_terms(...).total_s,
+`_prefill_time_s`, `_running_batch`, `_closed_loop_tokens`, `_prefill_pool`, `_kv_transfer_s`,
+`_disaggregated_loop_tokens`, ...), with the same arguments in the same order and the same arithmetic;
+tables, knobs, limits and results travel as named tuples with the torch dataclasses' field names.
+tests/kernel_probes.py checks every helper against its torch function.
 
 `sweep` streams chunks of the grid through the kernel (or the torch reference) and reduces each chunk on
 the device into the best throughput per log-spaced interactivity bin, per (case group, spec side), with the

@@ -126,6 +126,7 @@ if triton is not None:
 
     @triton.jit
     def _load_scalars(p, SCALAR: tl.constexpr):
+        """The case's scalars (batched.SCALAR_FIELDS) the kernel reads, by name."""
         return Scalars(*[tl.load(p + i) for i in SCALAR])
 
     @triton.jit
@@ -145,6 +146,11 @@ if triton is not None:
                       _load_table(row + draft_ops, row + draft_passes, n_ops, PASS))
 
     @triton.jit
+    def _scaled_al(raw_al, scale, draft_tokens):
+        """acceptance.scaled_al: min(1 + s (AL_raw - 1), k + 1)."""
+        return tl.minimum(1.0 + scale * (raw_al - 1.0), draft_tokens + 1.0)
+
+    @triton.jit
     def _busiest_rank_share(requests, attention_dp):
         """step_cost.busiest_rank_share: ceil(n / DP) of n requests on the busiest DP rank, at most all."""
         n = tl.maximum(requests, 1.0)
@@ -160,7 +166,8 @@ if triton is not None:
 
     @triton.jit
     def _expected_experts_touched(experts, route_prob, tokens):
-        """moe.expected_experts_touched: E (1 - (1 - k/E)^T)."""
+        """moe.expected_experts_touched: E (1 - (1 - k/E)^T), the power as exp(T log(1 - k/E)) (the
+        interpreter has no pow): it rounds apart from torch.pow by up to 1e-16 / (k/E) relative at T = 1."""
         return experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route_prob)))
 
     @triton.jit
@@ -341,8 +348,7 @@ if triton is not None:
         kn = _load_knobs(row + off.knob, KNOB)
         x = _load_scalars(row + off.scalar, SCALAR)
         k_at = tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32)  # this point's entry of the per-k tables
-        # acceptance.scaled_al at the case's acceptance scale x the point's
-        al = tl.minimum(1.0 + x.acceptance_scale * a * (tl.load(row + off.al + k_at) - 1.0), k + 1.0)
+        al = _scaled_al(tl.load(row + off.al + k_at), x.acceptance_scale * a, k)  # at the case's scale x a
         lim = Limits(tl.load(row + off.max_batch + k_at), x.max_step_tokens, x.graph_max_batch,
                      x.graph_counts_tokens)
         tables = _step_tables(row, off.target_ops, off.target_pass, off.draft_ops, off.draft_pass, n_ops, PASS)

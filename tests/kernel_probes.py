@@ -10,6 +10,7 @@ import torch
 
 import kernels.sweep_triton as st
 from simulator import serving as sv
+from simulator.acceptance import scaled_al
 from simulator.batched import SCALAR_FIELDS, CaseBatch
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
@@ -47,7 +48,7 @@ SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4
                  "kv_bytes": (1e5, 1e10), "kv_link_bytes_s": (1e9, 1e11)}
 INPUT_RANGES = {"requests": (0.2, 2000.0), "tokens": (1.0, 5e4), "context": (0.0, 1e5), "draft_tokens": (0.0, 6.0, int),
                 "al": (0.0, 1.0), "layer_us": (0.0, 20.0), "eager": (0.0, 1.0, int),
-                "max_batch": (1.0, 2000.0, int, "inf"), "route_prob": (1e-4, 0.9)}
+                "max_batch": (1.0, 2000.0, int, "inf"), "route_prob": (1e-3, 0.5)}
 
 
 def draw(spec: tuple, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -96,7 +97,9 @@ if triton is not None:
         req, tok, ctx, k, al, layer_us, eager, max_batch, route = [tl.load(x_ptr + j * N + i)
                                                                    for j in (0, 1, 2, 3, 4, 5, 6, 7, 8)]
         lim = st.Limits(max_batch, s.max_step_tokens, s.graph_max_batch, s.graph_counts_tokens)
-        if WHICH == "busiest_rank_share":
+        if WHICH == "scaled_al":
+            res = (st._scaled_al(al, s.acceptance_scale, k),)
+        elif WHICH == "busiest_rank_share":
             res = (st._busiest_rank_share(req, t.attention_dp),)
         elif WHICH == "link_knobs":
             res = st._link_knobs(t, kn)
@@ -154,6 +157,7 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
     req, tok, ctx, k, al = x["requests"], x["tokens"], x["context"], x["draft_tokens"], x["al"]
     lim = sv.StepLimits(x["max_batch"], s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"))
     calls = {
+        "scaled_al": lambda: (scaled_al(al, s("acceptance_scale"), k),),
         "busiest_rank_share": lambda: (busiest_rank_share(req, t.attention_dp),),
         "link_knobs": lambda: link_knobs(t, kn),
         "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok),),

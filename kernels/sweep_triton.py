@@ -1,13 +1,14 @@
 """Fused Triton sweep over the flat grid case x concurrency x draft tokens k x acceptance scale a.
 
-One program evaluates BLOCK consecutive flat points: it decodes (case, C, k, a) from its indices, reads the
-case's packed row (operator tables, pass scalars, knobs, workload, memory limit, AL table) and computes the
-closed loop of `simulator.serving` in float64: admission (running batch, queueing), the speculative step of
-`simulator.speculative` (verify, draft extend, k - 1 draft decode passes, sampling, bookkeeping, eager above
-the CUDA-graph limit), prefill (target + draft), the separate-prefill stall (or chunked prefill), TTFT, TPOT,
-interactivity, throughput per GPU and feasibility. A block holding a disaggregated case also runs
-`serving.disaggregated_loop_tokens` (prefill pool, KV transfer, decode pool, the prefill throttle's bisection)
-and picks it for those points.
+One program evaluates BLOCK consecutive flat points: `_sweep_kernel` decodes (case, C, k, a) from their
+indices, loads the case's packed row (tables, knobs, scalars, AL and admission at k), runs the closed loop
+and, in a block holding a disaggregated case, the disaggregated loop for those points, and stores the
+metrics and feasibility, all in float64. The physics is one `@triton.jit` helper per torch function, named
+after it (`_pass_cost` = step_cost.pass_cost, `_decode_step_s` = speculative.decode_step_terms(...).total_s,
+`_prefill_time_s`, `_running_batch`, `_closed_loop_tokens`, `_prefill_pool`, `_kv_transfer_s`,
+`_disaggregated_loop_tokens`, ...), with the same arguments in the same order and the same arithmetic;
+tables, knobs, limits and results travel as named tuples with the torch dataclasses' field names.
+tests/kernel_probes.py checks every helper against its torch function.
 
 `sweep` streams chunks of the grid through the kernel (or the torch reference) and reduces each chunk on
 the device into the best throughput per log-spaced interactivity bin, per (case group, spec side), with the
@@ -98,114 +99,228 @@ def bytes_per_point(batch: CaseBatch, backend: str) -> int:
     return 8 * (24 * batch.n_ops + 64) + TRITON_BYTES_PER_POINT
 
 
+# What the helpers take, as named tuples (Triton passes tuples to and from jit functions): each mirrors a torch
+# dataclass, with its fields named as there. `Table` is a lowering.PassTable: `ops` points at its operator rows
+# (field f of operator j at ops + f n_ops + j, read one operator at a time as an `Op`) and the pass scalars.
+Op = namedtuple("Op", KERNEL_READS["op"])
+Table = namedtuple("Table", ("ops", "n_ops", *KERNEL_READS["pass"]))
+Tables = namedtuple("Tables", ("target", "draft"))  # speculative.StepTables
+Knobs = namedtuple("Knobs", KERNEL_READS["knob"])  # knobs.KnobTensors
+Scalars = namedtuple("Scalars", KERNEL_READS["scalar"])  # the case's batched.SCALAR_FIELDS the kernel reads
+Limits = namedtuple("Limits", ("max_batch", "max_step_tokens", "graph_max_batch", "graph_counts_tokens"))  # StepLimits
+Metrics = namedtuple("Metrics", ("step_s", "tpot_s", "ttft_s", "tput_per_gpu", "output_tput_per_gpu"))  # ServingMetrics
+Pool = namedtuple("Pool", ("batch_tokens", "batch_s", "one_request_s", "requests_per_s"))  # serving.PrefillPool
+# sections of a packed case row (`pack`), in order: the (decode) worker's target and draft tables, knobs,
+# scalars, AL and admitted batch per k, a disaggregated case's prefill worker's tables (zero for one worker)
+SECTIONS = ("target_ops", "draft_ops", "target_pass", "draft_pass", "knob", "scalar", "al", "max_batch",
+            "prefill_target_ops", "prefill_draft_ops", "prefill_target_pass", "prefill_draft_pass")
+Offsets = namedtuple("Offsets", SECTIONS)
+
+
 if triton is not None:
 
     @triton.jit
-    def _busiest_share(requests, attn_dp):
+    def _load_knobs(p, KNOB: tl.constexpr):
+        """The knobs.KnobTensors of the rows at p (KNOB: each knob's position there)."""
+        return Knobs(*[tl.load(p + i) for i in KNOB])
+
+    @triton.jit
+    def _load_scalars(p, SCALAR: tl.constexpr):
+        """The case's scalars (batched.SCALAR_FIELDS) the kernel reads, by name."""
+        return Scalars(*[tl.load(p + i) for i in SCALAR])
+
+    @triton.jit
+    def _load_table(ops, q, n_ops, PASS: tl.constexpr):
+        """The lowering.PassTable with operator rows at `ops` and pass scalars at `q`."""
+        return Table(ops, n_ops, *[tl.load(q + i) for i in PASS])
+
+    @triton.jit
+    def _load_op(t, j, OP: tl.constexpr):
+        """Operator j of table t."""
+        return Op(*[tl.load(t.ops + i * t.n_ops + j) for i in OP])
+
+    @triton.jit
+    def _step_tables(row, ops, passes, draft_ops, draft_passes, n_ops, PASS: tl.constexpr):
+        """The speculative.StepTables at these section offsets of the case rows at `row`."""
+        return Tables(_load_table(row + ops, row + passes, n_ops, PASS),
+                      _load_table(row + draft_ops, row + draft_passes, n_ops, PASS))
+
+    @triton.jit
+    def _scaled_al(raw_al, scale, draft_tokens):
+        """acceptance.scaled_al: min(1 + s (AL_raw - 1), k + 1)."""
+        return tl.minimum(1.0 + scale * (raw_al - 1.0), draft_tokens + 1.0)
+
+    @triton.jit
+    def _busiest_rank_share(requests, attention_dp):
         """step_cost.busiest_rank_share: ceil(n / DP) of n requests on the busiest DP rank, at most all."""
         n = tl.maximum(requests, 1.0)
-        return tl.minimum(tl.ceil(n / attn_dp - 1e-9) / n, 1.0)
+        return tl.minimum(tl.ceil(n / attention_dp - 1e-9) / n, 1.0)
 
     @triton.jit
-    def _link(q, mask, link_f, coll_us, so_f, so_us, PASS: tl.constexpr):
+    def _link_knobs(t, kn):
         """step_cost.link_knobs: the pass's collectives at the scale-up or, crossing the NICs, scale-out knobs."""
-        s = tl.load(q + PASS.scale_out, mask=mask, other=0.0)
-        return link_f + s * (so_f - link_f), coll_us + s * (so_us - coll_us)
+        s = t.scale_out
+        fraction = kn.link_bandwidth_fraction + s * (kn.scale_out_bandwidth_fraction - kn.link_bandwidth_fraction)
+        latency = kn.collective_latency_us + s * (kn.scale_out_latency_us - kn.collective_latency_us)
+        return fraction, latency
 
     @triton.jit
-    def _pass_s(p, q, n_ops, mask, requests, tokens, context, hbm_f, compute_f, link_f, layer_us, coll_us, imb,
-                eager, eager_us, so_f, so_us, OP: tl.constexpr, PASS: tl.constexpr):
-        """Seconds of one pass (step_cost.pass_cost): p -> the table's operator rows (field f of operator j
-        at p + f n_ops + j), q -> its pass scalars; OP, PASS: the fields' positions. `layer_us`: the floor per
-        layer pass; `eager` = 1: no CUDA graph, the pass takes max(GPU time, layers x `eager_us`); `so_f`,
-        `so_us`: the scale-out knobs (the pass's `scale_out` picks them over `link_f`, `coll_us`)."""
-        link_f, coll_us = _link(q, mask, link_f, coll_us, so_f, so_us, PASS)
-        attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
-        comm_per_token = tl.load(q + PASS.comm_bytes_per_token, mask=mask, other=0.0)
-        collectives = tl.load(q + PASS.collectives, mask=mask, other=0.0)
-        layer_passes = tl.load(q + PASS.layer_passes, mask=mask, other=0.0)
-        link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
-        hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
-        share = _busiest_share(requests, attn_dp)
-        total = tl.full(tokens.shape, 0.0, tl.float64)
-        for j in range(n_ops):
-            r = p + j
-            fpt = tl.load(r + OP.flops_per_token * n_ops, mask=mask, other=0.0)
-            fpt_ctx = tl.load(r + OP.flops_per_token_ctx * n_ops, mask=mask, other=0.0)
-            ctx_scale = tl.load(r + OP.ctx_scale * n_ops, mask=mask, other=0.0)
-            ctx_offset = tl.load(r + OP.ctx_offset * n_ops, mask=mask, other=0.0)
-            ctx_cap = tl.load(r + OP.ctx_cap * n_ops, mask=mask, other=0.0)
-            weight_bytes = tl.load(r + OP.weight_bytes * n_ops, mask=mask, other=0.0)
-            expert_bytes = tl.load(r + OP.expert_bytes * n_ops, mask=mask, other=0.0)
-            experts = tl.load(r + OP.experts_local * n_ops, mask=mask, other=0.0)
-            route = tl.load(r + OP.route_prob * n_ops, mask=mask, other=0.0)
-            per_token = tl.load(r + OP.bytes_per_token * n_ops, mask=mask, other=0.0)
-            per_request_ctx = tl.load(r + OP.bytes_per_request_ctx * n_ops, mask=mask, other=0.0)
-            per_request = tl.load(r + OP.bytes_per_request * n_ops, mask=mask, other=0.0)
-            peak = tl.load(r + OP.peak_flops * n_ops, mask=mask, other=1.0)
-            dp = tl.load(r + OP.dp_sharded * n_ops, mask=mask, other=0.0)
-            imb_w = tl.load(r + OP.imbalance_weight * n_ops, mask=mask, other=0.0)
-            rank = dp * share + (1.0 - dp)
+    def _expected_experts_touched(experts, route_prob, tokens):
+        """moe.expected_experts_touched: E (1 - (1 - k/E)^T), the power as exp(T log(1 - k/E)) (the
+        interpreter has no pow): it rounds apart from torch.pow by up to 1e-16 / (k/E) relative at T = 1."""
+        return experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route_prob)))
+
+    @triton.jit
+    def _pass_cost(t, kn, requests, tokens, context, layer_latency_us, eager, OP: tl.constexpr):
+        """step_cost.pass_cost(...).total_s: seconds of a pass of table t over `tokens` tokens of `requests`
+        requests at mean context `context` (`layer_latency_us`: the floor per layer pass; `eager` = 1: no
+        CUDA graph)."""
+        share = _busiest_rank_share(requests, t.attention_dp)
+        hbm = t.hbm_bytes_s * kn.hbm_bandwidth_fraction
+        operator_s = tl.zeros_like(tokens)
+        for j in range(t.n_ops):
+            o = _load_op(t, j, OP)
+            rank = o.dp_sharded * share + (1.0 - o.dp_sharded)
             tok = tokens * rank
             req = requests * rank
-            ctx = tl.minimum(ctx_scale * context + ctx_offset, ctx_cap)
-            flops = (fpt * tok + fpt_ctx * tok * ctx) * (1.0 + imb_w * (imb - 1.0))
-            touched = experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route)))  # moe.expected_experts_touched
-            nbytes = weight_bytes + expert_bytes * touched + per_token * tok + per_request_ctx * req * ctx \
-                + per_request * req
-            total += tl.maximum(flops / (peak * compute_f), nbytes / (hbm * hbm_f))
-        gpu_s = total + comm_per_token * tokens / (link * link_f) + collectives * coll_us * 1e-6 \
-            + layer_passes * layer_us * 1e-6
-        return gpu_s + eager * tl.maximum(layer_passes * eager_us * 1e-6 - gpu_s, 0.0)
+            ctx = tl.minimum(o.ctx_scale * context + o.ctx_offset, o.ctx_cap)
+            imbalance = 1.0 + o.imbalance_weight * (kn.moe_imbalance - 1.0)
+            flops = (o.flops_per_token * tok + o.flops_per_token_ctx * tok * ctx) * imbalance
+            touched = _expected_experts_touched(o.experts_local, o.route_prob, tokens)
+            weight_s = (o.weight_bytes + o.expert_bytes * touched) / hbm
+            kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req) / hbm
+            activation_s = o.bytes_per_token * tok / hbm
+            compute_s = flops / (o.peak_flops * kn.compute_fraction)
+            operator_s += tl.maximum(compute_s, weight_s + kv_s + activation_s)
+        link_f, coll_us = _link_knobs(t, kn)
+        comm_s = t.comm_bytes_per_token * tokens / (t.link_bytes_s * link_f) + t.collectives * coll_us * 1e-6
+        gpu_s = operator_s + comm_s + t.layer_passes * layer_latency_us * 1e-6
+        launch_s = t.layer_passes * kn.eager_layer_pass_latency_us * 1e-6
+        return gpu_s + eager * tl.maximum(launch_s - gpu_s, 0.0)
 
     @triton.jit
-    def _sampling_s(q, mask, requests, positions, hbm_f, link_f, so_f, PASS: tl.constexpr):
+    def _runs_eager(batch, draft_tokens, attention_dp, graph_max_batch, graph_counts_tokens):
+        """speculative.runs_eager: 1 where the decode batch exceeds the largest captured CUDA graph."""
+        size = tl.ceil(batch / attention_dp) * (1.0 + graph_counts_tokens * draft_tokens)
+        return tl.where(size > graph_max_batch, 1.0, 0.0)
+
+    @triton.jit
+    def _sampling_time_s(t, kn, requests, positions):
         """speculative.sampling_time_s: vocabulary-wide logits of `positions` rows (busiest DP rank's share)."""
-        link_f, _ = _link(q, mask, link_f, 0.0, so_f, 0.0, PASS)
-        attn_dp = tl.load(q + PASS.attention_dp, mask=mask, other=1.0)
-        link = tl.load(q + PASS.link_bytes_s, mask=mask, other=1.0)
-        hbm = tl.load(q + PASS.hbm_bytes_s, mask=mask, other=1.0)
-        logits = tl.load(q + PASS.logits_bytes_per_token, mask=mask, other=0.0)
-        logits_comm = tl.load(q + PASS.logits_comm_bytes_per_token, mask=mask, other=0.0)
-        rows = positions * _busiest_share(requests, attn_dp)
-        return rows * logits / (hbm * hbm_f) + rows * logits_comm / (link * link_f)
+        rows = positions * _busiest_rank_share(requests, t.attention_dp)
+        link_f, _ = _link_knobs(t, kn)
+        return (rows * t.logits_bytes_per_token / (t.hbm_bytes_s * kn.hbm_bandwidth_fraction)
+                + rows * t.logits_comm_bytes_per_token / (t.link_bytes_s * link_f))
 
     @triton.jit
-    def _prefill_s(tgt, tgt_q, drf, drf_q, n_ops, mask, p_tokens, n_in, chunk, spec, hbm_f, compute_f, link_f,
-                   layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat,
-                   OP: tl.constexpr, PASS: tl.constexpr):
-        """speculative.prefill_time_s: `p_tokens` prompt tokens of `n_in`-token prompts in chunks of `chunk`
-        (target + draft when `spec`); each chunk a pass at the causal mean context n_in / 2."""
-        n_chunks = tl.maximum(tl.ceil(p_tokens / chunk), 1.0)
-        per_chunk = p_tokens / n_chunks
-        p_req = per_chunk / n_in
-        p_ctx = n_in / 2.0
-        return n_chunks * (
-            _pass_s(tgt, tgt_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, layer_us, coll_us,
-                    imb, 0.0, eager_us, so_f, so_us, OP, PASS)
-            + spec * _pass_s(drf, drf_q, n_ops, mask, p_req, per_chunk, p_ctx, hbm_f, compute_f, link_f, draft_us,
-                             coll_us, imb, 0.0, eager_us, so_f, so_us, OP, PASS)
-            + step_lat)
-
-    @triton.jit
-    def _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b, k, ctx, extra, graph_max, graph_tokens, hbm_f, compute_f,
-                link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, request_us, step_lat,
-                OP: tl.constexpr, PASS: tl.constexpr):
-        """speculative.decode_step_terms: verify over B (k + 1) (+ `extra` chunked prompt tokens), draft extend
-        over B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager above the graph limit."""
+    def _decode_step_s(tables, kn, batch, draft_tokens, context, extra_tokens, graph_max_batch,
+                       graph_counts_tokens, OP: tl.constexpr):
+        """speculative.decode_step_terms(...).total_s: verify over B (k + 1) (+ `extra_tokens` chunked prompt
+        tokens), draft extend over B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager
+        above the graph limit (a missing draft is a zero table: it costs 0 s)."""
+        k = draft_tokens
         spec = tl.where(k > 0.0, 1.0, 0.0)
-        attn_dp = tl.load(tgt_q + PASS.attention_dp, mask=mask, other=1.0)
-        eager = tl.where(tl.ceil(b / attn_dp) * (1.0 + graph_tokens * k) > graph_max, 1.0, 0.0)
-        positions = b * (k + 1.0)
-        return _pass_s(tgt, tgt_q, n_ops, mask, b, positions + extra, ctx, hbm_f, compute_f, link_f, layer_us,
-                       coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
-            + spec * _pass_s(drf, drf_q, n_ops, mask, b, positions, ctx, hbm_f, compute_f, link_f, draft_us, coll_us,
-                             imb, eager, eager_us, so_f, so_us, OP, PASS) \
-            + tl.maximum(k - 1.0, 0.0) * _pass_s(drf, drf_q, n_ops, mask, b, b, ctx, hbm_f, compute_f, link_f,
-                                                 draft_us, coll_us, imb, eager, eager_us, so_f, so_us, OP, PASS) \
-            + _sampling_s(tgt_q, mask, b, positions, hbm_f, link_f, so_f, PASS) \
-            + k * _sampling_s(drf_q, mask, b, b, hbm_f, link_f, so_f, PASS) \
-            + spec * b * request_us * 1e-6 + step_lat
+        eager = _runs_eager(batch, k, tables.target.attention_dp, graph_max_batch, graph_counts_tokens)
+        positions = batch * (k + 1.0)
+        verify = _pass_cost(tables.target, kn, batch, positions + extra_tokens, context, kn.layer_pass_latency_us,
+                            eager, OP)
+        d, floor = tables.draft, kn.draft_pass_latency_us
+        extend = spec * _pass_cost(d, kn, batch, positions, context, floor, eager, OP)
+        decode = tl.maximum(k - 1.0, 0.0) * _pass_cost(d, kn, batch, batch, context, floor, eager, OP)
+        sampling = _sampling_time_s(tables.target, kn, batch, positions) + k * _sampling_time_s(d, kn, batch, batch)
+        bookkeeping = spec * batch * kn.request_overhead_us * 1e-6
+        return verify + extend + decode + sampling + bookkeeping + kn.step_latency_us * 1e-6
+
+    @triton.jit
+    def _prefill_time_s(tables, kn, tokens, input_tokens, chunk_tokens, with_draft, OP: tl.constexpr):
+        """speculative.prefill_time_s: `tokens` prompt tokens of `input_tokens`-token prompts in chunks of
+        `chunk_tokens` (target, + draft where `with_draft`); each chunk a pass at the causal mean context."""
+        chunks = tl.maximum(tl.ceil(tokens / chunk_tokens), 1.0)
+        per_chunk = tokens / chunks
+        requests = per_chunk / input_tokens
+        ctx = input_tokens / 2.0
+        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 0.0, OP)
+        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 0.0, OP)
+        return chunks * (t + kn.step_latency_us * 1e-6)
+
+    @triton.jit
+    def _running_batch(concurrency, draft_tokens, lim):
+        """serving.running_batch: what memory / max_running_requests / the token budget admit; the rest queue."""
+        budget = tl.floor(lim.max_step_tokens / (draft_tokens + 1.0))
+        return tl.maximum(tl.minimum(tl.minimum(concurrency, lim.max_batch), budget), 1.0)
+
+    @triton.jit
+    def _closed_loop_tokens(tables, kn, input_tokens, output_tokens, chunked, chunk_tokens, concurrency,
+                            draft_tokens, al, gpus, lim, OP: tl.constexpr):
+        """serving.closed_loop_tokens: admission, the decode step, prefill of the arriving prompts (a stall,
+        or chunked into the step), queueing, TTFT and throughput per GPU by Little's law."""
+        c, k, i_tok, o_tok, mixed = concurrency, draft_tokens, input_tokens, output_tokens, chunked
+        chunk = tl.minimum(chunk_tokens, lim.max_step_tokens)
+        b = _running_batch(c, k, lim)
+        ctx = i_tok + o_tok / 2.0
+        arrivals = b * al / o_tok
+        batch_prefill = _prefill_time_s(tables, kn, tl.maximum(arrivals, 1.0) * i_tok, i_tok, chunk,
+                                        tl.where(k > 0.0, 1.0, 0.0), OP)
+        step = _decode_step_s(tables, kn, b, k, ctx, mixed * arrivals * i_tok, lim.graph_max_batch,
+                              lim.graph_counts_tokens, OP)
+        stall = (1.0 - mixed) * tl.minimum(arrivals, 1.0) * batch_prefill
+        effective = step + stall
+        wait = (1.0 - mixed) * batch_prefill + mixed * step * tl.maximum(tl.ceil(i_tok / chunk), 1.0)
+        tpot = effective / al
+        served = wait + effective / 2.0 + o_tok * tpot
+        queue = (c / b - 1.0) * served
+        lifetime = queue + served
+        return Metrics(step, tpot, queue + wait + effective / 2.0, c * (i_tok + o_tok) / lifetime / gpus,
+                       c * o_tok / lifetime / gpus)
+
+    @triton.jit
+    def _prefill_pool(tables, kn, input_tokens, chunk_tokens, attention_dp, workers, with_draft, OP: tl.constexpr):
+        """serving.prefill_pool: `workers` prefill workers, each running passes of DP x max(I, chunk) tokens."""
+        batch = attention_dp * tl.maximum(input_tokens, chunk_tokens)
+        t_batch = _prefill_time_s(tables, kn, batch, input_tokens, batch, with_draft, OP)
+        t_one = _prefill_time_s(tables, kn, input_tokens, input_tokens, batch, with_draft, OP)
+        return Pool(batch, t_batch, t_one, workers * batch / input_tokens / t_batch)
+
+    @triton.jit
+    def _kv_transfer_s(kn, kv_bytes, link_bytes_s):
+        """serving.kv_transfer_s: one request's KV over the scale-out link."""
+        return kn.scale_out_latency_us * 1e-6 + kv_bytes / (link_bytes_s * kn.scale_out_bandwidth_fraction)
+
+    @triton.jit
+    def _disaggregated_loop_tokens(decode, prefill, kn, input_tokens, output_tokens, chunk_tokens, prefill_dp,
+                                   prefill_workers, decode_workers, kv_bytes, kv_link_bytes_s, concurrency,
+                                   draft_tokens, al, gpus, lim, OP: tl.constexpr, THROTTLE_STEPS: tl.constexpr):
+        """serving.disaggregated_loop_tokens: the prefill pool, the KV transfer, ceil(C / y) requests per decode
+        worker without a prefill stall, and the prefill throttle's log-bisection (THROTTLE_STEPS steps)."""
+        c, k, i_tok, o_tok, y = concurrency, draft_tokens, input_tokens, output_tokens, decode_workers
+        ctx = i_tok + o_tok / 2.0
+        pool = _prefill_pool(prefill, kn, i_tok, chunk_tokens, prefill_dp, prefill_workers,
+                             tl.where(k > 0.0, 1.0, 0.0), OP)
+        kv_s = _kv_transfer_s(kn, kv_bytes, kv_link_bytes_s)
+        per_worker = tl.ceil(c / y - 1e-9)
+        b = _running_batch(per_worker, k, lim)
+        step = _decode_step_s(decode, kn, b, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
+        ttft_idle = pool.one_request_s + kv_s + step / 2.0
+        served = ttft_idle + o_tok * (step / al)
+        queue = (per_worker / b - 1.0) * served
+        demand = c / (queue + served)
+        throttled = demand > pool.requests_per_s
+        per_worker_rate = pool.requests_per_s / y
+        lo = tl.full(b.shape, 1.0, tl.float64)
+        hi = b
+        for _ in range(THROTTLE_STEPS):
+            mid = tl.sqrt(lo * hi)
+            step_mid = _decode_step_s(decode, kn, mid, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
+            over = mid > per_worker_rate * o_tok * step_mid / al
+            hi = tl.where(over, mid, hi)
+            lo = tl.where(over, lo, mid)
+        step = _decode_step_s(decode, kn, tl.where(throttled, hi, b), k, ctx, 0.0, lim.graph_max_batch,
+                              lim.graph_counts_tokens, OP)
+        tpot = step / al
+        ttft_free = ttft_idle + demand / pool.requests_per_s * pool.batch_s / 2.0 + queue
+        rate = tl.where(throttled, pool.requests_per_s, c / (ttft_free + o_tok * tpot))
+        ttft = tl.where(throttled, tl.maximum(c / rate - o_tok * tpot, ttft_idle), ttft_free)
+        return Metrics(step, tpot, ttft, rate * (i_tok + o_tok) / gpus, rate * o_tok / gpus)
 
     @triton.jit(do_not_specialize=["start", "n_points"])
     def _sweep_kernel(
@@ -215,10 +330,8 @@ if triton is not None:
         out_ptr,
         # sweep grid: this launch covers flat points start .. start + n_points - 1 of n_cases x n_c x n_k x n_a
         start, n_points, n_c, n_k, n_a,
-        # row layout (`pack`): row length, operators per table, AL entries, offset of each section in a row
-        row_len, n_ops, n_al, off_draft_ops, off_pass, off_draft_pass, off_knob, off_scalar, off_al, off_max_batch,
-        # ... and of a disaggregated case's prefill worker tables
-        off_pf_ops, off_pf_draft_ops, off_pf_pass, off_pf_draft_pass,
+        # row layout (`pack`): row length, operators per table, AL entries, each section's offset (`Offsets`)
+        row_len, n_ops, n_al, off,
         # field positions inside each section (`kernel_layout`)
         OP: tl.constexpr, PASS: tl.constexpr, KNOB: tl.constexpr, SCALAR: tl.constexpr, OUT: tl.constexpr,
         # log-bisection steps of a throttled disaggregated decode batch (serving.THROTTLE_BISECTION_STEPS)
@@ -228,148 +341,54 @@ if triton is not None:
     ):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < n_points
-        g = start.to(tl.int64) + offs
-        ia = g % n_a
-        ik = g // n_a % n_k
-        ic = g // (n_a * n_k) % n_c
+        g = start.to(tl.int64) + tl.minimum(offs, n_points - 1)  # a tail's spare lanes repeat the last point
+        k_at_axis, c_at_axis = g // n_a % n_k, g // (n_a * n_k) % n_c
         row = row_ptr + g // (n_a * n_k * n_c) * row_len  # this point's case
-        c = tl.load(conc_ptr + ic, mask=mask, other=1.0)
-        k = tl.load(k_ptr + ik, mask=mask, other=0.0)
-        a = tl.load(a_ptr + ia, mask=mask, other=1.0)
-        knob, scalar = row + off_knob, row + off_scalar
-        hbm_f = tl.load(knob + KNOB.hbm_bandwidth_fraction, mask=mask, other=1.0)
-        compute_f = tl.load(knob + KNOB.compute_fraction, mask=mask, other=1.0)
-        link_f = tl.load(knob + KNOB.link_bandwidth_fraction, mask=mask, other=1.0)
-        layer_us = tl.load(knob + KNOB.layer_pass_latency_us, mask=mask, other=0.0)
-        coll_us = tl.load(knob + KNOB.collective_latency_us, mask=mask, other=0.0)
-        step_lat = tl.load(knob + KNOB.step_latency_us, mask=mask, other=1.0) * 1e-6
-        imb = tl.load(knob + KNOB.moe_imbalance, mask=mask, other=1.0)
-        draft_us = tl.load(knob + KNOB.draft_pass_latency_us, mask=mask, other=0.0)
-        eager_us = tl.load(knob + KNOB.eager_layer_pass_latency_us, mask=mask, other=0.0)
-        request_us = tl.load(knob + KNOB.request_overhead_us, mask=mask, other=0.0)
-        so_us = tl.load(knob + KNOB.scale_out_latency_us, mask=mask, other=0.0)
-        so_f = tl.load(knob + KNOB.scale_out_bandwidth_fraction, mask=mask, other=1.0)
-        n_in = tl.load(scalar + SCALAR.input_tokens, mask=mask, other=1.0)
-        n_out = tl.load(scalar + SCALAR.output_tokens, mask=mask, other=1.0)
-        chunk = tl.load(scalar + SCALAR.prefill_chunk_tokens, mask=mask, other=1.0)
-        chunked = tl.load(scalar + SCALAR.chunked_prefill, mask=mask, other=0.0)
-        gpus = tl.load(scalar + SCALAR.gpus, mask=mask, other=1.0)
-        max_k = tl.load(scalar + SCALAR.max_draft_tokens, mask=mask, other=0.0)
-        scale = tl.load(scalar + SCALAR.acceptance_scale, mask=mask, other=1.0) * a
-        max_step = tl.load(scalar + SCALAR.max_step_tokens, mask=mask, other=1.0)
-        graph_max = tl.load(scalar + SCALAR.graph_max_batch, mask=mask, other=1.0)
-        graph_tokens = tl.load(scalar + SCALAR.graph_counts_tokens, mask=mask, other=0.0)
-        # acceptance.scaled_al: AL = min(1 + scale (AL_raw - 1), k + 1)
+        c, k, a = tl.load(conc_ptr + c_at_axis), tl.load(k_ptr + k_at_axis), tl.load(a_ptr + g % n_a)
+        kn = _load_knobs(row + off.knob, KNOB)
+        x = _load_scalars(row + off.scalar, SCALAR)
         k_at = tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32)  # this point's entry of the per-k tables
-        raw = tl.load(row + off_al + k_at, mask=mask, other=1.0)
-        # CaseBatch.max_batch: requests admitted at once at this k (0: the deployment holds none)
-        max_c = tl.load(row + off_max_batch + k_at, mask=mask, other=0.0)
-        al = tl.minimum(1.0 + scale * (raw - 1.0), k + 1.0)
-        tgt, tgt_q = row, row + off_pass
-        drf, drf_q = row + off_draft_ops, row + off_draft_pass
-        # serving.running_batch: what memory / max_running_requests / the token budget admit; the rest queue
-        b = tl.maximum(tl.minimum(tl.minimum(c, max_c), tl.floor(max_step / (k + 1.0))), 1.0)
-        # serving.closed_loop: prefill of max(a, 1) arriving prompts in chunks (prefill_time_s)
-        chunk0 = chunk
-        chunk = tl.minimum(chunk, max_step)
-        arrivals = b * al / n_out
-        spec = tl.where(k > 0.0, 1.0, 0.0)
-        prefill = _prefill_s(tgt, tgt_q, drf, drf_q, n_ops, mask, tl.maximum(arrivals, 1.0) * n_in, n_in, chunk, spec,
-                             hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
-                             step_lat, OP, PASS)
-        ctx = n_in + n_out / 2.0
-        step = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b, k, ctx, chunked * arrivals * n_in, graph_max,
-                       graph_tokens, hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us,
-                       draft_us, request_us, step_lat, OP, PASS)
-        stall = tl.where(chunked > 0.0, 0.0, tl.minimum(arrivals, 1.0) * prefill)
-        wait = tl.where(chunked > 0.0, step * tl.maximum(tl.ceil(n_in / chunk), 1.0), prefill)
-        tpot = (step + stall) / al
-        served = wait + (step + stall) / 2.0 + n_out * tpot
-        queue = (c / b - 1.0) * served
-        ttft = queue + wait + (step + stall) / 2.0
-        tput = c * (n_in + n_out) / (queue + served) / gpus  # Little's law over the C clients
-        out_tput = c * n_out / (queue + served) / gpus
-        disagg = tl.load(scalar + SCALAR.disaggregated, mask=mask, other=0.0)
-        if tl.max(disagg, axis=0) > 0.5:  # serving.disaggregated_loop_tokens, for the block's disagg. cases
-            y = tl.load(scalar + SCALAR.decode_workers, mask=mask, other=1.0)
-            n_pf = tl.load(scalar + SCALAR.prefill_workers, mask=mask, other=1.0)
-            pf_dp = tl.load(scalar + SCALAR.prefill_attention_dp, mask=mask, other=1.0)
-            kv_bytes = tl.load(scalar + SCALAR.kv_bytes, mask=mask, other=0.0)
-            kv_link = tl.load(scalar + SCALAR.kv_link_bytes_s, mask=mask, other=1.0)
-            pf, pf_q, pfd, pfd_q = row + off_pf_ops, row + off_pf_pass, row + off_pf_draft_ops, row + off_pf_draft_pass
-            # the prefill pool (serving.prefill_pool): passes of DP x max(I, chunk) prompt tokens per worker
-            p_batch = pf_dp * tl.maximum(n_in, chunk0)
-            t_batch = _prefill_s(pf, pf_q, pfd, pfd_q, n_ops, mask, p_batch, n_in, p_batch, spec, hbm_f, compute_f,
-                                 link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat, OP, PASS)
-            t_one = _prefill_s(pf, pf_q, pfd, pfd_q, n_ops, mask, n_in, n_in, p_batch, spec, hbm_f, compute_f,
-                               link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, step_lat, OP, PASS)
-            pool_rate = n_pf * p_batch / n_in / t_batch
-            kv_s = so_us * 1e-6 + kv_bytes / (kv_link * so_f)  # serving.kv_transfer_s
-            # the decode pool: ceil(C / y) per worker, admitted as running_batch, no prefill stall
-            per_w = tl.ceil(c / y - 1e-9)
-            bd = tl.maximum(tl.minimum(tl.minimum(per_w, max_c), tl.floor(max_step / (k + 1.0))), 1.0)
-            step_d = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, bd, k, ctx, 0.0, graph_max, graph_tokens, hbm_f,
-                             compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us, request_us,
-                             step_lat, OP, PASS)
-            ttft_idle = t_one + kv_s + step_d / 2.0
-            served_d = ttft_idle + n_out * step_d / al
-            queue_d = (per_w / bd - 1.0) * served_d
-            demand = c / (queue_d + served_d)
-            throttled = demand > pool_rate
-            # throttled: log-bisection of B = (rate / y) O TPOT(B) over [1, bd] (THROTTLE_BISECTION_STEPS)
-            lo = tl.full(bd.shape, 1.0, tl.float64)
-            hi = bd
-            for _ in range(THROTTLE_STEPS):
-                mid = tl.sqrt(lo * hi)
-                step_m = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, mid, k, ctx, 0.0, graph_max, graph_tokens,
-                                 hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
-                                 request_us, step_lat, OP, PASS)
-                over = mid > pool_rate / y * n_out * step_m / al
-                hi = tl.where(over, mid, hi)
-                lo = tl.where(over, lo, mid)
-            b_thr = tl.where(throttled, hi, bd)
-            step_t = _step_s(tgt, tgt_q, drf, drf_q, n_ops, mask, b_thr, k, ctx, 0.0, graph_max, graph_tokens,
-                             hbm_f, compute_f, link_f, layer_us, coll_us, imb, eager_us, so_f, so_us, draft_us,
-                             request_us, step_lat, OP, PASS)
-            tpot_t = step_t / al
-            ttft_free = ttft_idle + demand / pool_rate * t_batch / 2.0 + queue_d
-            rate_d = tl.where(throttled, pool_rate, c / (ttft_free + n_out * tpot_t))
-            ttft_d = tl.where(throttled, tl.maximum(c / rate_d - n_out * tpot_t, ttft_idle), ttft_free)
-            dis = disagg > 0.5
-            step = tl.where(dis, step_t, step)
-            tpot = tl.where(dis, tpot_t, tpot)
-            ttft = tl.where(dis, ttft_d, ttft)
-            tput = tl.where(dis, rate_d * (n_in + n_out) / gpus, tput)
-            out_tput = tl.where(dis, rate_d * n_out / gpus, out_tput)
-        feasible = mask & (c >= 1.0) & (max_c >= 1.0) & (k >= 0.0) & (k <= max_k)
+        al = _scaled_al(tl.load(row + off.al + k_at), x.acceptance_scale * a, k)  # at the case's scale x a
+        lim = Limits(tl.load(row + off.max_batch + k_at), x.max_step_tokens, x.graph_max_batch,
+                     x.graph_counts_tokens)
+        tables = _step_tables(row, off.target_ops, off.target_pass, off.draft_ops, off.draft_pass, n_ops, PASS)
+        m = _closed_loop_tokens(tables, kn, x.input_tokens, x.output_tokens, x.chunked_prefill,
+                                x.prefill_chunk_tokens, c, k, al, x.gpus, lim, OP)
+        if tl.max(x.disaggregated, axis=0) > 0.5:  # the block holds a disaggregated case: its loop for those
+            prefill = _step_tables(row, off.prefill_target_ops, off.prefill_target_pass, off.prefill_draft_ops,
+                                   off.prefill_draft_pass, n_ops, PASS)
+            d = _disaggregated_loop_tokens(tables, prefill, kn, x.input_tokens, x.output_tokens,
+                                           x.prefill_chunk_tokens, x.prefill_attention_dp, x.prefill_workers,
+                                           x.decode_workers, x.kv_bytes, x.kv_link_bytes_s, c, k, al, x.gpus, lim,
+                                           OP, THROTTLE_STEPS)
+            dis = x.disaggregated > 0.5
+            m = Metrics(tl.where(dis, d.step_s, m.step_s), tl.where(dis, d.tpot_s, m.tpot_s),
+                        tl.where(dis, d.ttft_s, m.ttft_s), tl.where(dis, d.tput_per_gpu, m.tput_per_gpu),
+                        tl.where(dis, d.output_tput_per_gpu, m.output_tput_per_gpu))
+        feasible = mask & (c >= 1.0) & (lim.max_batch >= 1.0) & (k >= 0.0) & (k <= x.max_draft_tokens)
         nan = float("nan")
-        tl.store(out_ptr + OUT.interactivity * n_points + offs, tl.where(feasible, 1.0 / tpot, nan), mask=mask)
-        tl.store(out_ptr + OUT.tput_per_gpu * n_points + offs,
-                 tl.where(feasible, tput, nan), mask=mask)
-        tl.store(out_ptr + OUT.output_tput_per_gpu * n_points + offs,
-                 tl.where(feasible, out_tput, nan), mask=mask)
-        tl.store(out_ptr + OUT.step_s * n_points + offs, tl.where(feasible, step, nan), mask=mask)
-        tl.store(out_ptr + OUT.ttft_s * n_points + offs, tl.where(feasible, ttft, nan), mask=mask)
-        tl.store(out_ptr + OUT.feasible * n_points + offs, tl.where(feasible, 1.0, 0.0), mask=mask)
+        out = out_ptr + offs
+        tl.store(out + OUT.interactivity * n_points, tl.where(feasible, 1.0 / m.tpot_s, nan), mask=mask)
+        tl.store(out + OUT.tput_per_gpu * n_points, tl.where(feasible, m.tput_per_gpu, nan), mask=mask)
+        tl.store(out + OUT.output_tput_per_gpu * n_points, tl.where(feasible, m.output_tput_per_gpu, nan), mask=mask)
+        tl.store(out + OUT.step_s * n_points, tl.where(feasible, m.step_s, nan), mask=mask)
+        tl.store(out + OUT.ttft_s * n_points, tl.where(feasible, m.ttft_s, nan), mask=mask)
+        tl.store(out + OUT.feasible * n_points, tl.where(feasible, 1.0, 0.0), mask=mask)
 
 
-def pack(batch: CaseBatch) -> tuple[torch.Tensor, dict[str, int]]:
-    """One contiguous float64 row per case: target ops | draft ops | target pass | draft pass | knobs |
-    scalars | AL | admitted batch per k | the prefill worker's ops and passes (zero for one-worker cases), and each section's offset."""
-    sections = {"ops": batch.ops[:, 0].flatten(1), "draft_ops": batch.ops[:, 1].flatten(1),
-                "pass": batch.passes[:, 0], "draft_pass": batch.passes[:, 1], "knob": batch.knobs,
-                "scalar": batch.scalars, "al": batch.al, "max_batch": batch.max_batch,
-                "pf_ops": batch.ops[:, 2].flatten(1), "pf_draft_ops": batch.ops[:, 3].flatten(1),
-                "pf_pass": batch.passes[:, 2], "pf_draft_pass": batch.passes[:, 3]}
-    offsets, at = {}, 0
-    for name, p in sections.items():
-        offsets[name], at = at, at + p.shape[1]
-    return torch.cat(list(sections.values()), 1).contiguous(), offsets
+def pack(batch: CaseBatch) -> tuple[torch.Tensor, Offsets]:
+    """One contiguous float64 row per case, in the order of SECTIONS (a one-worker case's prefill tables are
+    zero), and each section's offset in a row."""
+    o, p = batch.ops, batch.passes
+    sections = (o[:, 0].flatten(1), o[:, 1].flatten(1), p[:, 0], p[:, 1], batch.knobs, batch.scalars, batch.al,
+                batch.max_batch, o[:, 2].flatten(1), o[:, 3].flatten(1), p[:, 2], p[:, 3])
+    offsets = np.cumsum([0] + [s.shape[1] for s in sections[:-1]]).tolist()
+    return torch.cat(sections, 1).contiguous(), Offsets(*offsets)
 
 
 def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurrency: torch.Tensor,
                            draft_tokens: torch.Tensor, acceptance_scale: torch.Tensor,
-                           packed: tuple[torch.Tensor, dict[str, int]] | None = None) -> dict[str, torch.Tensor]:
+                           packed: tuple[torch.Tensor, Offsets] | None = None) -> dict[str, torch.Tensor]:
     """All metrics at flat indices start .. start + n_points - 1 (one kernel launch)."""
     if triton is None:
         raise ValueError("the triton backend needs the triton package")
@@ -381,9 +400,7 @@ def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurre
     out = torch.empty(len(OUTPUTS), n_points, dtype=torch.float64, device=rows.device)
     _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
         rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
-        batch.al.shape[1], off["draft_ops"], off["pass"], off["draft_pass"], off["knob"], off["scalar"], off["al"],
-        off["max_batch"], off["pf_ops"], off["pf_draft_ops"], off["pf_pass"], off["pf_draft_pass"],
-        **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS, BLOCK=BLOCK)
+        batch.al.shape[1], off, **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS, BLOCK=BLOCK)
     res = {name: out[i] for name, i in zip(KERNEL_READS["output"], LAYOUT["OUT"], strict=True)}
     return {**res, "feasible": res["feasible"] > 0.5}
 

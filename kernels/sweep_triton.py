@@ -34,7 +34,7 @@ from simulator.batched import SCALAR_FIELDS, CaseBatch, GroupKey
 from simulator.frontier import pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
-from simulator.serving import THROTTLE_BISECTION_STEPS
+from simulator.serving import MAX_BISECTION_BATCH, THROTTLE_BISECTION_STEPS
 
 try:
     import triton
@@ -289,7 +289,8 @@ if triton is not None:
     @triton.jit
     def _disaggregated_loop_tokens(decode, prefill, kn, input_tokens, output_tokens, chunk_tokens, prefill_dp,
                                    prefill_workers, decode_workers, kv_bytes, kv_link_bytes_s, concurrency,
-                                   draft_tokens, al, gpus, lim, OP: tl.constexpr, THROTTLE_STEPS: tl.constexpr):
+                                   draft_tokens, al, gpus, lim, OP: tl.constexpr, THROTTLE_STEPS: tl.constexpr,
+                                   MAX_BATCH: tl.constexpr):
         """serving.disaggregated_loop_tokens: the prefill pool, the KV transfer, ceil(C / y) requests per decode
         worker without a prefill stall, and the prefill throttle's log-bisection (THROTTLE_STEPS steps)."""
         c, k, i_tok, o_tok, y = concurrency, draft_tokens, input_tokens, output_tokens, decode_workers
@@ -297,28 +298,32 @@ if triton is not None:
         pool = _prefill_pool(prefill, kn, i_tok, chunk_tokens, prefill_dp, prefill_workers,
                              tl.where(k > 0.0, 1.0, 0.0), OP)
         kv_s = _kv_transfer_s(kn, kv_bytes, kv_link_bytes_s)
-        per_worker = tl.ceil(c / y - 1e-9)
+        per_worker = tl.ceil(c / y - 1e-9)  # step_cost.CEIL_SLACK
         b = _running_batch(per_worker, k, lim)
         step = _decode_step_s(decode, kn, b, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
         ttft_idle = pool.one_request_s + kv_s + step / 2.0
         served = ttft_idle + o_tok * (step / al)
-        queue = (per_worker / b - 1.0) * served
-        demand = c / (queue + served)
+        demand = c / ((per_worker / b) * served)
         throttled = demand > pool.requests_per_s
         per_worker_rate = pool.requests_per_s / y
+        # the bisection runs over [1, the most a worker admits] (serving.MAX_BISECTION_BATCH at most)
         lo = tl.full(b.shape, 1.0, tl.float64)
-        hi = b
+        hi = tl.minimum(_running_batch(tl.full(b.shape, float("inf"), tl.float64), k, lim), MAX_BATCH) + 0.0 * b
         for _ in range(THROTTLE_STEPS):
             mid = tl.sqrt(lo * hi)
             step_mid = _decode_step_s(decode, kn, mid, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
             over = mid > per_worker_rate * o_tok * step_mid / al
             hi = tl.where(over, mid, hi)
             lo = tl.where(over, lo, mid)
-        step = _decode_step_s(decode, kn, tl.where(throttled, hi, b), k, ctx, 0.0, lim.graph_max_batch,
-                              lim.graph_counts_tokens, OP)
+        step = _decode_step_s(decode, kn, tl.where(throttled, tl.minimum(hi, b), b), k, ctx, 0.0,
+                              lim.graph_max_batch, lim.graph_counts_tokens, OP)
         tpot = step / al
-        ttft_free = ttft_idle + demand / pool.requests_per_s * pool.batch_s / 2.0 + queue
-        rate = tl.where(throttled, pool.requests_per_s, c / (ttft_free + o_tok * tpot))
+        prefill_wait = demand / pool.requests_per_s * pool.batch_s / 2.0
+        queue = (per_worker / b - 1.0) * (served + prefill_wait)
+        ttft_free = ttft_idle + prefill_wait + queue
+        free = tl.where(per_worker > b, (c / per_worker) * b / (served + prefill_wait),
+                        c / (ttft_free + o_tok * tpot))
+        rate = tl.where(throttled, pool.requests_per_s, free)
         ttft = tl.where(throttled, tl.maximum(c / rate - o_tok * tpot, ttft_idle), ttft_free)
         return Metrics(step, tpot, ttft, rate * (i_tok + o_tok) / gpus, rate * o_tok / gpus)
 
@@ -336,6 +341,8 @@ if triton is not None:
         OP: tl.constexpr, PASS: tl.constexpr, KNOB: tl.constexpr, SCALAR: tl.constexpr, OUT: tl.constexpr,
         # log-bisection steps of a throttled disaggregated decode batch (serving.THROTTLE_BISECTION_STEPS)
         THROTTLE_STEPS: tl.constexpr,
+        # ... and its upper end where nothing else bounds a worker's batch (serving.MAX_BISECTION_BATCH)
+        MAX_BATCH: tl.constexpr,
         # points per program
         BLOCK: tl.constexpr,
     ):
@@ -360,7 +367,7 @@ if triton is not None:
             d = _disaggregated_loop_tokens(tables, prefill, kn, x.input_tokens, x.output_tokens,
                                            x.prefill_chunk_tokens, x.prefill_attention_dp, x.prefill_workers,
                                            x.decode_workers, x.kv_bytes, x.kv_link_bytes_s, c, k, al, x.gpus, lim,
-                                           OP, THROTTLE_STEPS)
+                                           OP, THROTTLE_STEPS, MAX_BATCH)
             dis = x.disaggregated > 0.5
             m = Metrics(tl.where(dis, d.step_s, m.step_s), tl.where(dis, d.tpot_s, m.tpot_s),
                         tl.where(dis, d.ttft_s, m.ttft_s), tl.where(dis, d.tput_per_gpu, m.tput_per_gpu),
@@ -400,7 +407,8 @@ def evaluate_points_triton(batch: CaseBatch, start: int, n_points: int, concurre
     out = torch.empty(len(OUTPUTS), n_points, dtype=torch.float64, device=rows.device)
     _sweep_kernel[(triton.cdiv(n_points, BLOCK),)](
         rows, c, k, a, out, start, n_points, c.numel(), k.numel(), a.numel(), rows.shape[1], batch.n_ops,
-        batch.al.shape[1], off, **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS, BLOCK=BLOCK)
+        batch.al.shape[1], off, **LAYOUT, THROTTLE_STEPS=THROTTLE_BISECTION_STEPS,
+        MAX_BATCH=MAX_BISECTION_BATCH, BLOCK=BLOCK)
     res = {name: out[i] for name, i in zip(KERNEL_READS["output"], LAYOUT["OUT"], strict=True)}
     return {**res, "feasible": res["feasible"] > 0.5}
 

@@ -83,7 +83,8 @@ if triton is not None:
 
     @triton.jit
     def _probe_kernel(row_ptr, x_ptr, out_ptr, row_len, n_ops, off, OP: tl.constexpr, PASS: tl.constexpr,
-                      KNOB: tl.constexpr, SCALAR: tl.constexpr, THROTTLE_STEPS: tl.constexpr, N: tl.constexpr,
+                      KNOB: tl.constexpr, SCALAR: tl.constexpr, THROTTLE_STEPS: tl.constexpr,
+                      MAX_BATCH: tl.constexpr, N: tl.constexpr,
                       WHICH: tl.constexpr):
         """out[j, lane] = output j of helper WHICH at lane's case row and inputs x[:, lane] (INPUTS order)."""
         i = tl.arange(0, N)
@@ -130,7 +131,7 @@ if triton is not None:
             res = st._disaggregated_loop_tokens(tables, prefill, kn, s.input_tokens, s.output_tokens,
                                                 s.prefill_chunk_tokens, s.prefill_attention_dp, s.prefill_workers,
                                                 s.decode_workers, s.kv_bytes, s.kv_link_bytes_s, req, k, al, s.gpus,
-                                                lim, OP, THROTTLE_STEPS)
+                                                lim, OP, THROTTLE_STEPS, MAX_BATCH)
         for j in tl.static_range(len(res)):
             tl.store(out_ptr + j * N + i, res[j])
 
@@ -142,7 +143,8 @@ def probe(which: str, batch: CaseBatch, x: dict[str, torch.Tensor], n_out: int) 
     out = torch.full((n_out, N), math.nan, dtype=torch.float64)
     layout = {name: st.LAYOUT[name] for name in ("OP", "PASS", "KNOB", "SCALAR")}
     _probe_kernel[(1,)](rows, xs, out, rows.shape[1], batch.n_ops, off, **layout,
-                        THROTTLE_STEPS=sv.THROTTLE_BISECTION_STEPS, N=N, WHICH=which)
+                        THROTTLE_STEPS=sv.THROTTLE_BISECTION_STEPS, MAX_BATCH=sv.MAX_BISECTION_BATCH, N=N,
+                        WHICH=which)
     return tuple(out)
 
 

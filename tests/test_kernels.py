@@ -243,7 +243,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 import kernels.sweep_triton as st
 fn = st._sweep_kernel
-consts = {**st.LAYOUT, "THROTTLE_STEPS": st.THROTTLE_BISECTION_STEPS, "BLOCK": st.BLOCK}
+consts = {**st.LAYOUT, "THROTTLE_STEPS": st.THROTTLE_BISECTION_STEPS, "MAX_BATCH": st.MAX_BISECTION_BATCH,
+          "BLOCK": st.BLOCK}
 sig = {n: "constexpr" if n in consts else "*fp64" if n.endswith("_ptr") else "i32" for n in fn.arg_names}
 sig["off"] = st.Offsets(*["i32"] * len(st.SECTIONS))  # the row's section offsets: a tuple argument
 print(len(triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)).asm["ptx"]))

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from kernels.reference import METRICS, check_grid, evaluate_rows_torch, unravel
 from simulator.batched import SCALAR_FIELDS, CaseBatch, GroupKey
-from simulator.frontier import pareto_front
+from simulator.frontier import TIE_RTOL, pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
 from simulator.serving import MAX_BISECTION_BATCH, THROTTLE_BISECTION_STEPS
@@ -497,30 +497,36 @@ def compiled_rows_torch():  # noqa: ANN201 - a torch.compile wrapper of evaluate
 
 
 def frontier_bins(res: dict[str, torch.Tensor], flat: torch.Tensor, group: torch.Tensor, k: torch.Tensor,
-                  n_groups: int, bins: int, log_range: tuple[float, float], metric: str
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-slot (group x side x bin) max of `metric`, its lowest flat index and interactivity, for one chunk."""
+                  n_groups: int, bins: int, log_range: tuple[float, float], metric: str,
+                  max_ttft_s: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-slot (group x side x bin) best `metric`, its flat index and interactivity, for one chunk. Points
+    within frontier.TIE_RTOL of the slot's maximum are one plateau: the lowest flat index (the smallest C of
+    its case) wins. `max_ttft_s`: points with a longer TTFT are not binned."""
     lo, hi = log_range
     n_slots = n_groups * 2 * bins  # slot n_slots collects everything unbinned
     x, y = res["interactivity"], res[metric]
     b = torch.floor((torch.log(x) - lo) * (bins / (hi - lo)))
     ok = res["feasible"] & (b >= 0) & (b < bins) & torch.isfinite(y)
+    if max_ttft_s is not None:
+        ok = ok & (res["ttft_s"] <= max_ttft_s)
     slot = torch.where(ok, (group * 2 + (k > 0).long()) * bins + b.nan_to_num(0).long(), n_slots)
     y = torch.where(ok, y, -torch.inf)
     best = y.new_full((n_slots + 1,), -torch.inf).scatter_reduce(0, slot, y, "amax")
-    win = ok & (y == best[slot])
+    win = ok & (y >= best[slot] * (1.0 - TIE_RTOL))
     idx = flat.new_full((n_slots + 1,), torch.iinfo(torch.int64).max)
     idx = idx.scatter_reduce(0, torch.where(win, slot, n_slots), flat, "amin")
     hit = win & (flat == idx[slot])
-    xb = x.new_full((n_slots + 1,), torch.nan).scatter_(0, torch.where(hit, slot, n_slots), x)
-    return best[:-1], idx[:-1], xb[:-1]
+    at = torch.where(hit, slot, n_slots)
+    xb = x.new_full((n_slots + 1,), torch.nan).scatter_(0, at, x)
+    yb = torch.where(torch.isfinite(best), y.new_full((n_slots + 1,), -torch.inf).scatter_(0, at, y), best)
+    return yb[:-1], idx[:-1], xb[:-1]
 
 
 def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tensor,
           acceptance_scale: torch.Tensor, backend: str = "auto", chunk_points: int | None = None,
           bins: int = 2048, interactivity_range: tuple[float, float] = (0.1, 1e4), metric: str = "tput_per_gpu",
           return_points: bool = False, max_chunk_bytes: int = 2**30, device: str | torch.device | None = None,
-          progress: bool | None = None, compile_torch: bool = False) -> Frontier:
+          progress: bool | None = None, compile_torch: bool = False, max_ttft_s: float | None = None) -> Frontier:
     """Stream the grid case x C x k x a through `backend` in chunks; reduce each chunk to the binned frontier.
 
     backend: "triton" (CUDA, or the interpreter under TRITON_INTERPRET=1), "torch" (the reference), or
@@ -528,7 +534,7 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
     for torch, lowered to fit max_chunk_bytes); an explicit chunk over max_chunk_bytes is an error.
     return_points keeps the full [n_cases, n_c, n_k, n_a] tensors (only if their outputs fit max_chunk_bytes).
     compile_torch fuses the torch backend with torch.compile (inductor; ~6x on a CPU, a one-off compile of
-    a few seconds to half a minute, cached per process).
+    a few seconds to half a minute, cached per process). max_ttft_s: points with a longer TTFT are left out.
     """
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(f"unknown backend '{backend}'; use 'auto', 'triton' or 'torch'")
@@ -574,8 +580,10 @@ def sweep(batch: CaseBatch, concurrency: torch.Tensor, draft_tokens: torch.Tenso
                 evaluate = compiled_rows_torch() if compile_torch else evaluate_rows_torch
                 res = {name: v.flatten() for name, v in evaluate(batch, rows, c, k, a).items()}
             case, _, ik, _ = unravel(flat, *shape[1:])
-            cb, ci, cx = frontier_bins(res, flat, batch.group[case], k[ik], n_groups, bins, log_range, metric)
-            better = (cb > best) | ((cb == best) & (ci < index))
+            cb, ci, cx = frontier_bins(res, flat, batch.group[case], k[ik], n_groups, bins, log_range, metric,
+                                       max_ttft_s)
+            tied = torch.isfinite(cb) & ((cb - best).abs() <= TIE_RTOL * torch.maximum(cb.abs(), best.abs()))
+            better = ((cb > best) & ~tied) | (tied & (ci < index))
             best, index, inter = torch.where(better, cb, best), torch.where(better, ci, index), \
                 torch.where(better, cx, inter)
             if return_points:

@@ -43,6 +43,7 @@ class SideResult:
     note: str = ""
     candidates: list[Candidate] = field(default_factory=list)
     reason: str = ""  # why the side has no feasible point at all ("" when it has one)
+    over_ttft: int = 0  # feasible points left off the frontier by max_ttft_s
 
     @property
     def interactivity_range(self) -> tuple[float, float] | None:
@@ -61,6 +62,7 @@ class CompareResult:
     search: str = "benchmark"
     rate_usd_per_gpu_hour: float = float("nan")
     all_in_kw: float = float("nan")
+    max_ttft_s: float | None = None  # the TTFT limit the fronts were taken under (None: none)
 
     def report(self) -> dict[str, Any]:
         return {**self.key._asdict(), "points": self.rows}
@@ -77,9 +79,11 @@ class CompareResult:
         return pd.concat(frames, ignore_index=True)
 
 
-def front_of(frame: pd.DataFrame) -> pd.DataFrame:
-    """Feasible points on the upper-left Pareto front of (interactivity, throughput), sorted."""
-    ok = frame[frame["feasible"]].reset_index(drop=True)
+def front_of(frame: pd.DataFrame, max_ttft_s: float | None = None) -> pd.DataFrame:
+    """Feasible points (within `max_ttft_s` when given) on the upper-left Pareto front of (interactivity,
+    throughput), sorted."""
+    keep = frame["feasible"] if max_ttft_s is None else frame["feasible"] & (frame["ttft_ms"] <= max_ttft_s * 1e3)
+    ok = frame[keep].reset_index(drop=True)
     if ok.empty:
         return ok
     idx = pareto_front(ok["interactivity"].to_numpy(), ok["tput_per_gpu"].to_numpy())
@@ -127,24 +131,28 @@ def read_front(front: pd.DataFrame, targets: list[float], rate_usd_h: float, kw:
 def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable,
                 tier: str = "hyperscaler", targets: list[float] | None = None,
                 acceptance_scale: float | None = None, outside: Outside = "null",
-                max_gpus: int | None = None) -> CompareResult:
+                max_gpus: int | None = None, max_ttft_s: float | None = None) -> CompareResult:
     """Both sides' curves and fronts, read at `targets` (default: 25/50/75 % of the range both cover).
 
     `max_gpus` above one node also prices deployments beyond it within that GPU budget (search.candidates:
-    the benchmark's multi-node rows, or every wide-EP / xPyD shape of the open search)."""
+    the benchmark's multi-node rows, or every wide-EP / xPyD shape of the open search). `max_ttft_s`: points
+    with a longer TTFT leave the frontier (counted in `SideResult.over_ttft`)."""
     sides: dict[Side, SideResult] = {}
     for side in SIDES:
         cands, note = candidates(sc, side, search, key.model, key.hardware, key.workload, max_gpus or NODE_GPUS)
         frame = evaluate(sc, cands, acceptance_scale).frame()
-        front = front_of(frame) if not frame.empty else frame
-        reason = "" if not front.empty else (side_reason(sc, side, max_gpus or NODE_GPUS) or _points_reason(frame))
-        sides[side] = SideResult(side, frame, front, note, cands, reason)
+        front = front_of(frame, max_ttft_s) if not frame.empty else frame
+        over = 0 if frame.empty or max_ttft_s is None else int(
+            (frame["feasible"] & (frame["ttft_ms"] > max_ttft_s * 1e3)).sum())
+        reason = "" if not front.empty else (
+            _ttft_reason(max_ttft_s, over) or side_reason(sc, side, max_gpus or NODE_GPUS) or _points_reason(frame))
+        sides[side] = SideResult(side, frame, front, note, cands, reason, over)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
         targets = default_targets(*fronts) if len(fronts) == 2 else []
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
     result = CompareResult(key, sides, list(targets), search=search, rate_usd_per_gpu_hour=rate,
-                           all_in_kw=kw)
+                           all_in_kw=kw, max_ttft_s=max_ttft_s)
     readings = {side: read_front(sides[side].front, [float(t) for t in targets], rate, kw, outside)
                 for side in SIDES}
     for i, t in enumerate(targets):
@@ -172,6 +180,18 @@ def breakdown_at_targets(sc: Scenario, result: CompareResult, acceptance_scale: 
     return pd.DataFrame(rows, columns=["side", "interactivity", "term", "ms"])
 
 
+def _ttft_reason(max_ttft_s: float | None, over: int) -> str:
+    return f"every feasible point ({over}) has a TTFT above max_ttft_s={max_ttft_s:g} s" if over else ""
+
+
+def ttft_note(result: CompareResult) -> str:
+    """What max_ttft_s left off the fronts ("" without a limit)."""
+    if result.max_ttft_s is None:
+        return ""
+    counts = ", ".join(f"{s.over_ttft} {s.side.upper()}" for s in result.sides.values())
+    return f"max_ttft_s={result.max_ttft_s:g}: feasible points with a longer TTFT left the frontier ({counts})"
+
+
 def _points_reason(frame: pd.DataFrame) -> str:
     """Why every evaluated point is infeasible: the most common reason."""
     if frame.empty:
@@ -180,13 +200,13 @@ def _points_reason(frame: pd.DataFrame) -> str:
 
 
 def add_bands(result: CompareResult, sc: Scenario, calibration: Calibration,
-              acceptance_multiplier: float = 1.0) -> None:
+              acceptance_multiplier: float = 1.0, progress: bool = False) -> None:
     """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
     cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}
     if not cands or not result.targets:
         return
     band = bands(target_observations(sc, cands, result.targets), calibration,
-                 acceptance_multiplier=acceptance_multiplier)
+                 acceptance_multiplier=acceptance_multiplier, max_ttft_s=result.max_ttft_s, progress=progress)
     for row in result.rows:
         for side in SIDES:
             b = band.get((side, row["interactivity"]))
@@ -202,9 +222,11 @@ def format_table(result: CompareResult) -> str:
             lines.append(f"  note ({s.side}): {s.note}")
         if s.reason:
             lines.append(f"  infeasible ({s.side}): {s.reason}")
+    if note := ttft_note(result):
+        lines.append(f"  {note}")
     if not result.feasible:
         lines.append("  nothing feasible: no deployment within the GPU budget (max_gpus) fits this model on this GPU "
-                     "at this precision")
+                     "at this precision" + (" within max_ttft_s" if result.max_ttft_s is not None else ""))
         return "\n".join(lines)
     if not result.rows:
         lines.append("  no interactivity range covered by both sides" + _reach(result))
@@ -314,6 +336,7 @@ def write_summary(result: CompareResult, out: Path) -> Path:
     """Write out/summary.json: {keys..., "notes": [...], "rows": [...]} (called by compare.run)."""
     notes = [f"{s.side}: {s.note}" for s in result.sides.values() if s.note]
     notes += [f"{s.side} infeasible: {s.reason}" for s in result.sides.values() if s.reason]
+    notes += [n for n in (ttft_note(result),) if n]
     path = out / "summary.json"
     path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "feasible": result.feasible,
                                 "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,

@@ -12,6 +12,7 @@ the GPUs and MW that serve `demand_tok_s` total tokens/s in whole deployments. T
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -140,7 +141,11 @@ def gpu_economics(rates: RateTable, tier: str, gpu: str, plan: PlanSettings) -> 
 SWEEP_BINS = 2048  # log-spaced interactivity bins over [0.1, 1e4): ~0.6 % wide
 
 
-def sweep_points(runnable: list[tuple[str, str, Scenario, Side]], max_gpus: int = NODE_GPUS) -> pd.DataFrame:
+PROGRESS_AFTER_S = 5.0  # a plan expected to take longer than this says so and shows its progress
+
+
+def sweep_points(runnable: list[tuple[str, str, Scenario, Side]], max_gpus: int = NODE_GPUS,
+                 max_ttft_s: float | None = None, progress: bool = False) -> pd.DataFrame:
     """Best throughput per interactivity bin for every (GPU, precision, side, k), from the sweep engine.
 
     The deployments, concurrencies, draft lengths and engine limits are the open search's
@@ -148,22 +153,33 @@ def sweep_points(runnable: list[tuple[str, str, Scenario, Side]], max_gpus: int 
     (`evaluate.candidate_cases`). One launch per draft length k (k = 0: the Off side, without the draft
     module) over the union of the candidates' concurrencies (a concurrency beyond what a deployment admits
     queues: no new frontier point); each bin's winner is a real evaluated point, so `best_point` reads the
-    frontier at a floor to within one bin.
+    frontier at a floor to within one bin. `max_ttft_s`: points with a longer TTFT are left out. `progress`:
+    the point count first, the expected time after the first launch when it is long, and a progress bar.
     """
-    frames = []
     found = {(gpu, precision, side): (sc, candidates(sc, side, "open", "", "", "", max_gpus)[0])
              for gpu, precision, sc, side in runnable}
+    launches = []
     for k in (0, *range(1, MAX_DRAFT_TOKENS + 1)):
         side = "off" if k == 0 else "mtp"
-        pairs = [(sc, c) for (_, _, s), (sc, cands) in found.items() if s == side for c in cands if k in c.draft_tokens]
-        groups = [(gpu, precision) for (gpu, precision, s), (_, cands) in found.items() if s == side
+        picked = [(sc, c, (gpu, precision)) for (gpu, precision, s), (sc, cands) in found.items() if s == side
                   for c in cands if k in c.draft_tokens]
-        if not pairs:
-            continue
-        cases, _ = candidate_cases(pairs, groups)
-        conc = torch.tensor(sorted({c for _, cand in pairs for c in cand.concurrencies}), dtype=torch.float64)
+        if picked:
+            cases, _ = candidate_cases([(sc, c) for sc, c, _ in picked], [g for _, _, g in picked])
+            conc = torch.tensor(sorted({c for _, cand, _ in picked for c in cand.concurrencies}), dtype=torch.float64)
+            launches.append((k, side, cases, conc))
+    total = sum(len(cases) * conc.numel() for _, _, cases, conc in launches)
+    if progress and launches:
+        print(f"plan: {total:,} points ({len(runnable)} GPU x precision x side options, one launch per k = "
+              f"{', '.join(str(k) for k, *_ in launches)})", flush=True)
+    frames, done, t0 = [], 0, time.perf_counter()
+    for i, (k, side, cases, conc) in enumerate(launches):
         f = sweep(lower_cases(cases), conc, torch.tensor([float(k)]), torch.tensor([1.0]), bins=SWEEP_BINS,
-                  progress=False)
+                  progress=False, max_ttft_s=max_ttft_s)
+        done += len(cases) * conc.numel()
+        if progress and i == 0 and done < total:
+            expected = (time.perf_counter() - t0) / done * (total - done)
+            if expected > PROGRESS_AFTER_S:
+                print(f"plan: about {expected:.0f} s more ({len(launches) - 1} launches left)", flush=True)
         s_idx = 0 if k == 0 else 1
         ok = torch.isfinite(f.best[:, s_idx])
         g_idx, b_idx = ok.nonzero(as_tuple=True)
@@ -202,7 +218,7 @@ def collect_options(cfg: RunConfig, progress: bool = True) -> tuple[pd.DataFrame
                 runnable.append((gpu, precision, sc, side))  # type: ignore[arg-type]
             options.append({"gpu": gpu, "precision": precision, "side": side, "usd_per_gpu_hour": usd,
                             "all_in_kw": kw, "reason": why})
-    points = sweep_points(runnable, cfg.max_gpus)
+    points = sweep_points(runnable, cfg.max_gpus, cfg.max_ttft_s, progress)
     opts = pd.DataFrame(options, columns=OPTION_COLUMNS)
     have = set(map(tuple, points[KEY].itertuples(index=False))) if not points.empty else set()
     missing = (opts["reason"] == "") & ~opts[KEY].apply(tuple, axis=1).isin(have)

@@ -112,6 +112,9 @@ class RunConfig(Settings):
         "GPU budget of one deployment (default one NVL72 rack); above one node (8) compare also prices the "
         "benchmark's multi-node xPyD recipes (search=benchmark) or every wide-EP / xPyD shape (search=open); "
         "8 = one node only"))
+    max_ttft_s: PositiveFloat | None = Field(default=None, description=(
+        "TTFT limit in s: points with a longer TTFT leave the frontier (compare, validate, plan), the count is "
+        "said; null (default) = none, as the benchmark sets none"))
     interactivity: list[PositiveFloat] | None = Field(
         default=None, description="targets in tok/s/user; null or [] = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")

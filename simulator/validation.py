@@ -43,7 +43,8 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
     # the pages clamp a target outside a frontier to its edge (frontier.read_at): so do we, flagged
     sc = pcfg.scenario()
     result = run_compare(sc, key, "benchmark", pcfg.rates, pcfg.rate_tier,
-                         [p.interactivity for p in page.points], outside="clamp", max_gpus=cfg.max_gpus)
+                         [p.interactivity for p in page.points], outside="clamp", max_gpus=cfg.max_gpus,
+                         max_ttft_s=cfg.max_ttft_s)
     # the bands price the same cases as the central value (the run's scenario: its serving keys, its files)
     add_bands(result, sc, cfg.calibration, cfg.acceptance_multiplier)
     v = PageValidation(page, result, breakdown=breakdown_at_targets(sc, result))

@@ -267,3 +267,58 @@ def test_readme_command_exits_as_it_says(tmp_path: Path, command: str, code: int
     if code == 2:  # the line the comment promises, as far as it quotes it
         promised = comment.split("exit 2: ", 1)[1].split("...")[0].strip()
         assert one_error_line(r).startswith(f"specsim: error: {promised}"), (promised, r.stderr)
+
+
+# ---- 2. a TTFT limit a planner can set; 1. long work says so first and shows progress ----------------------
+
+def test_max_ttft_s_leaves_long_waits_off_the_frontier_and_says_how_many(tmp_path: Path) -> None:
+    r = specsim(f"hydra.run.dir={tmp_path}", *CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.5")
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if "max_ttft_s=0.5" in x)
+    counts = [int(n) for n in re.findall(r"(\d+) (?:MTP|Off)", line)]
+    assert len(counts) == 2 and sum(counts) > 0, line
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert any("max_ttft_s=0.5" in n for n in summary["notes"])
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    over = curves[curves["feasible"] & (curves["ttft_ms"] > 500)]
+    assert len(over) == sum(counts)  # the points it left off are counted, every one of them
+    cfg = cli.compose([*CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.5"])
+    res = run_compare(cfg.scenario(), cfg.key, "open", cfg.rates, max_gpus=8, max_ttft_s=0.5)
+    assert all((s.front["ttft_ms"] <= 500).all() for s in res.sides.values())
+
+
+def test_a_ttft_limit_nothing_meets_is_said(tmp_path: Path) -> None:
+    r = specsim(f"hydra.run.dir={tmp_path}", *CHEAP, "model=glm5", "hardware=b200", "max_ttft_s=1e-6")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "TTFT above max_ttft_s=1e-06" in r.stdout and "within max_ttft_s" in r.stdout
+
+
+def test_long_bands_validate_and_plan_say_their_time_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator import planning
+    from simulator.calibration import uncertainty
+    from simulator.comparison import add_bands
+    from simulator.tasks import validate
+
+    monkeypatch.setattr(uncertainty, "PROGRESS_AFTER_S", 0.0)  # every run counts as long here
+    monkeypatch.setattr(validate, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(planning, "PROGRESS_AFTER_S", 0.0)
+    cfg = cli.compose(["max_gpus=8"])
+    res = run_compare(cfg.scenario(), cfg.key, "benchmark", cfg.rates, max_gpus=8)
+    add_bands(res, cfg.scenario(), cfg.calibration, progress=True)
+    assert re.search(r"P10-P90 bands: 64 parameter draws over [\d,]+ points, about \d+ s more", capsys.readouterr().out)
+    pages = validate.load_pages(cfg)[:2]
+    validate.validate_with_progress(pages, cfg)
+    assert re.search(r"validate: 2 pages, about \d+ s more", capsys.readouterr().out)
+    plan_cfg = cli.compose(["task=plan", "max_gpus=8", "plan.gpus=[b200]", "plan.precisions=[fp8]"])
+    planning.collect_options(plan_cfg, progress=True)
+    out = capsys.readouterr().out
+    assert re.search(r"plan: [\d,]+ points \(2 GPU x precision x side options, one launch per k = 0, 1, 2, 3", out)
+    assert re.search(r"plan: about \d+ s more", out)
+
+
+def test_sweep_estimate_is_measured_on_the_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_task(tmp_path, "task=sweep", "max_gpus=8", "sweep.hardware=[b200]", "sweep.backend=torch",
+             "sweep.concurrency=[1,8,64]", "sweep.draft_tokens=[0,2]")
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sweeping"))
+    assert "points/s (measured on this batch)" in line

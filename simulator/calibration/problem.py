@@ -92,7 +92,9 @@ class ParamSpace:
 class Problem:
     """Observations + one lowered batch of every case they need."""
 
-    def __init__(self, points: list[PointObs], pages: list[PageObs]) -> None:
+    def __init__(self, points: list[PointObs], pages: list[PageObs], max_ttft_s: float | None = None) -> None:
+        """`max_ttft_s`: page fronts are read from the points within that TTFT only (compare's limit)."""
+        self.max_ttft_s = max_ttft_s
         self.points, self.pages = points, pages
         cases: dict[tuple, int] = {}
         ordered: list[Case] = []
@@ -172,8 +174,10 @@ class Problem:
         for i, p in enumerate(self.points):
             out[i] = float(getattr(m, p.metric)[i])
         x_all, y_all = m.interactivity.detach().numpy(), m.tput_per_gpu.detach().numpy()
+        usable = self.feasible if self.max_ttft_s is None else self.feasible & (
+            m.ttft_s.detach().numpy() <= self.max_ttft_s)
         for (idx, obs_ids) in self.page_groups.values():
-            ok = idx[self.feasible[idx]]
+            ok = idx[usable[idx]]
             x, y = x_all[ok], y_all[ok]
             front = pareto_front(x, y)
             targets = [self.pages[j].interactivity for j in obs_ids]

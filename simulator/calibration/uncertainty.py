@@ -7,9 +7,11 @@ calibration's own page residuals (the error the parameters do not explain).
 
 from __future__ import annotations
 
+import time
 import zlib
 
 import numpy as np
+from tqdm import tqdm
 
 from simulator.calibration.data import PageObs
 from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
@@ -45,14 +47,15 @@ def _target_noise(o: PageObs, sigma: float, samples: int) -> np.ndarray:
 
 
 def bands(observations: list[PageObs], calibration: Calibration, samples: int = BAND_SAMPLES,
-          acceptance_multiplier: float = 1.0) -> dict[tuple[str, float], tuple]:
+          acceptance_multiplier: float = 1.0, max_ttft_s: float | None = None, progress: bool = False
+          ) -> dict[tuple[str, float], tuple]:
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
     parameter draws from its covariance (acceptance draws shifted by `acceptance_multiplier`), times the
     scatter of its page residuals (model error). A target's band depends on that target only."""
     observations = [o for o in observations if o.candidates]  # a side with no deployment has no band
     if calibration.covariance_z is None or not observations:
         return {}
-    problem = Problem([], observations)
+    problem = Problem([], observations, max_ttft_s)
     names, z, cov = fitted_z(calibration)
     mean = map_z(problem.space, names, z)
     c = _mapped_cov(problem.space.names, names, z, cov)
@@ -62,6 +65,24 @@ def bands(observations: list[PageObs], calibration: Calibration, samples: int = 
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
     sigma_model = calibration.model_error_sigma()
     noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
-    preds = np.array([problem.predict(d) for d in draws]) * noise
+    preds = np.array(_predict_draws(problem, draws, progress)) * noise
     q = np.percentile(preds, [10, 50, 90], axis=0)
     return {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}
+
+
+PROGRESS_AFTER_S = 5.0  # a band run expected to take longer than this says so and shows its progress
+
+
+def _predict_draws(problem: Problem, draws: np.ndarray, progress: bool) -> list[np.ndarray]:
+    """Each draw's predictions; with `progress`, after the first draw the expected time when it is long, and
+    a progress bar (a terminal) over the rest."""
+    t0 = time.perf_counter()
+    out = [problem.predict(draws[0])]
+    expected = (time.perf_counter() - t0) * (len(draws) - 1)
+    show = progress and expected > PROGRESS_AFTER_S
+    if show:
+        n = int(problem.case_idx.numel())
+        print(f"P10-P90 bands: {len(draws)} parameter draws over {n:,} points, about {expected:.0f} s more",
+              flush=True)
+    out += [problem.predict(d) for d in tqdm(draws[1:], desc="bands", unit="draw", disable=not show or None)]
+    return out

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from kernels import lower_cases, sweep
+from kernels.reference import evaluate_rows_torch
 from simulator.catalog import SpecError, list_keys
 from simulator.evaluate import candidate_cases
 from simulator.report_html import sweep_report
@@ -136,15 +137,34 @@ def plot_fronts(frame: pd.DataFrame, out: Path) -> list[Path]:
     return paths
 
 
-def plan_line(n_points: int, n_cases: int, s: dict[str, Any], compile_torch: bool) -> str:
-    """What is about to run and a rough time: printed before the sweep starts."""
+PROBE_ROWS = 64  # (case, C) rows timed before a CPU sweep to estimate its rate on this very batch
+
+
+def probe_points_per_s(batch: Any, s: dict[str, Any]) -> float:
+    """Points/s of the torch reference on this batch, timed on PROBE_ROWS rows spread over the grid (a
+    disaggregated case costs ~20x a single-node one: a nominal rate misleads)."""
+    n_c = len(s["concurrency"])
+    rows = torch.linspace(0, batch.n_cases * n_c - 1, min(PROBE_ROWS, batch.n_cases * n_c)).long().unique()
+    t0 = time.perf_counter()
+    evaluate_rows_torch(batch, rows, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
+                        torch.tensor(s["acceptance_multiplier"]))
+    points = rows.numel() * len(s["draft_tokens"]) * len(s["acceptance_multiplier"])
+    return points / max(time.perf_counter() - t0, 1e-6)
+
+
+def plan_line(n_points: int, n_cases: int, s: dict[str, Any], compile_torch: bool,
+              measured_points_per_s: float | None = None) -> str:
+    """What is about to run and a rough time: printed before the sweep starts (the torch rate measured on
+    this batch when given, else the nominal one)."""
     backend = s["backend"] if s["backend"] != "auto" else ("triton" if torch.cuda.is_available() else "torch")
     path = "torch.compile" if backend == "torch" and compile_torch else backend
-    estimate = n_points / NOMINAL_POINTS_PER_S[path]
+    rate = measured_points_per_s if measured_points_per_s and path == "torch" else NOMINAL_POINTS_PER_S[path]
+    estimate = n_points / rate
     extra = f" + a one-off compile of {COMPILE_S[0]}-{COMPILE_S[1]} s" if path == "torch.compile" else ""
     grid = " x ".join(f"{len(s[n])} {n}" for n in ("concurrency", "draft_tokens", "acceptance_multiplier"))
+    how = "measured on this batch" if rate != NOMINAL_POINTS_PER_S[path] else "nominal"
     return (f"sweeping {n_points:,} points ({n_cases} deployments x {grid}) on {path}: "
-            f"about {max(estimate, 0.1):.1f} s{extra} at a nominal {NOMINAL_POINTS_PER_S[path]:,.0f} points/s")
+            f"about {max(estimate, 0.1):.1f} s{extra} at {rate:,.0f} points/s ({how})")
 
 
 def run(cfg: RunConfig, out: Path) -> None:
@@ -159,13 +179,15 @@ def run(cfg: RunConfig, out: Path) -> None:
     n_points = len(cases) * len(s["concurrency"]) * len(s["draft_tokens"]) * len(s["acceptance_multiplier"])
     compile_torch = s["compile"] is True or (s["compile"] == "auto" and n_points >= AUTO_COMPILE_POINTS
                                               and not torch.cuda.is_available())
-    print(plan_line(n_points, len(cases), s, compile_torch), flush=True)
+    on_cpu = s["backend"] == "torch" or (s["backend"] == "auto" and not torch.cuda.is_available())
+    rate = probe_points_per_s(batch, s) if on_cpu and not compile_torch else None
+    print(plan_line(n_points, len(cases), s, compile_torch, rate), flush=True)
     t0 = time.perf_counter()
     try:
         frontier = sweep(batch, torch.tensor(s["concurrency"]), torch.tensor(s["draft_tokens"]),
                          torch.tensor(s["acceptance_multiplier"]), backend=s["backend"], bins=s["bins"],
                          chunk_points=s["chunk_points"], max_chunk_bytes=s["max_chunk_bytes"],
-                         compile_torch=compile_torch)
+                         compile_torch=compile_torch, max_ttft_s=cfg.max_ttft_s)
     except ValueError as e:
         raise SpecError(f"sweep: {e}") from None
     elapsed = time.perf_counter() - t0

@@ -6,11 +6,13 @@ cross-validation in simulator/calibration/crossval.py); this module prints, plot
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from simulator.calibration.crossval import run_cv
 from simulator.calibration.dataset import data_dir_of
@@ -93,11 +95,28 @@ def plot_breakdown(ax: Any, breakdown: pd.DataFrame | None) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
+PROGRESS_AFTER_S = 5.0  # a run expected to take longer than this says so and shows its progress
+
+
+def validate_with_progress(pages: list, cfg: RunConfig) -> list:
+    """validate_page over the pages; after the first, the expected time when it is long, and progress."""
+    if not pages:
+        return []
+    t0 = time.perf_counter()
+    vals = [validate_page(pages[0], cfg)]
+    expected = (time.perf_counter() - t0) * (len(pages) - 1)
+    show = expected > PROGRESS_AFTER_S
+    if show:
+        print(f"validate: {len(pages)} pages, about {expected:.0f} s more", flush=True)
+    vals += [validate_page(p, cfg) for p in tqdm(pages[1:], desc="validate", unit="page", disable=not show or None)]
+    return vals
+
+
 def run(cfg: RunConfig, out: Path) -> None:
     """The `validate` task: the table, one plot per page, (cv=...) cross-validation, (report=PATH) JSON."""
     data_dir = data_dir_of(cfg.calibrate.data_dir) if cfg.cv != "none" else None  # fail fast, before the work
     pages = load_pages(cfg)
-    vals = [validate_page(p, cfg) for p in pages]
+    vals = validate_with_progress(pages, cfg)
     summ = summary(vals)
     print(format_validation(vals, summ))
     for v in vals:

@@ -168,6 +168,7 @@ class Curve:
     running_batch: list[float] = field(default_factory=list)  # requests the engine runs at once (rest queued)
     draft_tokens: list[int] = field(default_factory=list)
     acceptance_length: list[float] = field(default_factory=list)
+    acceptance_pinned: list[bool] = field(default_factory=list)  # the recipe pinned the AL (synthetic acceptance)
     step_ms: list[float] = field(default_factory=list)
     prefill_stall_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
@@ -209,6 +210,7 @@ def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | Non
         dp_attention=[w.dp_attention for w in leads], gpus=[d.gpus for d in deps],
         concurrency=[int(x) for x in pts.concurrency.tolist()], running_batch=masked(m.running_batch),
         draft_tokens=[int(x) for x in pts.draft_tokens.tolist()], acceptance_length=ev.al.expand(n).tolist(),
+        acceptance_pinned=[cands[j].pinned_al is not None for j in pts.candidate.tolist()],
         step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
         tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
         tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),

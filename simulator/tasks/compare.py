@@ -88,7 +88,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     Raises NothingFeasible (after writing the outputs) when no deployment of either side can run."""
     sc = cfg.scenario()
     result = run_compare(sc, cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity,
-                         max_gpus=cfg.max_gpus)
+                         outside="clamp" if cfg.read == "page" else "null", max_gpus=cfg.max_gpus)
     add_bands(result, sc, cfg.calibration, cfg.acceptance_multiplier)
     print(format_table(result))
     result.points_frame().to_csv(out / "curves.csv", index=False)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from simulator.acceptance import raw_al_table
+from simulator.acceptance import al_table, raw_al_table
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.lowering import OP_FIELDS, PASS_FIELDS, PassTable
 from simulator.memory import MemoryCheck
@@ -34,7 +34,7 @@ from simulator.specs.vocabulary import CaseKey
 from simulator.topology import WorkerModel, as_worker, kv_transfer, worker_memory, worker_model
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
-                 "attention_dp", "max_draft_tokens", "acceptance_scale", "max_step_tokens",
+                 "attention_dp", "max_draft_tokens", "acceptance_scale", "acceptance_pinned", "max_step_tokens",
                  "graph_max_batch", "graph_counts_tokens",
                  # disaggregated deployments (0 / neutral for one worker): pools, prefill worker, KV transfer
                  "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
@@ -63,6 +63,16 @@ class Case:
     with_draft: bool = True
     group: GroupKey | None = None  # frontier group (default: the case's CaseKey)
     limits: EngineLimits = EngineLimits()  # the engine's limits (default: none beyond memory)
+    # (k, AL) a synthetic-acceptance recipe pins: the case's AL at k is that value, not the measured AL(k) times
+    # the acceptance scale (the lowering stores it with scale 1, so no fitted or trial scale moves it)
+    pinned_al: tuple[int, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.pinned_al is not None:
+            k, al = self.pinned_al
+            if not self.has_draft or not 1 <= k <= self.max_draft_tokens or not 1.0 <= al <= k + 1:
+                raise ValueError(f"pinned_al {self.pinned_al}: needs a case with its draft, 1 <= k <= "
+                                 f"{self.max_draft_tokens} and 1 <= AL <= k + 1")
 
     @property
     def has_draft(self) -> bool:
@@ -101,7 +111,8 @@ class CaseBatch:
     passes: torch.Tensor  # [n_cases, len(TABLES), len(PASS_FIELDS)]
     knobs: torch.Tensor  # [n_cases, len(KNOB_NAMES)]
     scalars: torch.Tensor  # [n_cases, len(SCALAR_FIELDS)]
-    al: torch.Tensor  # [n_cases, K + 1] measured AL(k) (acceptance.raw_al_table), padded with 1 beyond each K
+    al: torch.Tensor  # [n_cases, K + 1] measured AL(k) (acceptance.raw_al_table; a pinned case's: `_al_row`),
+    # padded with 1 beyond each K
     max_batch: torch.Tensor  # [n_cases, K + 1] requests admitted at once at k (0: holds none, or k > K)
     group: torch.Tensor  # [n_cases] int64 index into groups
     groups: tuple[GroupKey, ...]
@@ -194,7 +205,8 @@ class _Lowering:
             "input_tokens": wl.mean_input_tokens, "output_tokens": wl.mean_output_tokens,
             "prefill_chunk_tokens": sv.prefill_chunk_tokens, "chunked_prefill": sv.prefill_mode == "chunked",
             "gpus": dep.gpus, "attention_dp": c.worker.attention_dp, "max_draft_tokens": c.max_draft_tokens,
-            "acceptance_scale": sc.acceptance.scale if c.has_draft else 1.0,
+            "acceptance_scale": sc.acceptance.scale if c.has_draft and c.pinned_al is None else 1.0,
+            "acceptance_pinned": c.pinned_al is not None,
             "max_step_tokens": inf_if_none(c.limits.max_num_tokens),
             "graph_max_batch": inf_if_none(c.limits.cuda_graph_max_batch),
             "graph_counts_tokens": c.limits.cuda_graph_counts_tokens,
@@ -209,6 +221,19 @@ class _Lowering:
         return torch.tensor([float(row[f]) for f in SCALAR_FIELDS], dtype=torch.float64)
 
 
+def _al_row(c: Case) -> torch.Tensor:
+    """The case's AL for k = 0..K: the measured table (its scale applied later, per point), or for a pinned
+    case final values (its scale is 1): the pinned AL at its k, the scenario's scaled AL(k) at any other k."""
+    if not c.has_draft:
+        return torch.ones(1, dtype=torch.float64)
+    if c.pinned_al is None:
+        return raw_al_table(c.scenario.acceptance)
+    row = al_table(c.scenario.acceptance).clone()
+    k, al = c.pinned_al
+    row[k] = al
+    return row
+
+
 def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
     """Stack the cases' step tables, knobs, workload, admission per k and AL table into a `CaseBatch`."""
     if not cases:
@@ -216,8 +241,7 @@ def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
     low = _Lowering()
     tables = [low.tables(c) for c in cases]
     n_ops = max(len(t.names) for ts in tables for t in ts if t is not None)
-    als = [raw_al_table(c.scenario.acceptance) if c.has_draft else torch.ones(1, dtype=torch.float64)
-           for c in cases]
+    als = [_al_row(c) for c in cases]
     k1 = max(a.numel() for a in als)
     admitted = [[low.admission(c, k) if k < a.numel() else (0.0, f"k = {k} beyond the case's largest draft "
                                                                  f"length {a.numel() - 1}") for k in range(k1)]

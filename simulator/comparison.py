@@ -172,7 +172,8 @@ def breakdown_at_targets(sc: Scenario, result: CompareResult, acceptance_scale: 
                 continue
             p = s.front.iloc[int(np.argmin(np.abs(s.front["interactivity"].to_numpy() - row["interactivity"])))]
             cand = next((c for c in s.candidates if c.deployment.label == p["deployment"]
-                         and int(p["concurrency"]) in c.concurrencies), None)
+                         and int(p["concurrency"]) in c.concurrencies
+                         and (c.pinned_al is not None) == bool(p.get("acceptance_pinned", False))), None)
             if cand is None:
                 continue
             parts = point_breakdown(sc, cand, int(p["concurrency"]), int(p["draft_tokens"]), acceptance_scale)
@@ -241,6 +242,9 @@ def format_table(result: CompareResult) -> str:
     missed = [r["interactivity"] for r in result.rows if not (r["mtp"] and r["off"])]
     if missed:
         lines.append(f"  not reached at {', '.join(f'{t:g}' for t in missed)} tok/s/user:" + _reach(result))
+    if any(r[s] and r[s].get("clamped") for r in read for s in SIDES):
+        lines.append("  c: the target lies outside that side's predicted front: read at its edge, as the pages do "
+                     "(read=page);" + _reach(result))
     if any(r[s] and r[s].get("interpolated_between") for r in read for s in SIDES):
         lines.append("  conc -: the target lies between two front points of different deployments (no single "
                      "concurrency ran there)")
@@ -290,8 +294,13 @@ def _table_row(r: dict[str, Any]) -> str:
             return "-".rjust(width)
         return f"{d['ttft_s']:.3f}{'*' if d.get('throttled_by_prefill') else ''}".rjust(width)
 
-    return (f"{r['interactivity']:>10.0f} | {_cell(m, 'tput_per_gpu', '13.1f')} {band(m):>11} "
-            f"{_cell(o, 'tput_per_gpu', '8.1f')} {band(o):>11} {ratio:>6} | {_cell(m, 'cost_per_mtok', '8.3f')} "
+    def tput(d: dict[str, Any] | None, width: int) -> str:  # c: read at the front's edge (read=page)
+        if not d or d.get("tput_per_gpu") is None:
+            return "-".rjust(width)
+        return f"{d['tput_per_gpu']:.1f}{'c' if d.get('clamped') else ''}".rjust(width)
+
+    return (f"{r['interactivity']:>10.0f} | {tput(m, 13)} {band(m):>11} "
+            f"{tput(o, 8)} {band(o):>11} {ratio:>6} | {_cell(m, 'cost_per_mtok', '8.3f')} "
             f"{_cell(o, 'cost_per_mtok', '7.3f')} | {_cell(m, 'tok_s_per_mw', '12.0f')} "
             f"{_cell(o, 'tok_s_per_mw', '9.0f')} | {ttft(m, 10)} {ttft(o, 6)} | {_cell(m, 'concurrency', '8d')} "
             f"{_cell(o, 'concurrency', '5d')} | {_cell(m, 'draft_tokens', '2d')}")
@@ -300,7 +309,7 @@ def _table_row(r: dict[str, Any]) -> str:
 # ---- summary.json: the table as flat rows, for task=summarize ---------------------------------------------
 
 FIGURES = ("tput_per_gpu", "cost_per_mtok", "tok_s_per_mw", "concurrency", "draft_tokens", "deployment", "ttft_s",
-           "throttled_by_prefill")
+           "throttled_by_prefill", "clamped")
 SHOWN = ["job", "model", "hardware", "precision", "workload", "interactivity", "mtp_tput_per_gpu",
          "off_tput_per_gpu", "mtp_gain", "mtp_cost_per_mtok", "off_cost_per_mtok", "mtp_draft_tokens"]
 

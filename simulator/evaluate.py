@@ -44,9 +44,10 @@ class GatheredPoints:
 
     rows: RowSplit
     knobs: KnobTensors  # the cases' own
-    raw_al: torch.Tensor  # measured AL at each point's k
-    acceptance_scale: torch.Tensor  # the cases' own, times the points' multiplier
+    raw_al: torch.Tensor  # measured AL at each point's k (a pinned case's: its pinned AL)
+    acceptance_scale: torch.Tensor  # the cases' own (1 for a pinned case), times the points' multiplier
     acceptance: torch.Tensor  # the points' multiplier of the acceptance scale
+    pinned: torch.Tensor  # bool: the case's AL is pinned by its recipe (no fitted or trial scale applies)
     draft_tokens: torch.Tensor
     feasible: torch.Tensor
 
@@ -82,16 +83,18 @@ def gather(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draf
         c, k, s("gpus"), StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens")),
         batch.scalar("disaggregated")[case] > 0.5)
     feasible = (c >= 1.0) & (max_batch >= 1.0) & (k >= 0.0) & (k <= s("max_draft_tokens"))
-    return GatheredPoints(split_rows(x), batch.knob_tensors(sel), per_k(batch.al), s("acceptance_scale") * a, a, k,
-                          feasible)
+    return GatheredPoints(split_rows(x), batch.knob_tensors(sel), per_k(batch.al), s("acceptance_scale") * a, a,
+                          s("acceptance_pinned") > 0.5, k, feasible)
 
 
 def price(points: GatheredPoints, knobs: KnobTensors | None = None,
           acceptance_scale: torch.Tensor | None = None) -> Evaluation:
     """Evaluate gathered points (`serving.serve`) at the cases' knobs or at `knobs` (per row: the
     calibration's trial values), and at the cases' acceptance scales or at `acceptance_scale` (absolute, per
-    row; the points' multiplier still applies)."""
-    scale = points.acceptance_scale if acceptance_scale is None else acceptance_scale * points.acceptance
+    row; the points' multiplier still applies). A pinned case keeps scale 1 (times the multiplier) whatever
+    `acceptance_scale` says: its recipe fixed the AL."""
+    scale = points.acceptance_scale if acceptance_scale is None else torch.where(
+        points.pinned, points.acceptance, acceptance_scale * points.acceptance)
     al = scaled_al(points.raw_al, scale, points.draft_tokens)
     m = serve(points.rows, points.knobs if knobs is None else knobs, al)
     return Evaluation(m, al, points.feasible)
@@ -117,22 +120,28 @@ class CandidatePoints:
     draft_tokens: torch.Tensor  # [n] float64
 
 
+def candidate_case(sc: Scenario, cand: Candidate, index: int = 0, group: GroupKey | None = None) -> Case:
+    """The case a candidate's `index`-th concurrency runs as: its deployment and side, the limits there, and the
+    AL its recipe pins (if any)."""
+    return Case(sc, cand.deployment, with_draft=cand.side == "mtp", group=group, limits=cand.limits_at(index),
+                pinned_al=cand.pinned)
+
+
 def candidate_cases(pairs: Sequence[tuple[Scenario, Candidate]], groups: Sequence[GroupKey] | None = None
                     ) -> tuple[list[Case], list[tuple[int, int, int, int]]]:
     """The cases of (scenario, candidate) pairs and their points as (candidate, case, C, k): one case per
-    distinct (scenario, deployment, side, engine limits, group), so each point runs under its own limits.
-    `groups`: each pair's frontier group (default: the case's CaseKey)."""
+    distinct (scenario, deployment, side, engine limits, pinned AL, group), so each point runs under its own
+    limits and acceptance. `groups`: each pair's frontier group (default: the case's CaseKey)."""
     cases: list[Case] = []
     index: dict[tuple, int] = {}
     points: list[tuple[int, int, int, int]] = []
     for j, (sc, cand) in enumerate(pairs):
         for ci, conc in enumerate(cand.concurrencies):
-            lim = cand.limits_at(ci)
             group = groups[j] if groups is not None else None
-            key = (id(sc), cand.deployment, cand.side, lim, group)
+            key = (id(sc), cand.deployment, cand.side, cand.limits_at(ci), cand.pinned, group)
             if key not in index:
                 index[key] = len(cases)
-                cases.append(Case(sc, cand.deployment, with_draft=cand.side == "mtp", group=group, limits=lim))
+                cases.append(candidate_case(sc, cand, ci, group))
             points += [(j, index[key], conc, k) for k in cand.draft_tokens]
     return cases, points
 
@@ -159,6 +168,7 @@ class Curve:
     running_batch: list[float] = field(default_factory=list)  # requests the engine runs at once (rest queued)
     draft_tokens: list[int] = field(default_factory=list)
     acceptance_length: list[float] = field(default_factory=list)
+    acceptance_pinned: list[bool] = field(default_factory=list)  # the recipe pinned the AL (synthetic acceptance)
     step_ms: list[float] = field(default_factory=list)
     prefill_stall_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
@@ -200,6 +210,7 @@ def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | Non
         dp_attention=[w.dp_attention for w in leads], gpus=[d.gpus for d in deps],
         concurrency=[int(x) for x in pts.concurrency.tolist()], running_batch=masked(m.running_batch),
         draft_tokens=[int(x) for x in pts.draft_tokens.tolist()], acceptance_length=ev.al.expand(n).tolist(),
+        acceptance_pinned=[cands[j].pinned_al is not None for j in pts.candidate.tolist()],
         step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
         tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
         tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),
@@ -212,7 +223,8 @@ def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_token
                     acceptance_scale: float | None = None) -> dict[str, float]:
     """Milliseconds of the effective step by term (breakdown.TERMS) at one of the candidate's points."""
     i = cand.concurrencies.index(concurrency)
-    one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),))
+    one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),),
+                    cand.pinned_al)
     pts = candidate_points([(sc, one)])
     scale = None if acceptance_scale is None else torch.tensor([float(acceptance_scale)], dtype=torch.float64)
     m = evaluate_points(pts.batch, pts.case, pts.concurrency, pts.draft_tokens, acceptance_scale=scale).metrics

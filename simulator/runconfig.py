@@ -118,6 +118,9 @@ class RunConfig(Settings):
     interactivity: list[PositiveFloat] | None = Field(
         default=None, description="targets in tok/s/user; null or [] = 25/50/75 % of the range both sides cover")
     report: str | None = Field(default=None, description="path for a JSON copy of the table")
+    read: Literal["strict", "page"] = Field(default="strict", description=(
+        "compare: how a target outside a side's predicted front is read: strict: not read (null, the reach "
+        "printed); page: at the front's edge, as the benchmark pages do, flagged clamped (c in the table)"))
     acceptance_multiplier: PositiveFloat = Field(
         default=1.0, description="multiplies the calibrated acceptance scale (1 = unchanged; bands follow it)")
     min_interactivity: list[PositiveFloat] | None = Field(

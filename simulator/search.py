@@ -30,7 +30,9 @@ OPEN_MAX_CONCURRENCY = 4096
 @dataclass(frozen=True)
 class Candidate:
     """A deployment with the concurrencies and draft lengths to run it at, on one side, and the engine
-    limits it runs under: one `EngineLimits` per concurrency, or one for all (default: no limits)."""
+    limits it runs under: one `EngineLimits` per concurrency, or one for all (default: no limits).
+    `pinned_al`: the acceptance length the recipe pins at its one draft length (a synthetic-acceptance run),
+    which replaces the measured, calibrated AL(k) for this candidate's points; None: acceptance measured."""
 
     side: Side
     deployment: DeploymentSpec | DisaggregatedSpec  # one worker (single-node or wide), or xPyD pools
@@ -38,6 +40,7 @@ class Candidate:
     draft_tokens: tuple[int, ...]
     engine: str = "any"
     limits: tuple[EngineLimits, ...] = (EngineLimits(),)
+    pinned_al: float | None = None
 
     def __post_init__(self) -> None:  # each k is a valid speculative setting for its side
         for k in self.draft_tokens:
@@ -45,6 +48,15 @@ class Candidate:
         if len(self.limits) not in (1, len(self.concurrencies)):
             raise ValueError(f"limits: give one EngineLimits or one per concurrency ({len(self.concurrencies)}), "
                              f"got {len(self.limits)}")
+        if self.pinned_al is not None and (self.side != "mtp" or len(self.draft_tokens) != 1
+                                           or not 1.0 <= self.pinned_al <= self.draft_tokens[0] + 1):
+            raise ValueError(f"pinned_al {self.pinned_al}: a pinned acceptance length needs the MTP side, one "
+                             f"draft length k and 1 <= AL <= k + 1 (side {self.side}, k {self.draft_tokens})")
+
+    @property
+    def pinned(self) -> tuple[int, float] | None:
+        """(k, AL) the recipe pins, or None."""
+        return None if self.pinned_al is None else (self.draft_tokens[0], self.pinned_al)
 
     def limits_at(self, index: int) -> EngineLimits:
         """The limits at the `index`-th concurrency."""
@@ -102,7 +114,8 @@ def open_candidates(sc: Scenario, side: Side) -> list[Candidate]:
 def multinode_candidates(sc: Scenario, side: Side, model_key: str, hardware_key: str, workload_key: str,
                          max_gpus: int) -> list[Candidate]:
     """The benchmark's disaggregated rows for this case within `max_gpus` (conf/deployments/multinode.yaml)
-    that the model's experts and the GPU's NIC admit, at their conc-lists and draft lengths."""
+    that the model's experts and the GPU's NIC admit, at their conc-lists and draft lengths (and the AL a row
+    pins, where its recipe ran synthetic acceptance)."""
     if sc.hardware.scale_out is None:
         return []
     rows, _ = load_multinode()
@@ -117,7 +130,7 @@ def multinode_candidates(sc: Scenario, side: Side, model_key: str, hardware_key:
         except ValueError:
             continue  # beyond max_gpus, or EP not dividing this model's experts
         out.append(Candidate(side, dep, tuple(r.concurrencies), ((r.draft_tokens or 0) if side == "mtp" else 0,),
-                             r.engine))
+                             r.engine, pinned_al=r.pinned_acceptance_length if side == "mtp" else None))
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.catalog import CONF_DIR
 from simulator.specs import EngineLimits
@@ -93,7 +93,9 @@ class SearchSpaceTable(BaseModel):
 class MultinodeDeployment(BaseModel):
     """One disaggregated search-space row of a master config: x prefill + y decode workers, swept at a
     conc-list. `draft_tokens` from the recipe name (`..._mtp3.yaml`), else the benchmark's MTP settings
-    (docs/sources.md#benchmark-methodology)."""
+    (docs/sources.md#benchmark-methodology). `pinned_acceptance_length`: the AL the recipe pins instead of
+    measuring it (`SYNTHETIC_ACCEPTANCE=true` + `SYNTHETIC_ACCEPTANCE_LENGTH=x` in its additional-settings: the
+    engine accepts drafts at that synthetic length), None where acceptance is measured."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -108,6 +110,16 @@ class MultinodeDeployment(BaseModel):
     concurrencies: list[int] = Field(min_length=1)
     deployment: DisaggregatedSpec
     source: str
+    pinned_acceptance_length: float | None = Field(default=None, ge=1.0)
+
+    @model_validator(mode="after")
+    def _pinned_needs_its_k(self) -> MultinodeDeployment:
+        if self.pinned_acceptance_length is not None:
+            k = self.draft_tokens or 0
+            if self.spec != "mtp" or k < 1 or self.pinned_acceptance_length > k + 1:
+                raise ValueError(f"pinned_acceptance_length {self.pinned_acceptance_length} needs an MTP row "
+                                 f"with 1 <= AL <= k + 1 (spec {self.spec}, k {self.draft_tokens})")
+        return self
 
 
 def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from tools.build_deployments import (
     multinode_text,
     parse_conc,
     parse_config_entry,
+    pinned_acceptance,
     resolve_setting,
     snapshot,
 )
@@ -199,6 +200,31 @@ def test_benchmark_multinode_rows_are_read_or_skipped_with_a_reason(shared_dir: 
     assert all(r.deployment.gpus == r.deployment.prefill_gpus + r.deployment.decode_gpus for r in rows)
     assert any("0 decode workers" in s for s in skipped)
     assert catalog_routed_experts()["deepseek_r1"] == 256
+
+
+def test_pinned_acceptance_is_read_from_the_recipe_settings(shared_dir: Path) -> None:
+    """Rows that pin their acceptance (SYNTHETIC_ACCEPTANCE=true + SYNTHETIC_ACCEPTANCE_LENGTH) carry it; the
+    rest, the "-nosynthetic" twin of the same recipes included, carry none."""
+    rows, _ = multinode_rows(shared_dir, catalog_routed_experts())
+    pinned = {(r.entry, r.source.split(" row ")[1].split(";")[0], r.draft_tokens, r.pinned_acceptance_length)
+              for r in rows if r.pinned_acceptance_length is not None}
+    assert pinned == {("dsv4-fp4-gb200-dynamo-vllm-mtp2", str(i), 2, 2.27) for i in (1, 2, 3)}
+    twin = [r for r in rows if r.entry == "dsv4-fp4-gb200-dynamo-vllm-mtp2-nosynthetic"]
+    assert len(twin) == 3 and all(r.pinned_acceptance_length is None for r in twin)
+    assert [r for r in load_multinode()[0] if r.pinned_acceptance_length is not None] == [
+        r for r in rows if r.pinned_acceptance_length is not None]
+
+
+def test_pinned_acceptance_parsing() -> None:
+    assert pinned_acceptance(["CONFIG_FILE=x.yaml"], "w") is None
+    assert pinned_acceptance(["SYNTHETIC_ACCEPTANCE=true", "SYNTHETIC_ACCEPTANCE_LENGTH=2.49", "CONFIG_FILE=x"],
+                             "w") == 2.49
+    # the prefill and decode lists of a row repeat the same pin: read once
+    assert pinned_acceptance(["SYNTHETIC_ACCEPTANCE=true", "SYNTHETIC_ACCEPTANCE_LENGTH=1.79"] * 2, "w") == 1.79
+    for bad in (["SYNTHETIC_ACCEPTANCE_LENGTH=2.27"], ["SYNTHETIC_ACCEPTANCE=true"],
+                ["SYNTHETIC_ACCEPTANCE=true", "SYNTHETIC_ACCEPTANCE_LENGTH=2.27", "SYNTHETIC_ACCEPTANCE_LENGTH=2.49"]):
+        with pytest.raises(ValueError, match="row 7: synthetic acceptance"):
+            pinned_acceptance(bad, "row 7")
 
 
 def test_no_shipped_limit_admits_less_than_one_step_of_one_request(table: SearchSpaceTable) -> None:

@@ -139,8 +139,33 @@ def _row_concurrencies(space: dict[str, Any]) -> tuple[int, ...]:
     return tuple(expand_conc(int(space["conc-start"]), int(space["conc-end"])))
 
 
+_SYNTHETIC_ON = "SYNTHETIC_ACCEPTANCE=true"
+_SYNTHETIC_LENGTH = re.compile(r"^SYNTHETIC_ACCEPTANCE_LENGTH=(?P<al>[0-9.]+)$")
+
+
+def pinned_acceptance(settings: Iterable[str], where: str) -> float | None:
+    """The acceptance length a recipe pins instead of measuring it, or None.
+
+    InferenceX recipes switch the engine's synthetic acceptance on with ``SYNTHETIC_ACCEPTANCE=true`` and
+    set its length with ``SYNTHETIC_ACCEPTANCE_LENGTH=x`` in a row's ``additional-settings`` (nvidia-master.yaml:
+    "SYNTHETIC_ACCEPTANCE is a throughput-only control (injected into the recipe by
+    runners/inject_synthetic_acceptance.py)"); the prefill and decode lists of a row are read together. A
+    length without the switch, the switch without a length, or two different lengths are errors naming `where`.
+    """
+    items = [str(x).strip() for x in settings]
+    lengths = {float(m["al"]) for x in items if (m := _SYNTHETIC_LENGTH.match(x))}
+    on = _SYNTHETIC_ON in items
+    if not on and not lengths:
+        return None
+    if not on or len(lengths) != 1:
+        raise ValueError(f"{where}: synthetic acceptance needs {_SYNTHETIC_ON} and one SYNTHETIC_ACCEPTANCE_LENGTH, "
+                         f"got {[x for x in items if x.startswith('SYNTHETIC_ACCEPTANCE')]}")
+    return lengths.pop()
+
+
 def _master_rows(path: Path) -> Iterator[_Row]:
-    """Single-node fixed-seq-len rows of one current master config."""
+    """Single-node fixed-seq-len rows of one current master config (a row that pins its acceptance is an
+    error: the single-node table has no field for it, and no such row exists in the snapshot read)."""
     data = yaml.safe_load(path.read_text())
     for name, entry in data.items():
         if entry.get("multinode") or entry.get("disagg"):
@@ -149,6 +174,9 @@ def _master_rows(path: Path) -> Iterator[_Row]:
             for space in workload["search-space"]:
                 if space.get("pp", 1) != 1 or space.get("pcp-size", 1) != 1:
                     continue
+                if pinned_acceptance(space.get("additional-settings") or [], f"{path.name} {name}") is not None:
+                    raise ValueError(f"{path.name} {name}: a single-node row pins its acceptance; "
+                                     "conf/deployments/benchmark.yaml cannot carry it yet")
                 yield _Row(
                     file=path.name,
                     entry=name,
@@ -613,8 +641,9 @@ def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = Non
                 for i, space in enumerate(workload["search-space"]):
                     where = f"{fname} {name} row {i}"
                     pre, dec = space.get("prefill", {}), space.get("decode", {})
-                    recipe = " ".join(str(x) for x in (pre.get("additional-settings") or [])
-                                      + (dec.get("additional-settings") or []))
+                    settings = [str(x) for x in (pre.get("additional-settings") or [])
+                                + (dec.get("additional-settings") or [])]
+                    recipe = " ".join(settings)
                     reason = ""
                     if model is None or wl is None:
                         reason = f"model prefix {entry['model-prefix']!r} or workload not in the catalog"
@@ -649,11 +678,13 @@ def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = Non
                         if k is None:
                             skipped.append(f"{where}: no draft length in the recipe or the benchmark methodology")
                             continue
+                    pinned = pinned_acceptance(settings, where)
                     rows.append(MultinodeDeployment(
                         entry=name, engine=_engine_of(entry["framework"]), model=model, hardware=gpu,
                         precision=entry["precision"], workload=wl, spec=spec, draft_tokens=k,
                         concurrencies=sorted(set(space["conc-list"])), deployment=dep,
-                        source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else "")))
+                        source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else ""),
+                        pinned_acceptance_length=pinned))
     return rows, skipped
 
 
@@ -733,7 +764,15 @@ def render_multinode(rows: list[MultinodeDeployment], skipped: list[str], snap: 
     title = ("Benchmark multi-node search spaces: the disaggregated (xPyD) rows of the InferenceX master configs,\n"
              "with the prefill / decode workers, their parallelism, the conc-list and the MTP draft length.")
     return (_header(title, snap) + _dump({SOURCE_KEY: snap.block()}, flow=False)
-            + _dump({MULTINODE_KEY: [r.model_dump(exclude_defaults=False) for r in rows], "skipped": skipped}))
+            + _dump({MULTINODE_KEY: [_row_dump(r) for r in rows], "skipped": skipped}))
+
+
+def _row_dump(row: MultinodeDeployment) -> dict[str, Any]:
+    """A row as written: every field, but `pinned_acceptance_length` only on the rows that pin one."""
+    out = row.model_dump()
+    if out["pinned_acceptance_length"] is None:
+        del out["pinned_acceptance_length"]
+    return out
 
 
 def benchmark_text(shared_dir: Path, table: SearchSpaceTable | None = None) -> str:

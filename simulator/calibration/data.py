@@ -18,6 +18,7 @@ import pandas as pd
 
 from simulator.batched import Case
 from simulator.catalog import load_hardware, load_model
+from simulator.evaluate import candidate_case
 from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
@@ -152,7 +153,7 @@ def target_observations(sc: Scenario, candidates: dict[str, list[Candidate]], ta
     (`measured` NaN where not given: for predicting with uncertainty rather than fitting)."""
     out: list[PageObs] = []
     for side, cands in candidates.items():
-        pairs = tuple((Case(sc, c.deployment, with_draft=side == "mtp"), c) for c in cands)
+        pairs = tuple((candidate_case(sc, c), c) for c in cands)
         for t in targets:
             value = (measured or {}).get((side, t), float("nan"))
             out.append(PageObs(dataset, source, side, t, value, pairs, f"{source}/{side}@{t:g}"))

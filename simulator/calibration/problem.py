@@ -100,7 +100,7 @@ class Problem:
         ordered: list[Case] = []
 
         def index(case: Case) -> int:
-            key = (id(case.scenario), case.deployment, case.has_draft, case.limits)
+            key = (id(case.scenario), case.deployment, case.has_draft, case.limits, case.pinned_al)
             if key not in cases:
                 cases[key] = len(ordered)
                 ordered.append(case)
@@ -130,11 +130,14 @@ class Problem:
         self.conc = torch.tensor(flat_c, dtype=torch.float64)
         self.k = torch.tensor(flat_k, dtype=torch.float64)
         case_families = [family_of(c.scenario.hardware) for c in ordered]
-        models = [c.scenario.model.name for c in ordered]
         fams = tuple(f for f in HARDWARE_FAMILIES if f in case_families)
-        mtp_models = sorted({p.case.scenario.model.name for p in points if p.draft_tokens > 0}
-                            | {o.candidates[0][0].scenario.model.name for o in pages
-                               if o.side == "mtp" and o.candidates})
+        # the acceptance scale of a model is fitted on points whose acceptance was measured: a case whose
+        # recipe pins its AL (synthetic acceptance) keeps scale 1 and neither uses nor informs the fit
+        models = [None if c.pinned_al is not None else c.scenario.model.name for c in ordered]
+        mtp_models = sorted({p.case.scenario.model.name for p in points if p.draft_tokens > 0
+                             and p.case.pinned_al is None}
+                            | {case.scenario.model.name for o in pages if o.side == "mtp"
+                               for case, _ in o.candidates if case.pinned_al is None})
         self.space = ParamSpace(fams, tuple(mtp_models))
         self.family_idx = torch.tensor([fams.index(f) for f in case_families])[self.case_idx]
         acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]

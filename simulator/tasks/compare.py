@@ -88,7 +88,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     Raises NothingFeasible (after writing the outputs) when no deployment of either side can run."""
     sc = cfg.scenario()
     result = run_compare(sc, cfg.key, cfg.search, cfg.rates, cfg.rate_tier, cfg.interactivity,
-                         max_gpus=cfg.max_gpus, max_ttft_s=cfg.max_ttft_s)
+                         outside="clamp" if cfg.read == "page" else "null", max_gpus=cfg.max_gpus,
+                         max_ttft_s=cfg.max_ttft_s)
     add_bands(result, sc, cfg.calibration, cfg.acceptance_multiplier, progress=True)
     print(format_table(result))
     result.points_frame().to_csv(out / "curves.csv", index=False)

@@ -41,7 +41,7 @@ KNOB_RANGES = {"hbm_bandwidth_fraction": (0.3, 1.0), "compute_fraction": (0.3, 1
 SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4096.0, int),
                  "prefill_chunk_tokens": (256.0, 16384.0, int), "chunked_prefill": (0.0, 1.0, int),
                  "gpus": (1.0, 72.0, int), "attention_dp": (1.0, 16.0, int), "max_draft_tokens": (0.0, 8.0, int),
-                 "acceptance_scale": (0.5, 1.5), "max_step_tokens": (256.0, 32768.0, int, "inf"),
+                 "acceptance_scale": (0.5, 1.5), "acceptance_pinned": (0.0, 0.0), "max_step_tokens": (256.0, 32768.0, int, "inf"),
                  "graph_max_batch": (1.0, 512.0, int, "inf"), "graph_counts_tokens": (0.0, 1.0, int),
                  "disaggregated": (0.0, 1.0, int), "decode_workers": (1.0, 8.0, int),
                  "prefill_workers": (1.0, 8.0, int), "prefill_attention_dp": (1.0, 16.0, int),

@@ -17,7 +17,7 @@ from simulator.knobs import KnobTensors
 from simulator.search import Candidate, benchmark_candidates, open_cluster_shapes
 from simulator.serving import StepLimits, disaggregated_loop_tokens
 from simulator.specs import EngineLimits, HardwareSpec
-from simulator.specs.topology import AggregatedSpec, DisaggregatedSpec, WorkerSpec, parse_xpyd
+from simulator.specs.topology import DisaggregatedSpec, WorkerSpec, parse_xpyd
 from simulator.step_cost import busiest_rank_share, pass_cost
 from simulator.topology import (
     COMBINE_BYTES_PER_VALUE,
@@ -186,14 +186,14 @@ def test_busiest_dp_rank_runs_ceil_c_over_dp() -> None:
     share = busiest_rank_share(torch.tensor([180.0, 192.0, 4.0, 0.5]), torch.tensor(32.0))
     assert torch.allclose(share, torch.tensor([6 / 180, 6 / 192, 1 / 4, 1.0], dtype=torch.float64))
     sc = r1("gb200")
-    spec = AggregatedSpec(worker=WorkerSpec(tp=32, ep=32, dp_attention=True))
-    p160, p180, p192 = (point(sc, spec.worker, c) for c in (160, 180, 192))
+    spec = WorkerSpec(tp=32, ep=32, dp_attention=True)
+    p160, p180, p192 = (point(sc, spec, c) for c in (160, 180, 192))
     # the step waits for the busiest rank (6 requests at 180 and 192, 5 at 160); only the 12 fewer MoE and
     # prefill tokens of 180 differ from 192
     assert p180.tpot_s == pytest.approx(p192.tpot_s, rel=3e-2) and p180.tpot_s < p192.tpot_s
     assert p160.tpot_s < p180.tpot_s
     # the attention (KV) reads are the busiest rank's: the same 6 requests at 180 and 192, 5 at 160
-    t = worker_model(sc, spec.worker).tables.target
+    t = worker_model(sc, spec).tables.target
     kv = [float(pass_cost(t, sc.knob_tensors, torch.tensor(n), torch.tensor(n), torch.tensor(8000.0)).kv_s.sum())
           for n in (160.0, 180.0, 192.0)]
     assert kv[1] == pytest.approx(kv[2], rel=1e-12) and kv[0] == pytest.approx(kv[2] * 5 / 6, rel=1e-12)
@@ -226,7 +226,6 @@ def test_gpus_counted_as_the_methodology_says() -> None:
     spec = parse_xpyd("7P1D-DEP16", prefill=DEP4)
     assert (spec.prefill_gpus, spec.decode_gpus, spec.gpus) == (28, 16, 44)
     assert parse_xpyd("1P4D", prefill=WorkerSpec(tp=8, ep=8)).gpus == 40
-    assert AggregatedSpec(worker=WorkerSpec(tp=8, ep=8), replicas=4).gpus == 32  # TEP8 x 4 replicas
     sc = r1("b200", "8k1k")
     p = point(sc, spec, 256)
     rate = p.output_tput_per_gpu * 44 / sc.workload.mean_output_tokens
@@ -266,12 +265,12 @@ def test_named_errors() -> None:
                                           "decode": {"tp": 16, "ep": 16, "dp_attention": True},
                                           "decode_workers": 1}, context=ctx)
     assert "88 GPUs" in str(e.value)
-    with pytest.raises(ValidationError, match="ep: ep=24 does not divide the 256 routed") as e:
-        AggregatedSpec.model_validate({"worker": {"tp": 24, "ep": 24, "dp_attention": True}}, context=ctx)
-    assert e.value.errors()[0]["loc"][0] == "worker"
-    ok = AggregatedSpec.model_validate(
-        {"worker": {"tp": 24, "ep": 24, "dp_attention": True, "redundant_experts": 32}}, context=ctx)
-    assert ok.gpus == 24 and ok.worker.label == "DEP24-EPLB32"
+    with pytest.raises(ValidationError, match="ep: ep=24 does not divide the 256 routed"):
+        WorkerSpec.model_validate({"tp": 24, "ep": 24, "dp_attention": True}, context=ctx)
+    with pytest.raises(ValidationError, match="max_gpus: the deployment DEP96 needs 96 GPUs"):
+        WorkerSpec.model_validate({"tp": 96, "ep": 96, "dp_attention": True}, context=ctx)
+    ok = WorkerSpec.model_validate({"tp": 24, "ep": 24, "dp_attention": True, "redundant_experts": 32}, context=ctx)
+    assert ok.gpus == 24 and ok.label == "DEP24-EPLB32"
     with pytest.raises(ValidationError, match="scale_up_gpus: a scale-up group of 16 GPUs is larger") as e:
         DisaggregatedSpec.model_validate({"prefill": {"tp": 8}, "prefill_workers": 1,
                                           "decode": {"tp": 16, "ep": 16, "scale_up_gpus": 16},

@@ -28,7 +28,8 @@ class WorkloadSpec(Frozen):
 
 
 class DeploymentSpec(Frozen):
-    """One single-node deployment. GPUs = tp x pp; EP and DP-attention reuse the same GPUs.
+    """One single-node deployment. GPUs = tp (no pipeline parallelism: the benchmark ran none); EP and
+    DP-attention reuse the same GPUs.
 
     Pass `context={"model": ModelSpec, "hardware": HardwareSpec}` to model_validate to check it against both.
     """
@@ -36,11 +37,10 @@ class DeploymentSpec(Frozen):
     tp: int = Field(ge=1, le=1024)
     ep: int = Field(default=1, ge=1, le=1024)
     dp_attention: bool = False
-    pp: int = Field(default=1, ge=1, le=1)
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp
+        return self.tp
 
     @property
     def attention_dp(self) -> int:

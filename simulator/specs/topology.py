@@ -2,9 +2,8 @@
 
 - `ScaleOutSpec`: one NIC per GPU into a switched InfiniBand/RoCE fabric (docs/sources.md#scale-out-network);
   its per-message latency and achieved bandwidth are efficiency knobs with the priors below.
-- `WorkerSpec`: one engine instance (TP x PP GPUs; EP and DP-attention reuse them), which may span nodes or
+- `WorkerSpec`: one engine instance (TP GPUs; EP and DP-attention reuse them), which may span nodes or
   an NVL72 domain (DEP16, DEP32) and may carry EPLB redundant expert slots.
-- `AggregatedSpec`: replicas of one worker, prefill and decode on the same GPUs (TEP8 x 4, DEP16 x 1).
 - `DisaggregatedSpec`: x prefill workers + y decode workers (1P4D, 7P1D-DEP16); GPUs = prefill GPUs +
   decode GPUs (docs/sources.md#benchmark-methodology).
 
@@ -16,7 +15,7 @@ group larger than the GPU's domain. Every error names its field.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
@@ -81,12 +80,13 @@ class WorkerSpec(DeploymentSpec):
 
     def deployment(self) -> DeploymentSpec:
         """The same GPUs as the single-node spec the pass lowering reads (no domain check: this may span)."""
-        return DeploymentSpec(tp=self.tp, ep=self.ep, dp_attention=self.dp_attention, pp=self.pp)
+        return DeploymentSpec(tp=self.tp, ep=self.ep, dp_attention=self.dp_attention)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> WorkerSpec:
         if self.tp % self.ep:
             raise ValueError(f"ep: ep={self.ep} must divide tp={self.tp} (EP reuses the TP GPUs)")
+        _check_budget(self.gpus, self.label, info)
         if self.redundant_experts and self.ep == 1:
             raise ValueError("redundant_experts: EPLB redundant slots need ep > 1")
         model, hw = _ctx(info).get("model"), _ctx(info).get("hardware")
@@ -120,27 +120,6 @@ def _check_budget(gpus: int, what: str, info: ValidationInfo) -> None:
         raise ValueError(f"max_gpus: the deployment {what} needs {gpus} GPUs, more than max_gpus={max_gpus}")
 
 
-class AggregatedSpec(Frozen):
-    """`replicas` copies of one worker behind a router; each serves C / replicas of the concurrency."""
-
-    kind: Literal["aggregated"] = "aggregated"
-    worker: WorkerSpec
-    replicas: int = Field(default=1, ge=1, le=4096)
-
-    @property
-    def gpus(self) -> int:
-        return self.replicas * self.worker.gpus
-
-    @property
-    def label(self) -> str:
-        return self.worker.label + (f"x{self.replicas}" if self.replicas > 1 else "")
-
-    @model_validator(mode="after")
-    def _check(self, info: ValidationInfo) -> AggregatedSpec:
-        _check_budget(self.gpus, self.label, info)
-        return self
-
-
 class DisaggregatedSpec(Frozen):
     """x prefill workers + y decode workers, each pool with its own parallelism; KV moves over the NICs."""
 
@@ -172,8 +151,6 @@ class DisaggregatedSpec(Frozen):
         _check_budget(self.gpus, self.label, info)
         return self
 
-
-ClusterDeployment = Annotated[AggregatedSpec | DisaggregatedSpec, Field(discriminator="kind")]
 
 _XPYD = re.compile(r"^(\d+)P(\d+)D(?:-(DEP|TEP|TP)(\d+))?$")
 

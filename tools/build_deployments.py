@@ -484,6 +484,9 @@ def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | N
     return out
 
 
+PER_RANK_LIMIT_ENGINES = frozenset({"trt", "vllm"})  # engines whose running / token limits are per DP rank
+
+
 def resolve_limits(items: list[dict[str, Any]], row: _Row, conc: int, k: int) -> tuple[dict[str, Any], str]:
     """The limits of one row at one concurrency: the script's values (the tightest where branches differ),
     else the engine's documented default. vLLM's graph limit counts tokens B x (1 + k)."""
@@ -497,8 +500,16 @@ def resolve_limits(items: list[dict[str, Any]], row: _Row, conc: int, k: int) ->
         values = [f[key] for f in found if f[key] is not None]
         out[key] = min(values) if values else defaults[key]
         origin.append(f"{key} {'script' if values else 'engine default'}")
+    # TensorRT-LLM's max_batch_size / max_num_tokens and vLLM's max_num_seqs / max_num_batched_tokens bound
+    # each attention-DP rank's own scheduler (the scripts set them to CONC / TP under DP-attention for that
+    # reason); EngineLimits bounds the whole engine, so a per-rank value counts DP = TP times. SGLang's
+    # --max-running-requests is the whole engine's already. The CUDA-graph limit stays per rank (EngineLimits).
+    per_rank = row.tp if row.dp_attn and row.engine in PER_RANK_LIMIT_ENGINES else 1
+    scale = (lambda v: None if v is None else v * per_rank)  # noqa: E731
     limits = {"cuda_graph_max_batch": out["cuda_graph_max_bs"], "cuda_graph_counts_tokens": row.engine == "vllm",
-              "max_running_requests": out["max_running_requests"], "max_num_tokens": out["max_num_tokens"]}
+              "max_running_requests": scale(out["max_running_requests"]), "max_num_tokens": scale(out["max_num_tokens"])}
+    if per_rank > 1:
+        origin.append(f"running and token limits per DP rank x {per_rank}")
     return limits, f"{SETTINGS_FILE}: " + ", ".join(origin)
 
 

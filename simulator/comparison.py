@@ -25,6 +25,8 @@ from simulator.specs import Calibration
 from simulator.specs.topology import NODE_GPUS
 from simulator.specs.vocabulary import SIDES, CaseKey, Side
 
+# what `CompareResult.search` says when search=benchmark found no recipe for a side and an open search priced it
+FALLBACK = "open (fallback)"
 CURVE_COLUMNS = list(Curve().frame().columns)
 
 
@@ -44,6 +46,7 @@ class SideResult:
     candidates: list[Candidate] = field(default_factory=list)
     reason: str = ""  # why the side has no feasible point at all ("" when it has one)
     over_ttft: int = 0  # feasible points left off the frontier by max_ttft_s
+    fallback: bool = False  # search=benchmark found no recipe for this side: an open search priced it instead
 
     @property
     def interactivity_range(self) -> tuple[float, float] | None:
@@ -65,7 +68,7 @@ class CompareResult:
     max_ttft_s: float | None = None  # the TTFT limit the fronts were taken under (None: none)
 
     def report(self) -> dict[str, Any]:
-        return {**self.key._asdict(), "points": self.rows}
+        return {**self.key._asdict(), "search": self.search, "points": self.rows}
 
     @property
     def feasible(self) -> bool:
@@ -146,12 +149,14 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
             (frame["feasible"] & (frame["ttft_ms"] > max_ttft_s * 1e3)).sum())
         reason = "" if not front.empty else (
             _ttft_reason(max_ttft_s, over) or side_reason(sc, side, max_gpus or NODE_GPUS) or _points_reason(frame))
-        sides[side] = SideResult(side, frame, front, note, cands, reason, over)
+        fallback = search == "benchmark" and bool(note) and bool(cands)
+        sides[side] = SideResult(side, frame, front, note, cands, reason, over, fallback)
     if targets is None:
         fronts = [s.front["interactivity"].to_numpy() for s in sides.values() if not s.front.empty]
         targets = default_targets(*fronts) if len(fronts) == 2 else []
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
-    result = CompareResult(key, sides, list(targets), search=search, rate_usd_per_gpu_hour=rate,
+    searched = FALLBACK if any(s.fallback for s in sides.values()) else search
+    result = CompareResult(key, sides, list(targets), search=searched, rate_usd_per_gpu_hour=rate,
                            all_in_kw=kw, max_ttft_s=max_ttft_s)
     readings = {side: read_front(sides[side].front, [float(t) for t in targets], rate, kw, outside)
                 for side in SIDES}
@@ -218,6 +223,9 @@ def add_bands(result: CompareResult, sc: Scenario, calibration: Calibration,
 def format_table(result: CompareResult) -> str:
     k = result.key
     lines = [f"{k.model} on {k.hardware} {k.precision} {k.workload}: MTP vs Off at matched interactivity"]
+    if result.search == FALLBACK:
+        lines.append(f"  search: {FALLBACK}: the benchmark ran no recipe for this case; these figures predict "
+                     "deployments nobody measured, not a page's")
     for s in result.sides.values():
         if s.note:
             lines.append(f"  note ({s.side}): {s.note}")
@@ -270,7 +278,7 @@ def best_k_notes(result: CompareResult) -> list[str]:
     on_front = sorted({int(k) for k in mtp.front["draft_tokens"]})
     notes = [f"MTP frontier uses k = {', '.join(map(str, on_front))} (searched {', '.join(map(str, searched))})"]
     read = {r["mtp"]["draft_tokens"] for r in result.rows if r["mtp"]}
-    if result.search == "open" and len(searched) > 1 and max(searched) in (read or set(on_front)):
+    if result.search != "benchmark" and len(searched) > 1 and max(searched) in (read or set(on_front)):
         notes.append(f"the best k is the largest searched ({max(searched)}): a larger k might be better still")
     return notes
 
@@ -347,7 +355,7 @@ def write_summary(result: CompareResult, out: Path) -> Path:
     notes += [f"{s.side} infeasible: {s.reason}" for s in result.sides.values() if s.reason]
     notes += [n for n in (ttft_note(result),) if n]
     path = out / "summary.json"
-    path.write_text(json.dumps({**result.key._asdict(), "notes": notes, "feasible": result.feasible,
+    path.write_text(json.dumps({**result.key._asdict(), "search": result.search, "notes": notes, "feasible": result.feasible,
                                 "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
                                 "all_in_kw": result.all_in_kw, "rows": summary_rows(result)}, indent=2))
     return path

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.comparison import CompareResult, add_bands, breakdown_at_targets, run_compare
+from simulator.comparison import FALLBACK, CompareResult, add_bands, breakdown_at_targets, run_compare
 from simulator.pages import Page, load_page_file, measured_direction, modelled_pages
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES, CaseKey
@@ -78,7 +78,11 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
 
 
 def summary(validations: list[PageValidation]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """Error figures against the benchmark: pages an open fallback priced (no recipe left in the configs) are
+    predictions for deployments nobody measured, so they stay out of them (listed under `fallback_pages`)."""
+    fallback = [v.page.source for v in validations if v.compare.search == FALLBACK]
+    validations = [v for v in validations if v.compare.search != FALLBACK]
+    out: dict[str, Any] = {"fallback_pages": fallback}
     for key in ("mtp", "off", "gain"):
         errs = [pt["error_pct"][key] for v in validations for pt in v.points if pt["error_pct"][key] is not None]
         missing = sum(pt["error_pct"][key] is None for v in validations for pt in v.points)
@@ -121,6 +125,9 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
         f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % signed {v['median_signed_pct']:+.1f} %"
         for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}"
         f"; measured inside P10-P90 {summ['inside_p10_p90']}; c = clamped to the front's edge, as the pages do")
+    if summ.get("fallback_pages"):
+        lines.append(f"not in the summary ({FALLBACK}: no benchmark recipe left, a prediction for deployments "
+                     f"nobody measured): {', '.join(summ['fallback_pages'])}")
     return "\n".join(lines)
 
 

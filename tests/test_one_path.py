@@ -95,3 +95,27 @@ def test_pareto_front_merges_points_equal_to_rounding_and_keeps_the_first() -> N
     x = np.array([10.0, 10.0 * (1 + TIE_RTOL / 4), 5.0, 20.0])
     y = np.array([100.0 * (1 + TIE_RTOL / 4), 100.0, 200.0, 50.0])  # 0 and 1 are one point
     assert pareto_front(x, y).tolist() == [2, 0, 3]
+
+
+def test_an_open_fallback_is_marked_and_kept_out_of_the_benchmark_figures(tmp_path) -> None:  # noqa: ANN001
+    """A case the benchmark ran no recipe for is priced by an open search: the table, summary.json and the
+    report say "open (fallback)", and validate keeps such a page out of its error figures."""
+    import dataclasses
+    import json
+
+    from simulator.comparison import FALLBACK, format_table, run_compare, write_summary
+    from simulator.validation import summary
+
+    cfg = compose(["model=llama3_3_70b", "hardware=h100", "precision=fp8", "max_gpus=8", "calibration=none"])
+    res = run_compare(cfg.scenario(), cfg.key, "benchmark", cfg.rates, max_gpus=8)
+    assert res.search == FALLBACK and res.sides["off"].fallback  # (no MTP side: llama has no draft module)
+    assert f"search: {FALLBACK}" in format_table(res)
+    write_summary(res, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["search"] == FALLBACK
+    assert res.report()["search"] == FALLBACK
+    page = next(p for p in modelled_pages() if (p.model, p.hardware) == ("glm5", "b200"))
+    v = validate_page(page, compose(["max_gpus=8"]))
+    assert v.compare.search == "benchmark"
+    moved = dataclasses.replace(v, compare=dataclasses.replace(v.compare, search=FALLBACK))
+    both = summary([v, moved])
+    assert both["fallback_pages"] == [page.source] and both["mtp"] == summary([v])["mtp"]

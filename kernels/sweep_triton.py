@@ -35,6 +35,7 @@ from simulator.frontier import TIE_RTOL, pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
 from simulator.serving import MAX_BISECTION_BATCH, THROTTLE_BISECTION_STEPS
+from simulator.step_cost import CEIL_SLACK
 
 try:
     import triton
@@ -118,6 +119,7 @@ Offsets = namedtuple("Offsets", SECTIONS)
 
 
 if triton is not None:
+    CEIL_SLACK_K = tl.constexpr(CEIL_SLACK)  # step_cost.CEIL_SLACK, as the kernel's helpers read it
 
     @triton.jit
     def _load_knobs(p, KNOB: tl.constexpr):
@@ -154,7 +156,7 @@ if triton is not None:
     def _busiest_rank_share(requests, attention_dp):
         """step_cost.busiest_rank_share: ceil(n / DP) of n requests on the busiest DP rank, at most all."""
         n = tl.maximum(requests, 1.0)
-        return tl.minimum(tl.ceil(n / attention_dp - 1e-9) / n, 1.0)
+        return tl.minimum(tl.ceil(n / attention_dp - CEIL_SLACK_K) / n, 1.0)
 
     @triton.jit
     def _link_knobs(t, kn):
@@ -298,7 +300,7 @@ if triton is not None:
         pool = _prefill_pool(prefill, kn, i_tok, chunk_tokens, prefill_dp, prefill_workers,
                              tl.where(k > 0.0, 1.0, 0.0), OP)
         kv_s = _kv_transfer_s(kn, kv_bytes, kv_link_bytes_s)
-        per_worker = tl.ceil(c / y - 1e-9)  # step_cost.CEIL_SLACK
+        per_worker = tl.ceil(c / y - CEIL_SLACK_K)
         b = _running_batch(per_worker, k, lim)
         step = _decode_step_s(decode, kn, b, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
         ttft_idle = pool.one_request_s + kv_s + step / 2.0

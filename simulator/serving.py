@@ -252,17 +252,6 @@ def _rows(x: object, idx: torch.Tensor, n: int) -> object:
     return x
 
 
-def _merge(base: object, part: object, idx: torch.Tensor) -> object:
-    """`base` with rows `idx` replaced by `part` (tensors broadcast to their common shape first)."""
-    if isinstance(base, torch.Tensor):
-        shape = torch.broadcast_shapes(base.shape, (base.shape[0] if base.ndim else 1, *part.shape[1:]))
-        out = base.expand(shape).clone()
-        out[idx] = part.expand(idx.numel(), *shape[1:]) if part.ndim else part
-        return out
-    return type(base)(**{f: _merge(getattr(base, f), getattr(part, f), idx)  # type: ignore[arg-type]
-                         for f in base.__dataclass_fields__})
-
-
 @dataclass(frozen=True)
 class LoopInputs:
     """What the loops read besides the knobs and AL, per row of points (tensors with the n rows first, or
@@ -329,15 +318,20 @@ def serve(rows: RowSplit, knobs: KnobTensors, al: torch.Tensor) -> Disaggregated
             a, x.gpus, x.limits)  # type: ignore[arg-type]
     if dis is None or agg is None:
         return dis if agg is None else agg  # type: ignore[return-value]
-    # both kinds: scatter each kind's rows into the full [n, ...] result
-    return _merge(_expand_rows(agg, rows.aggregated[0], rows.n), dis, rows.disaggregated[0])  # type: ignore[index,return-value]
+    # both kinds: each kind's rows into the full [n, ...] result
+    return _scatter([(rows.aggregated[0], agg), (rows.disaggregated[0], dis)], rows.n)  # type: ignore[index,return-value]
 
 
-def _expand_rows(m: object, idx: torch.Tensor, n: int) -> object:
-    """A result of rows `idx` placed into n rows (the other rows NaN / False until merged)."""
-    if isinstance(m, torch.Tensor):
-        out = torch.full((n, *m.shape[1:]), False if m.dtype == torch.bool else float("nan"), dtype=m.dtype,
-                         device=m.device)
-        out[idx] = m
+def _scatter(parts: list[tuple[torch.Tensor, object]], n: int) -> object:
+    """Results of disjoint row sets (row indices, result) as one result of n rows, field by field (a field's
+    trailing dimensions broadcast over the parts)."""
+    first = parts[0][1]
+    if isinstance(first, torch.Tensor):
+        vals = [v for _, v in parts]
+        trailing = torch.broadcast_shapes(*(v.shape[1:] for v in vals))
+        out = torch.empty((n, *trailing), dtype=first.dtype, device=first.device)
+        for idx, v in parts:
+            out[idx] = v.expand(idx.numel(), *trailing) if v.ndim else v
         return out
-    return type(m)(**{f: _expand_rows(getattr(m, f), idx, n) for f in m.__dataclass_fields__})  # type: ignore[arg-type]
+    return type(first)(**{f: _scatter([(idx, getattr(v, f)) for idx, v in parts], n)  # type: ignore[arg-type]
+                          for f in first.__dataclass_fields__})

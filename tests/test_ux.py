@@ -9,7 +9,6 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,20 +16,10 @@ import pytest
 
 from simulator import cli
 from simulator.comparison import format_table, run_compare
+from tests.test_user_errors import run_task, specsim
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ["max_gpus=8", "validate_after=false", "calibration=none"]
-
-
-def specsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
-def run_task(out: Path, *overrides: str) -> None:
-    """The task of `specsim OVERRIDES` run in this process (what `app` does, without Hydra's run dir)."""
-    cfg = cli.compose(list(overrides))
-    importlib.import_module(cli.TASKS[cfg.task]).run(cfg, out)
 
 
 def one_error_line(r: subprocess.CompletedProcess[str]) -> str:

@@ -173,10 +173,10 @@ if triton is not None:
         return experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route_prob)))
 
     @triton.jit
-    def _pass_cost(t, kn, requests, tokens, context, layer_latency_us, eager, OP: tl.constexpr):
+    def _pass_cost(t, kn, requests, tokens, context, layer_latency_us, eager, state_writes, OP: tl.constexpr):
         """step_cost.pass_cost(...).total_s: seconds of a pass of table t over `tokens` tokens of `requests`
         requests at mean context `context` (`layer_latency_us`: the floor per layer pass; `eager` = 1: no
-        CUDA graph)."""
+        CUDA graph; `state_writes`: recurrent-state copies written per request)."""
         share = _busiest_rank_share(requests, t.attention_dp)
         hbm = t.hbm_bytes_s * kn.hbm_bandwidth_fraction
         operator_s = tl.zeros_like(tokens)
@@ -190,7 +190,7 @@ if triton is not None:
             flops = (o.flops_per_token * tok + o.flops_per_token_ctx * tok * ctx) * imbalance
             touched = _expected_experts_touched(o.experts_local, o.route_prob, tokens)
             weight_s = (o.weight_bytes + o.expert_bytes * touched) / hbm
-            kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req) / hbm
+            kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req * (1.0 + state_writes)) / hbm
             activation_s = o.bytes_per_token * tok / hbm
             compute_s = flops / (o.peak_flops * kn.compute_fraction)
             operator_s += tl.maximum(compute_s, weight_s + kv_s + activation_s)
@@ -225,10 +225,10 @@ if triton is not None:
         eager = _runs_eager(batch, k, tables.target.attention_dp, graph_max_batch, graph_counts_tokens)
         positions = batch * (k + 1.0)
         verify = _pass_cost(tables.target, kn, batch, positions + extra_tokens, context, kn.layer_pass_latency_us,
-                            eager, OP)
+                            eager, k + 1.0, OP)
         d, floor = tables.draft, kn.draft_pass_latency_us
-        extend = spec * _pass_cost(d, kn, batch, positions, context, floor, eager, OP)
-        decode = tl.maximum(k - 1.0, 0.0) * _pass_cost(d, kn, batch, batch, context, floor, eager, OP)
+        extend = spec * _pass_cost(d, kn, batch, positions, context, floor, eager, 1.0, OP)
+        decode = tl.maximum(k - 1.0, 0.0) * _pass_cost(d, kn, batch, batch, context, floor, eager, 1.0, OP)
         sampling = _sampling_time_s(tables.target, kn, batch, positions) + k * _sampling_time_s(d, kn, batch, batch)
         bookkeeping = spec * batch * kn.request_overhead_us * 1e-6
         return verify + extend + decode + sampling + bookkeeping + kn.step_latency_us * 1e-6
@@ -241,8 +241,9 @@ if triton is not None:
         per_chunk = tokens / chunks
         requests = per_chunk / input_tokens
         ctx = input_tokens / 2.0
-        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 0.0, OP)
-        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 0.0, OP)
+        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 0.0, 1.0, OP)
+        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 0.0, 1.0,
+                                        OP)
         return chunks * (t + kn.step_latency_us * 1e-6)
 
     @triton.jit

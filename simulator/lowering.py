@@ -37,7 +37,9 @@ PASS_FIELDS = ("attention_dp", "comm_bytes_per_token", "collectives", "layer_pas
 class PassTable:
     """Per-GPU coefficients of one forward pass. Operator fields have shape [..., n_ops], pass fields [...].
 
-    Units: FLOPs, bytes, FLOP/s, bytes/s, tokens. `dp_sharded` is a 0/1 mask; `imbalance_weight` is the share
+    Units: FLOPs, bytes, FLOP/s, bytes/s, tokens. `bytes_per_request` is one copy of a request's recurrent
+    state (linear attention): a pass reads it once and writes it once per position it keeps
+    (step_cost.pass_cost's `state_writes`). `dp_sharded` is a 0/1 mask; `imbalance_weight` is the share
     of the `moe_imbalance` skew an operator sees (1 for routed experts, less under EPLB redundant slots,
     topology.eplb_residual; 0 elsewhere). `scale_out` = 1: the pass's collectives cross the NICs and run at
     the scale-out knobs (step_cost.link_knobs), 0: over the scale-up link.
@@ -76,11 +78,12 @@ class MemoryFootprint:
 
     weight_bytes: float
     kv_bytes_per_token: tuple[tuple[float, float, float, float], ...]  # (bytes/token, scale, offset, cap)
-    state_bytes_per_request: float
+    state_bytes_per_request: float  # one copy of the recurrent state
 
-    def cache_bytes_per_request(self, context_tokens: float) -> float:
+    def cache_bytes_per_request(self, context_tokens: float, state_copies: float = 1.0) -> float:
+        """KV of `context_tokens` plus `state_copies` copies of the recurrent state (speculation keeps more)."""
         kv = sum(b * min(s * context_tokens + o, c) for b, s, o, c in self.kv_bytes_per_token)
-        return kv + self.state_bytes_per_request
+        return kv + state_copies * self.state_bytes_per_request
 
 
 def weight_dtype(op: OpDef, model: ModelSpec, precision: Precision) -> str:
@@ -92,6 +95,8 @@ def weight_dtype(op: OpDef, model: ModelSpec, precision: Precision) -> str:
 
 
 def compute_peak_flops(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision) -> float:
+    if op.compute == "indexer":
+        return hw.peak_for("fp8") * 1e12
     if op.compute in ("attention", "lm_head"):
         return hw.peak_tflops.bf16 * 1e12
     return hw.peak_for(weight_dtype(op, model, precision)) * 1e12
@@ -118,16 +123,15 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
         row["bytes_per_token"] = n * io_bytes * op.experts_per_token / dep.tp
         row["imbalance_weight"] = 1.0
         return row
-    split = {"attention": dep.attention_tp, "tp": dep.tp, "none": 1}[op.shard]
+    split = {"attention": dep.attention_tp, "replicated": 1, "tp": dep.tp, "none": 1}[op.shard]
     row["weight_bytes"] = n * op.params * wbytes / split
     row["flops_per_token"] = n * (2 * op.active_params + op.flops_per_token) / split
     row["flops_per_token_ctx"] = n * op.flops_per_token_ctx / split
     kv = n * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
     row["bytes_per_token"] = n * io_bytes + kv  # activations + the new token's cache entry
     row["bytes_per_request_ctx"] = kv
-    row["bytes_per_request"] = n * 2 * op.state_values_per_request * STATE_BYTES / min(
-        dep.attention_tp, op.state_heads)
-    row["dp_sharded"] = 1.0 if op.shard == "attention" else 0.0
+    row["bytes_per_request"] = n * op.state_values_per_request * STATE_BYTES / min(dep.attention_tp, op.state_heads)
+    row["dp_sharded"] = 1.0 if op.shard in ("attention", "replicated") else 0.0
     return row
 
 
@@ -136,8 +140,15 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
     rows = [lower_op(op, model, hw, precision, dep, kv_bytes) for op in ops]
     tp = dep.tp
     collectives = 2 * layer_passes if tp > 1 else 0
-    # ring all-reduce (or all-gather + reduce-scatter under DP-attention) of the hidden state, per GPU
-    comm = collectives * 2 * (tp - 1) / tp * model.hidden_size * ACTIVATION_BYTES if tp > 1 else 0.0
+    # Hidden-state bytes per GPU, per token of the pass, per layer. Around the MoE / FFN: a ring all-reduce over
+    # the TP ranks, 2 (tp - 1) / tp; under DP-attention an all-gather of every rank's tokens before it and a
+    # reduce-scatter after, (tp - 1) / tp each, the same 2 (tp - 1) / tp (SGLang dp_attention dp_gather /
+    # dp_scatter; vLLM's allgather_reducescatter all2all backend). Around attention: an all-reduce over the
+    # attention-TP ranks of their own 1 / DP share of the tokens, 2 (atp - 1) / atp / DP (none under full
+    # DP-attention, which is why it moves half the bytes of TP attention).
+    atp, dp = dep.attention_tp, dep.attention_dp
+    per_layer = 2 * (tp - 1) / tp + 2 * (atp - 1) / atp / dp
+    comm = layer_passes * per_layer * model.hidden_size * ACTIVATION_BYTES if tp > 1 else 0.0
     vocab = sum(op.params / model.hidden_size for op in ops if op.compute == "lm_head")
     logits_bytes = LOGIT_PASSES * vocab * ACTIVATION_BYTES
     logits_comm = (tp - 1) / tp * vocab * ACTIVATION_BYTES
@@ -181,7 +192,7 @@ def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec
         if op.shard == "experts":
             weights += op.layers * op.params * wbytes / dep.tp
             continue
-        split = {"attention": dep.attention_tp, "tp": dep.tp, "none": 1}[op.shard]
+        split = {"attention": dep.attention_tp, "replicated": 1, "tp": dep.tp, "none": 1}[op.shard]
         weights += op.layers * op.params * wbytes / split
         if op.cache_values_per_token:
             per_token = op.layers * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)

@@ -45,11 +45,15 @@ def check_memory(fp: MemoryFootprint, hbm_capacity_gb: float, mem_fraction: floa
     Each request reserves cache for its whole length `request_tokens` (prompt + output) plus the
     `lookahead_tokens` slots speculation writes ahead of the accepted tokens (SGLang allocates the verify
     pass's draft-token slots per request before verifying; vLLM reserves num_speculative_tokens lookahead
-    slots per request). Under TP the MLA latent cache is replicated on every rank; DP-attention spreads
+    slots per request), and for linear attention k + 1 more copies of its recurrent state. Under TP the MLA
+    latent cache is replicated on every rank; DP-attention spreads
     requests over `attention_dp` ranks.
     """
     capacity = hbm_capacity_gb * 1e9 * mem_fraction
-    per_request = fp.cache_bytes_per_request(request_tokens + lookahead_tokens)
+    # linear attention under speculation keeps a state per verified position beside the committed one (SGLang
+    # MambaPool: intermediate_ssm_state_cache holds speculative_num_draft_tokens = k + 1 states per slot)
+    state_copies = 1.0 if lookahead_tokens == 0 else lookahead_tokens + 2.0
+    per_request = fp.cache_bytes_per_request(request_tokens + lookahead_tokens, state_copies)
     free = capacity - fp.weight_bytes
     if free <= 0:
         max_c = 0

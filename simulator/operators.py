@@ -20,9 +20,12 @@ from simulator.specs.model import (
     ModelSpec,
 )
 
-Shard = Literal["attention", "tp", "experts", "none"]
+# attention: split over attention-TP ranks, each attention-DP rank runs its own requests; replicated: the same
+# but computed whole on every attention-TP rank (not split); tp: split over TP; experts: the routed experts
+Shard = Literal["attention", "replicated", "tp", "experts", "none"]
 WeightClass = Literal["dense", "expert", "embedding"]
-ComputeClass = Literal["gemm", "attention", "lm_head"]
+# gemm: the weights' dtype; attention and lm_head: bf16; indexer: the sparse-attention indexer's FP8 logits
+ComputeClass = Literal["gemm", "attention", "lm_head", "indexer"]
 
 INF_TOKENS = 1e12  # "no cap" for context lengths
 
@@ -54,10 +57,17 @@ class OpDef:
 
 
 def _indexer_ops(idx: IndexerSpec, hidden: int, q_in: int, layers: int, scale: float) -> list[OpDef]:
+    """The lightning indexer (DeepSeek-V3.2 DSA, GLM-5, DeepSeek-V4 CSA): its q / k / head-weight projections
+    and its logits of every query against every cached index key, before the top-k selection.
+
+    Replicated on every attention-TP rank, not split (SGLang nsa_indexer.py and vLLM / ATOM Indexer: wq_b, wk
+    and weights_proj are ReplicatedLinear, "no tensor parallel, just replicated", all index heads per rank),
+    logits in FP8 (DeepGEMM fp8_mqa_logits / fp8_paged_mqa_logits over an FP8 index-key cache).
+    """
     proj = q_in * idx.num_heads * idx.head_dim + hidden * idx.head_dim + hidden * idx.num_heads
     return [
-        OpDef("indexer.proj", layers, "attention", params=proj, active_params=proj),
-        OpDef("indexer.score", layers, "attention", compute="attention",
+        OpDef("indexer.proj", layers, "replicated", params=proj, active_params=proj),
+        OpDef("indexer.score", layers, "replicated", compute="indexer",
               flops_per_token_ctx=2 * idx.num_heads * idx.head_dim, cache_values_per_token=idx.head_dim,
               ctx_scale=scale),
     ]

@@ -5,7 +5,8 @@ With k drafted tokens per request and batch B (SGLang EAGLE worker, vLLM EaglePr
   speculative_num_steps + 1 tokens per request, padded under CUDA graphs; vLLM's first proposer pass runs
   over every verified position), which refreshes the draft's KV and proposes draft token 1;
 - k - 1 draft decode passes over B tokens (draft tokens 2..k);
-- verify: one target pass over B x (k + 1) tokens;
+- verify: one target pass over B x (k + 1) tokens (a linear-attention layer writes its recurrent state after
+  each of the k + 1 positions, so a rejected draft can roll back);
 - sampling: vocabulary-wide softmax / argmax / accept-reject over B x (k + 1) verify positions, plus B top-1
   positions per draft pass (also B positions for plain decode);
 - bookkeeping: per-request host work the scheduler cannot overlap while speculating.
@@ -89,7 +90,10 @@ def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tenso
     spec = (k > 0).to(f64)
     eager = runs_eager(batch, k, tables.target.attention_dp, graph_max_batch, graph_counts_tokens)
     positions = batch * (k + 1.0)
-    verify = pass_cost(tables.target, knobs, batch, positions + extra_tokens, context, eager=eager)
+    # linear attention keeps each request's state after every verified position (rollback to the accepted one):
+    # SGLang's intermediate_ssm_state_cache (draft tokens per slot), vLLM's 1 + k states per step
+    verify = pass_cost(tables.target, knobs, batch, positions + extra_tokens, context, eager=eager,
+                       state_writes=k + 1.0)
     sampling = sampling_time_s(tables.target, knobs, batch, positions)
     zero = torch.zeros_like(verify.total_s)
     extend = decode = zero

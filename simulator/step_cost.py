@@ -67,7 +67,7 @@ def link_knobs(t: PassTable, knobs: KnobTensors) -> tuple[torch.Tensor, torch.Te
 
 def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: torch.Tensor,
               context: torch.Tensor, layer_latency_us: torch.Tensor | None = None,
-              eager: torch.Tensor | float = 0.0) -> PassCost:
+              eager: torch.Tensor | float = 0.0, state_writes: torch.Tensor | float = 1.0) -> PassCost:
     """Cost of a pass over `tokens` tokens from `requests` requests at mean context `context` tokens.
 
     Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests (ceil(n / DP) of n,
@@ -76,6 +76,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     is `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
     without CUDA graphs; the host issues each layer in `eager_layer_pass_latency_us` while the GPU works
     asynchronously, so the pass takes max(GPU time, launch time) (never less than under graphs).
+    `state_writes`: copies of each request's recurrent state the pass writes after reading it once (1: the
+    final state; a verify pass over k + 1 positions keeps the state after each of them, for rollback).
     """
     requests, tokens, context = (torch.as_tensor(x, dtype=torch.float64) for x in (requests, tokens, context))
     share = busiest_rank_share(requests, t.attention_dp)
@@ -88,7 +90,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     touched = expected_experts_touched(t.experts_local, t.route_prob, tokens[..., None])
     hbm = t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None]
     weight_s = (t.weight_bytes + t.expert_bytes * touched) / hbm
-    kv_s = (t.bytes_per_request_ctx * req * ctx + t.bytes_per_request * req) / hbm
+    writes = torch.as_tensor(state_writes, dtype=torch.float64)[..., None]
+    kv_s = (t.bytes_per_request_ctx * req * ctx + t.bytes_per_request * req * (1.0 + writes)) / hbm
     activation_s = t.bytes_per_token * tok / hbm
     compute_s = flops / (t.peak_flops * knobs.compute_fraction[..., None])
     memory_s = weight_s + kv_s + activation_s
@@ -106,5 +109,5 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
 
 def pass_time_s(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: torch.Tensor,
                 context: torch.Tensor, layer_latency_us: torch.Tensor | None = None,
-                eager: torch.Tensor | float = 0.0) -> torch.Tensor:
-    return pass_cost(t, knobs, requests, tokens, context, layer_latency_us, eager).total_s
+                eager: torch.Tensor | float = 0.0, state_writes: torch.Tensor | float = 1.0) -> torch.Tensor:
+    return pass_cost(t, knobs, requests, tokens, context, layer_latency_us, eager, state_writes).total_s

@@ -107,7 +107,7 @@ if triton is not None:
         elif WHICH == "expected_experts_touched":
             res = (st._expected_experts_touched(ctx, route, tok),)
         elif WHICH == "pass_cost":
-            res = (st._pass_cost(t, kn, req, tok, ctx, layer_us, eager, OP),)
+            res = (st._pass_cost(t, kn, req, tok, ctx, layer_us, eager, k + 1.0, OP),)
         elif WHICH == "runs_eager":
             res = (st._runs_eager(req, k, t.attention_dp, s.graph_max_batch, s.graph_counts_tokens),)
         elif WHICH == "sampling_time_s":
@@ -163,7 +163,7 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
         "busiest_rank_share": lambda: (busiest_rank_share(req, t.attention_dp),),
         "link_knobs": lambda: link_knobs(t, kn),
         "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok),),
-        "pass_cost": lambda: (pass_cost(t, kn, req, tok, ctx, x["layer_us"], x["eager"]).total_s,),
+        "pass_cost": lambda: (pass_cost(t, kn, req, tok, ctx, x["layer_us"], x["eager"], x["draft_tokens"] + 1.0).total_s,),
         "runs_eager": lambda: (runs_eager(req, k, t.attention_dp, s("graph_max_batch"), s("graph_counts_tokens")),),
         "sampling_time_s": lambda: (sampling_time_s(t, kn, req, tok),),
         "decode_step_terms": lambda: (decode_step_terms(tables, kn, req, k, ctx, tok, s("graph_max_batch"),

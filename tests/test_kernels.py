@@ -22,6 +22,7 @@ from kernels import Case, CaseBatch, evaluate_grid_torch, lower_cases, sweep  # 
 from simulator.acceptance import al_table  # noqa: E402
 from simulator.batched import OP_PAD, SCALAR_FIELDS  # noqa: E402
 from simulator.catalog import list_keys, load_hardware, load_model, load_workload  # noqa: E402
+from simulator.frontier import TIE_RTOL  # noqa: E402
 from simulator.knobs import KNOB_NAMES  # noqa: E402
 from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
@@ -136,6 +137,7 @@ def brute_force(batch: CaseBatch, bins: int, lo: float, hi: float) -> tuple[np.n
     pts = {k: v.flatten().numpy() for k, v in evaluate_grid_torch(batch, C, K, A).items()}
     best = np.full((len(batch.groups), 2, bins), np.nan)
     index = np.full(best.shape, -1)
+    slots = {}
     for i in range(pts["feasible"].size):
         x, y = pts["interactivity"][i], pts["tput_per_gpu"][i]
         b = int(np.floor((np.log(x) - np.log(lo)) * (bins / (np.log(hi) - np.log(lo))))) if pts["feasible"][i] else -1
@@ -143,8 +145,12 @@ def brute_force(batch: CaseBatch, bins: int, lo: float, hi: float) -> tuple[np.n
             continue
         case, ik = i // (C.numel() * K.numel() * A.numel()), i // A.numel() % K.numel()
         slot = (int(batch.group[case]), int(K[ik] > 0), b)
-        if index[slot] < 0 or y > best[slot]:  # strict: ties keep the lower index
+        slots[i] = slot
+        if index[slot] < 0 or y > best[slot]:
             best[slot], index[slot] = y, i
+    for i, slot in slots.items():  # a tie within frontier.TIE_RTOL of the slot's best: the lowest index wins
+        if i < index[slot] and pts["tput_per_gpu"][i] >= best[slot] * (1.0 - TIE_RTOL):
+            index[slot] = i
     return best, index
 
 

@@ -10,6 +10,7 @@ import torch
 from conftest import scenario
 from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_table, scaled_al
 from simulator.catalog import load_model
+from simulator.lowering import memory_footprint
 from simulator.moe import expected_experts_touched
 from simulator.operators import draft_ops, target_ops
 from simulator.serving import closed_loop
@@ -85,10 +86,61 @@ def test_qwen3_5_linear_and_full_attention_by_hand() -> None:
     k = row(t, "L1.gqa.core")
     assert float(t.bytes_per_request_ctx[k]) == pytest.approx(15 * 1024 * 1.0 / 2)  # 2 KV heads over 8 ranks
     s = row(t, "L0.linear_attn.state")
-    assert float(t.bytes_per_request[s]) == pytest.approx(45 * 2 * (64 * 128 * 128 + 12288 * 4) * 4 / 8)
+    # one fp32 copy of the state per request (a pass reads it once and writes it per kept position)
+    assert float(t.bytes_per_request[s]) == pytest.approx(45 * (64 * 128 * 128 + 12288 * 4) * 4 / 8)
     e = row(t, "L0.moe.experts")
     assert float(t.experts_local[e]) == 512 / 8
     assert float(t.expert_bytes[e]) == pytest.approx(45 * 3 * 4096 * 1024 * 1.0)  # whole experts under EP
+
+
+def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
+    """The DSA indexer runs whole on every attention-TP rank (not split) and scores in FP8; DeepSeek-V4 has it
+    in its 30 compress-ratio-4 layers only."""
+    sc = scenario("glm5", "b200", "fp8", "8k1k")
+    tp8, tp1 = (sc.tables(sc.deployment(tp=n)).target for n in (8, 1))
+    i, c = row(tp8, "L1.indexer.score"), row(tp8, "L1.mla.core")
+    assert float(tp8.flops_per_token_ctx[i]) == float(tp1.flops_per_token_ctx[i]) == 75 * 2 * 32 * 128
+    assert float(tp8.flops_per_token_ctx[c]) == pytest.approx(float(tp1.flops_per_token_ctx[c]) / 8)  # heads split
+    p = row(tp8, "L1.indexer.proj")
+    assert float(tp8.weight_bytes[p]) == float(tp1.weight_bytes[p]) > 0 and float(tp8.dp_sharded[i]) == 1.0
+    assert float(tp8.peak_flops[i]) == sc.hardware.peak_tflops.fp8 * 1e12
+    v4 = scenario("deepseek_v4_pro", "b200", "fp4", "8k1k")
+    t = v4.tables(v4.deployment(tp=8)).target
+    assert sum(name.endswith("indexer.score") for name in t.names) == 1  # one group: the 30 x4 layers
+    assert float(t.flops_per_token_ctx[row(t, "L1.indexer.score")]) == 30 * 2 * 64 * 128
+
+
+def test_linear_attention_state_per_verified_position() -> None:
+    """A verify pass over k + 1 positions reads each request's recurrent state once and writes it k + 1 times
+    (rollback); admission holds k + 1 more state copies per request. Plain decode: one read, one write."""
+    sc = scenario("qwen3_5_397b", "b200", "fp8", "1k1k")
+    dep = sc.deployment(tp=8, ep=8)
+    t, kn = sc.tables(dep).target, sc.knob_tensors
+    s = row(t, "L0.linear_attn.state")
+    state = float(t.bytes_per_request[s])
+    b, ctx = torch.tensor(64.0), torch.tensor(1500.0)
+    hbm = float(t.hbm_bytes_s) * float(kn.hbm_bandwidth_fraction)
+    for writes in (1.0, 4.0):
+        kv = pass_cost(t, kn, b, b * writes, ctx, state_writes=writes).kv_s[..., s]
+        assert float(kv) == pytest.approx(64 * state * (1 + writes) / hbm)
+    fp = memory_footprint(sc.model, sc.precision, dep, sc.kv_bytes, True)
+    assert fp.state_bytes_per_request == pytest.approx(45 * (64 * 128 * 128 + 12288 * 4) * 4 / 8)  # one copy
+    tokens = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
+    for k, copies in ((0, 1), (3, 5)):
+        assert sc.memory(dep, True, k).cache_gb_per_request * 1e9 == pytest.approx(
+            fp.cache_bytes_per_request(tokens + k, 1.0) + (copies - 1) * fp.state_bytes_per_request)
+
+
+def test_dp_attention_moves_an_all_gather_and_a_reduce_scatter_per_layer() -> None:
+    """TP8: two ring all-reduces of the hidden state per layer, 4 (tp - 1) / tp; DEP8: attention needs none, the
+    MoE an all-gather + a reduce-scatter, 2 (tp - 1) / tp: half the bytes, the same count of collectives."""
+    sc = scenario("deepseek_r1", "b200", "fp4", "8k1k")
+    tp8 = sc.tables(sc.deployment(tp=8, ep=8)).target
+    dep8 = sc.tables(sc.deployment(tp=8, ep=8, dp_attention=True)).target
+    h, layers = 7168, float(tp8.layer_passes)
+    assert float(tp8.comm_bytes_per_token) == pytest.approx(layers * 4 * 7 / 8 * h * 2)
+    assert float(dep8.comm_bytes_per_token) == pytest.approx(layers * 2 * 7 / 8 * h * 2)
+    assert float(dep8.collectives) == float(tp8.collectives) == 2 * layers
 
 
 def test_expected_experts_touched() -> None:

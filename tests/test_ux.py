@@ -311,3 +311,21 @@ def test_sweep_estimate_is_measured_on_the_batch(tmp_path: Path, capsys: pytest.
              "sweep.concurrency=[1,8,64]", "sweep.draft_tokens=[0,2]")
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("sweeping"))
     assert "points/s (measured on this batch)" in line
+
+
+def test_cross_validation_reports_the_gain_error() -> None:
+    """The held-out table carries the MTP/Off gain's error per target (predicted gain / measured gain - 1), and
+    the summary its median, beside each side's."""
+    crossval = importlib.import_module("simulator.calibration.crossval")
+
+    def row(side: str, t: float, measured: float, predicted: float) -> dict:
+        return {"page": "p", "side": side, "interactivity": t, "measured": measured, "predicted": predicted,
+                "error_pct": (predicted / measured - 1) * 100, "p10": None, "p90": None, "inside_band": None}
+    rows = [row("mtp", 10, 200, 300), row("off", 10, 100, 100),  # gain 2 -> 3: +50 %
+            row("mtp", 20, 100, 50), row("off", 20, 100, 100),  # gain 1 -> 0.5: -50 %
+            row("mtp", 30, 100, 110)]  # one side only: no gain
+    assert crossval.gain_errors(rows) == {("p", 10): pytest.approx(50.0), ("p", 20): pytest.approx(-50.0)}
+    summary = crossval.target_summary(rows)
+    assert summary["gain"] == {"n": 2, "median_abs_pct": pytest.approx(50.0), "median_signed_pct": pytest.approx(0.0)}
+    table = crossval.format_targets(rows, summary)
+    assert "+50%" in table and "gain: median |err| 50.0 %" in table

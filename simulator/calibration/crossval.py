@@ -85,11 +85,23 @@ def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any
     return rows
 
 
+def gain_errors(rows: list[dict[str, Any]]) -> dict[tuple[str, float], float]:
+    """Per held-out page target with both sides: the MTP/Off gain's error in % (predicted gain / measured
+    gain - 1, the gain = MTP throughput / Off throughput at the same interactivity)."""
+    sides: dict[tuple[str, float], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        sides.setdefault((r["page"], r["interactivity"]), {})[r["side"]] = r
+    return {key: float(((s["mtp"]["predicted"] / s["off"]["predicted"]) / (s["mtp"]["measured"] / s["off"]["measured"])
+                        - 1.0) * 100) for key, s in sides.items() if len(s) == 2}
+
+
 def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per side: median absolute and signed error over held-out targets; direction; P10-P90 coverage."""
+    """Per side: median absolute and signed error over held-out targets; the MTP/Off gain's; direction;
+    P10-P90 coverage."""
     out: dict[str, Any] = {}
-    for side in SIDES:
-        e = np.array([r["error_pct"] for r in rows if r["side"] == side])
+    gains = list(gain_errors(rows).values())
+    for side, e in [*((side, np.array([r["error_pct"] for r in rows if r["side"] == side])) for side in SIDES),
+                    ("gain", np.array(gains))]:
         if e.size:
             out[side] = {"n": int(e.size), "median_abs_pct": float(np.median(np.abs(e))),
                          "median_signed_pct": float(np.median(e))}
@@ -153,13 +165,16 @@ def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[s
 
 
 def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
+    gains = gain_errors(rows)
     lines = [f"{'held-out page':45s} {'side':4s} {'tok/s/user':>10} {'measured':>9} {'predicted':>9} {'err':>7} "
-             f"{'P10-P90':>13} {'dir':>4}"]
+             f"{'P10-P90':>13} {'dir':>4} {'gain err':>8}"]
     for r in rows:
         band = f"{r['p10']:.0f}-{r['p90']:.0f}" if r["p10"] is not None else "-"
         d = {True: "ok", False: "x", None: "-"}[r.get("direction_right")]
+        gain = gains.get((r["page"], r["interactivity"])) if r["side"] == "mtp" else None
         lines.append(f"{r['page'][:45]:45s} {r['side']:4s} {r['interactivity']:10.0f} {r['measured']:9.1f} "
-                     f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4}")
+                     f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4} "
+                     f"{'' if gain is None else f'{gain:+.0f}%':>8}")
     lines.append("held out: " + ", ".join(
         f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} % (n={v['n']})"
         for s, v in summ.items() if isinstance(v, dict))

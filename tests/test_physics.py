@@ -143,6 +143,17 @@ def test_dp_attention_moves_an_all_gather_and_a_reduce_scatter_per_layer() -> No
     assert float(dep8.collectives) == float(tp8.collectives) == 2 * layers
 
 
+def test_fp4_experts_without_fp4_cores_compute_at_the_bf16_peak() -> None:
+    """DeepSeek-V4's FP4 experts on H200 (no FP4 tensor cores) run weight-only (W4A16, Marlin): FP4 bytes, BF16
+    FLOPs; on B200 the FP4 cores run them."""
+    for hw, peak in (("h200", "bf16"), ("b200", "fp4")):
+        sc = scenario("deepseek_v4_pro", hw, "fp8", "1k1k")
+        t = sc.tables(sc.deployment(tp=8)).target
+        e = row(t, "L0.moe.experts")
+        assert float(t.peak_flops[e]) == getattr(sc.hardware.peak_tflops, peak) * 1e12
+        assert float(t.expert_bytes[e]) == pytest.approx(31 * 3 * 7168 * 3072 * 4.5 / 8 / 8)  # FP4 + scales, / TP8
+
+
 def test_expected_experts_touched() -> None:
     assert float(expected_experts_touched(256, 8 / 256, 1)) == pytest.approx(8.0)
     assert float(expected_experts_touched(32, 8 / 256, 1)) == pytest.approx(1.0)  # one EP rank's share

@@ -92,9 +92,12 @@ class HardwareSpec(Frozen):
         return getattr(self.peak_tflops, dtype) is not None
 
     def peak_for(self, dtype: str) -> float:
-        """Peak TFLOP/s for GEMMs in `dtype`; weight-only FP4 on a GPU without FP4 cores computes in FP8."""
+        """Peak TFLOP/s for GEMMs in `dtype`. FP4 weights on a GPU without FP4 cores run weight-only (W4A16):
+        dequantized in registers and multiplied on the BF16 tensor cores (vLLM's Marlin fallback, "Weight-only
+        FP4 compression will be used leveraging the Marlin kernel"; the benchmark's DeepSeek-V4 H200 SGLang
+        recipes set moe_backend marlin), so they compute at the BF16 peak."""
         peak = getattr(self.peak_tflops, dtype)
-        return peak if peak is not None else self.peak_tflops.fp8
+        return peak if peak is not None else self.peak_tflops.bf16
 
     def link_bandwidth_gb_s(self, group_gpus: int) -> float:
         """Per-GPU bandwidth a collective over `group_gpus` GPUs can use.

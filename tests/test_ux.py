@@ -313,7 +313,7 @@ def test_sweep_estimate_is_measured_on_the_batch(tmp_path: Path, capsys: pytest.
     assert "points/s (measured on this batch)" in line
 
 
-def test_cross_validation_reports_the_gain_error() -> None:
+def test_cross_validation_reports_the_gain_error(tmp_path: Path) -> None:
     """The held-out table carries the MTP/Off gain's error per target (predicted gain / measured gain - 1), and
     the summary its median, beside each side's."""
     crossval = importlib.import_module("simulator.calibration.crossval")
@@ -329,3 +329,7 @@ def test_cross_validation_reports_the_gain_error() -> None:
     assert summary["gain"] == {"n": 2, "median_abs_pct": pytest.approx(50.0), "median_signed_pct": pytest.approx(0.0)}
     table = crossval.format_targets(rows, summary)
     assert "+50%" in table and "gain: median |err| 50.0 %" in table
+    frame = pd.read_csv(crossval.write_targets_csv(rows, tmp_path / "cv.csv"))  # the gain on the MTP row
+    mtp, off = frame[frame.side == "mtp"], frame[frame.side == "off"]
+    assert len(frame) == 5 and mtp.gain_error_pct.round(6).tolist()[:2] == [50.0, -50.0]
+    assert mtp.gain_error_pct.isna().tolist() == [False, False, True] and off.gain_error_pct.isna().all()

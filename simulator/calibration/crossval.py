@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from simulator.calibration.data import PageObs
@@ -93,6 +94,15 @@ def gain_errors(rows: list[dict[str, Any]]) -> dict[tuple[str, float], float]:
         sides.setdefault((r["page"], r["interactivity"]), {})[r["side"]] = r
     return {key: float(((s["mtp"]["predicted"] / s["off"]["predicted"]) / (s["mtp"]["measured"] / s["off"]["measured"])
                         - 1.0) * 100) for key, s in sides.items() if len(s) == 2}
+
+
+def write_targets_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The held-out targets as a CSV (one row per page target and side; `gain_error_pct` on the MTP row)."""
+    gains = gain_errors(rows)
+    frame = pd.DataFrame([{**r, "gain_error_pct": gains.get((r["page"], r["interactivity"])) if r["side"] == "mtp"
+                           else None} for r in rows])
+    frame.to_csv(path, index=False)
+    return path
 
 
 def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from simulator.calibration import store
-from simulator.calibration.crossval import run_cv
+from simulator.calibration.crossval import run_cv, write_targets_csv
 from simulator.calibration.dataset import SILICON, SWEEPS, build_problem, data_dir_of
 from simulator.calibration.fit import FitResult, fit
 from simulator.catalog import CONF_DIR
@@ -72,6 +72,7 @@ def run(cfg: RunConfig, out: Path) -> None:
         cv = run_cv(data_dir, "leave_one_page_out", pages)
         data["calibration"]["cross_validation"] = {
             "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6), "summary": cv["summary"]}
+        print(f"wrote {write_targets_csv(cv['targets'], out / 'cross_validation.csv')} (held-out targets)")
     result_path = out / f"calibration_{name}.yaml"
     store.write(result_path, data)
     print(f"wrote {result_path}")

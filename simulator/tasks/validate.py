@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from simulator.calibration.crossval import run_cv
+from simulator.calibration.crossval import run_cv, write_targets_csv
 from simulator.calibration.dataset import data_dir_of
 from simulator.report_html import page_points, validate_report
 from simulator.runconfig import RunConfig, write_report
@@ -125,6 +125,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     report = report_of(vals, summ)
     if data_dir is not None:
         report["cv"] = run_cv(data_dir, cfg.cv, pages)
+        if "targets" in report["cv"]:
+            print(f"wrote {write_targets_csv(report['cv']['targets'], out / 'cross_validation.csv')} (held-out targets)")
     write_report(cfg, report)
     sections = [{"source": v.page.source, "keys": v.compare.key._asdict(), "points": v.compare.points_frame(),
                  "rows": v.compare.rows, "checks": v.points, "measured": page_points([v.page]),

@@ -72,7 +72,8 @@ def run(cfg: RunConfig, out: Path) -> None:
         cv = run_cv(data_dir, "leave_one_page_out", pages)
         data["calibration"]["cross_validation"] = {
             "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6), "summary": cv["summary"]}
-        print(f"wrote {write_targets_csv(cv['targets'], out / 'cross_validation.csv')} (held-out targets)")
+        if cv.get("targets"):
+            print(f"wrote {write_targets_csv(cv['targets'], out / 'cross_validation.csv')} (held-out targets)")
     result_path = out / f"calibration_{name}.yaml"
     store.write(result_path, data)
     print(f"wrote {result_path}")

@@ -125,7 +125,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     report = report_of(vals, summ)
     if data_dir is not None:
         report["cv"] = run_cv(data_dir, cfg.cv, pages)
-        if "targets" in report["cv"]:
+        if report["cv"].get("targets"):
             print(f"wrote {write_targets_csv(report['cv']['targets'], out / 'cross_validation.csv')} (held-out targets)")
     write_report(cfg, report)
     sections = [{"source": v.page.source, "keys": v.compare.key._asdict(), "points": v.compare.points_frame(),

@@ -46,8 +46,7 @@ def check_memory(fp: MemoryFootprint, hbm_capacity_gb: float, mem_fraction: floa
     `lookahead_tokens` slots speculation writes ahead of the accepted tokens (SGLang allocates the verify
     pass's draft-token slots per request before verifying; vLLM reserves num_speculative_tokens lookahead
     slots per request), and for linear attention k + 1 more copies of its recurrent state. Under TP the MLA
-    latent cache is replicated on every rank; DP-attention spreads
-    requests over `attention_dp` ranks.
+    latent cache is replicated on every rank; DP-attention spreads requests over `attention_dp` ranks.
     """
     capacity = hbm_capacity_gb * 1e9 * mem_fraction
     # linear attention under speculation keeps a state per verified position beside the committed one (SGLang

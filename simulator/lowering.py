@@ -102,6 +102,11 @@ def compute_peak_flops(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision:
     return hw.peak_for(weight_dtype(op, model, precision)) * 1e12
 
 
+def _split(op: OpDef, dep: DeploymentSpec) -> int:
+    """GPUs a non-expert operator's weights and FLOPs are divided over (operators.Shard)."""
+    return {"attention": dep.attention_tp, "replicated": 1, "tp": dep.tp, "none": 1}[op.shard]
+
+
 def _kv_shard(op: OpDef, dep: DeploymentSpec) -> int:
     return min(dep.attention_tp, op.kv_heads) if op.kv_heads else 1
 
@@ -123,7 +128,7 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
         row["bytes_per_token"] = n * io_bytes * op.experts_per_token / dep.tp
         row["imbalance_weight"] = 1.0
         return row
-    split = {"attention": dep.attention_tp, "replicated": 1, "tp": dep.tp, "none": 1}[op.shard]
+    split = _split(op, dep)
     row["weight_bytes"] = n * op.params * wbytes / split
     row["flops_per_token"] = n * (2 * op.active_params + op.flops_per_token) / split
     row["flops_per_token_ctx"] = n * op.flops_per_token_ctx / split
@@ -192,7 +197,7 @@ def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec
         if op.shard == "experts":
             weights += op.layers * op.params * wbytes / dep.tp
             continue
-        split = {"attention": dep.attention_tp, "replicated": 1, "tp": dep.tp, "none": 1}[op.shard]
+        split = _split(op, dep)
         weights += op.layers * op.params * wbytes / split
         if op.cache_values_per_token:
             per_token = op.layers * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)

@@ -96,11 +96,15 @@ def gain_errors(rows: list[dict[str, Any]]) -> dict[tuple[str, float], float]:
                         - 1.0) * 100) for key, s in sides.items() if len(s) == 2}
 
 
+def _row_gain(gains: dict[tuple[str, float], float], r: dict[str, Any]) -> float | None:
+    """The gain error shown on a target's MTP row (None on the Off row, or without both sides)."""
+    return gains.get((r["page"], r["interactivity"])) if r["side"] == "mtp" else None
+
+
 def write_targets_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """The held-out targets as a CSV (one row per page target and side; `gain_error_pct` on the MTP row)."""
     gains = gain_errors(rows)
-    frame = pd.DataFrame([{**r, "gain_error_pct": gains.get((r["page"], r["interactivity"])) if r["side"] == "mtp"
-                           else None} for r in rows])
+    frame = pd.DataFrame([{**r, "gain_error_pct": _row_gain(gains, r)} for r in rows])
     frame.to_csv(path, index=False)
     return path
 
@@ -109,9 +113,9 @@ def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per side: median absolute and signed error over held-out targets; the MTP/Off gain's; direction;
     P10-P90 coverage."""
     out: dict[str, Any] = {}
-    gains = list(gain_errors(rows).values())
-    for side, e in [*((side, np.array([r["error_pct"] for r in rows if r["side"] == side])) for side in SIDES),
-                    ("gain", np.array(gains))]:
+    errors = {side: np.array([r["error_pct"] for r in rows if r["side"] == side]) for side in SIDES}
+    errors["gain"] = np.array(list(gain_errors(rows).values()))
+    for side, e in errors.items():
         if e.size:
             out[side] = {"n": int(e.size), "median_abs_pct": float(np.median(np.abs(e))),
                          "median_signed_pct": float(np.median(e))}
@@ -181,7 +185,7 @@ def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
     for r in rows:
         band = f"{r['p10']:.0f}-{r['p90']:.0f}" if r["p10"] is not None else "-"
         d = {True: "ok", False: "x", None: "-"}[r.get("direction_right")]
-        gain = gains.get((r["page"], r["interactivity"])) if r["side"] == "mtp" else None
+        gain = _row_gain(gains, r)
         lines.append(f"{r['page'][:45]:45s} {r['side']:4s} {r['interactivity']:10.0f} {r['measured']:9.1f} "
                      f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4} "
                      f"{'' if gain is None else f'{gain:+.0f}%':>8}")

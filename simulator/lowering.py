@@ -111,6 +111,17 @@ def _kv_shard(op: OpDef, dep: DeploymentSpec) -> int:
     return min(dep.attention_tp, op.kv_heads) if op.kv_heads else 1
 
 
+def head_padding(op: OpDef, hw: HardwareSpec, split: int) -> float:
+    """Factor on a sparse-attention core's context FLOPs: its kernel computes max(heads per rank, the GPU's
+    sparse-attention head tile) heads for each query token (FlashMLA's sparse decode kernel takes 64 or 128
+    query heads, so vLLM and SGLang pad TP-split heads up to 64; aiter's MLA kernels take at least 16). 1 for
+    dense attention and for a rank holding at least a tile of heads."""
+    if not op.sparse_heads:
+        return 1.0
+    per_rank = op.sparse_heads / split
+    return max(per_rank, float(hw.sparse_attention_head_tile)) / per_rank
+
+
 def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
              kv_bytes: float) -> dict[str, float]:
     """Per-GPU coefficients of one operator, summed over its layers."""
@@ -131,7 +142,7 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
     split = _split(op, dep)
     row["weight_bytes"] = n * op.params * wbytes / split
     row["flops_per_token"] = n * (2 * op.active_params + op.flops_per_token) / split
-    row["flops_per_token_ctx"] = n * op.flops_per_token_ctx / split
+    row["flops_per_token_ctx"] = n * op.flops_per_token_ctx / split * head_padding(op, hw, split)
     kv = n * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
     row["bytes_per_token"] = n * io_bytes + kv  # activations + the new token's cache entry
     row["bytes_per_request_ctx"] = kv

@@ -47,6 +47,9 @@ class OpDef:
     ctx_scale: float = 1.0  # effective context = min(ctx_scale x L + ctx_offset, ctx_cap)
     ctx_offset: float = 0.0
     ctx_cap: float = INF_TOKENS  # reads (sparse top-k, window)
+    # query heads of a sparse (top-k gather) attention core: its kernel computes every token at no fewer
+    # than the GPU's sparse-attention head tile per rank (lowering; 0: not sparse)
+    sparse_heads: int = 0
     store_cap: float = INF_TOKENS  # cached tokens kept (sliding window)
     kv_heads: int = 0  # KV heads the cache splits over under attention TP (0: replicated, MLA-style)
     state_values_per_request: float = 0.0  # recurrent state elements (fp32) read + written per step
@@ -87,7 +90,7 @@ def mla_ops(a: MlaAttention, hidden: int, layers: int) -> list[OpDef]:
         # absorbed MLA: scores over the latent (+rope) and values from the latent, per head
         OpDef("mla.core", layers, "attention", compute="attention",
               flops_per_token_ctx=2 * a.num_heads * (latent + a.kv_lora_rank),
-              cache_values_per_token=latent, ctx_cap=cap),
+              cache_values_per_token=latent, ctx_cap=cap, sparse_heads=a.num_heads if a.indexer else 0),
     ]
     if a.indexer:
         ops += _indexer_ops(a.indexer, hidden, a.q_lora_rank or hidden, layers, 1.0)
@@ -119,7 +122,8 @@ def gqa_ops(a: GqaAttention, hidden: int, layers: int) -> list[OpDef]:
         OpDef("gqa.proj", layers, "attention", params=q + kv + o, active_params=q + kv + o),
         OpDef("gqa.core", layers, "attention", compute="attention",
               flops_per_token_ctx=2 * a.num_heads * a.head_dim * 2, cache_values_per_token=cache,
-              ctx_scale=scale, ctx_offset=offset, ctx_cap=cap, store_cap=store, kv_heads=kv_heads),
+              ctx_scale=scale, ctx_offset=offset, ctx_cap=cap, store_cap=store, kv_heads=kv_heads,
+              sparse_heads=a.num_heads if a.indexer else 0),
     ]
     if a.indexer:
         ops += _indexer_ops(a.indexer, hidden, a.q_lora_rank or hidden, layers, scale)

@@ -100,7 +100,9 @@ def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
     tp8, tp1 = (sc.tables(sc.deployment(tp=n)).target for n in (8, 1))
     i, c = row(tp8, "L1.indexer.score"), row(tp8, "L1.mla.core")
     assert float(tp8.flops_per_token_ctx[i]) == float(tp1.flops_per_token_ctx[i]) == 75 * 2 * 32 * 128
-    assert float(tp8.flops_per_token_ctx[c]) == pytest.approx(float(tp1.flops_per_token_ctx[c]) / 8)  # heads split
+    # the sparse core's heads split over TP, but its kernel computes no fewer than the GPU's head tile per rank
+    # (64 on NVIDIA): 64 heads / TP8 = 8 per rank are padded back to 64 (the heads' share would be 1/8)
+    assert float(tp8.flops_per_token_ctx[c]) == pytest.approx(float(tp1.flops_per_token_ctx[c]))
     p = row(tp8, "L1.indexer.proj")
     assert float(tp8.weight_bytes[p]) == float(tp1.weight_bytes[p]) > 0 and float(tp8.dp_sharded[i]) == 1.0
     assert float(tp8.peak_flops[i]) == sc.hardware.peak_tflops.fp8 * 1e12
@@ -108,6 +110,24 @@ def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
     t = v4.tables(v4.deployment(tp=8)).target
     assert sum(name.endswith("indexer.score") for name in t.names) == 1  # one group: the 30 x4 layers
     assert float(t.flops_per_token_ctx[row(t, "L1.indexer.score")]) == 30 * 2 * 64 * 128
+
+
+def test_sparse_attention_head_tile_pads_split_heads() -> None:
+    """A sparse-attention core computes max(heads per rank, the hardware's head tile) heads per query token:
+    GLM-5's 64 heads at TP8 pad 8 -> 64 on B200 (tile 64) and 8 -> 16 on MI355X (tile 16); a rank holding a
+    tile or more (TP4 on MI355X, DP-attention) computes its own share; dense MLA (DeepSeek-R1) is never padded."""
+    def core(model: str, hw: str, precision: str, **dep: object) -> float:
+        sc = scenario(model, hw, precision, "1k1k")
+        t = sc.tables(sc.deployment(**dep)).target
+        return float(t.flops_per_token_ctx[row(t, "L1.mla.core")])
+    whole = core("glm5", "b200", "fp8", tp=1)  # 64 heads on one rank: no padding anywhere
+    assert core("glm5", "mi355x", "fp8", tp=1) == pytest.approx(whole)
+    assert core("glm5", "b200", "fp8", tp=8) == pytest.approx(whole)  # 8 heads computed as 64
+    assert core("glm5", "mi355x", "fp8", tp=8) == pytest.approx(whole * 16 / 64)  # 8 heads computed as 16
+    assert core("glm5", "mi355x", "fp8", tp=4) == pytest.approx(whole / 4)  # 16 per rank: the tile, unpadded
+    assert core("glm5", "b200", "fp8", tp=8, dp_attention=True) == pytest.approx(whole)  # all heads per rank
+    r1 = [core("deepseek_r1", "b200", "fp8", tp=n) for n in (1, 8)]
+    assert r1[1] == pytest.approx(r1[0] / 8)  # dense MLA: the heads' share, no tile
 
 
 def test_linear_attention_state_per_verified_position() -> None:

@@ -58,6 +58,11 @@ class EfficiencyKnobs(Frozen):
     scale_out_bandwidth_fraction: float = Field(default=SCALE_OUT_BANDWIDTH_FRACTION, gt=0, le=1)
 
 
+# Query heads per rank the vendors' sparse-attention kernels compute at least (docs/sources.md#serving-model-priors):
+# FlashMLA's sparse decode kernel takes 64 or 128 (vLLM pads to 64); aiter's MLA kernels at least 16 (ROCm ATOM).
+SPARSE_ATTENTION_HEAD_TILE = {"nvidia": 64, "amd": 16}
+
+
 class HardwareSpec(Frozen):
     name: str
     display_name: str
@@ -72,9 +77,20 @@ class HardwareSpec(Frozen):
     scale_up_topology: Literal["switch", "mesh"] = "switch"
     mesh_links: int | None = Field(default=None, ge=1, description="point-to-point links per GPU (mesh only)")
     tdp_w: float = Field(gt=0)
+    sparse_attention_head_tile: int = Field(default=None, ge=1, validate_default=False, description=(
+        "query heads per rank the sparse-attention (top-k gather) kernels compute at least; fewer are padded "
+        "up to it (default: the vendor's kernels, SPARSE_ATTENTION_HEAD_TILE; docs/sources.md#serving-model-priors)"))
     efficiency: EfficiencyKnobs = EfficiencyKnobs()
     source: str = ""
     scale_out: ScaleOutSpec | None = None  # the NIC per GPU beyond the scale-up domain (specs/topology.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("sparse_attention_head_tile") is None \
+                and data.get("vendor") in SPARSE_ATTENTION_HEAD_TILE:
+            data = {**data, "sparse_attention_head_tile": SPARSE_ATTENTION_HEAD_TILE[data["vendor"]]}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> HardwareSpec:

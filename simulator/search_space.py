@@ -122,12 +122,19 @@ class MultinodeDeployment(BaseModel):
         return self
 
 
+# SGLang server_args._handle_speculative_decoding: with EAGLE / MTP and no --max-running-requests, the engine runs
+# at most 48 requests at once (docs/sources.md#engine-defaults)
+SGLANG_SPECULATIVE_MAX_RUNNING = 48
+
+
 def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any]:
     """Each engine's documented defaults, for knobs a script leaves unset (docs/sources.md#engine-defaults).
 
     - SGLang (server_args._handle_gpu_memory_settings): cuda_graph_max_bs 256 if TP < 4 else 512 on GPUs under
       160 GB (H100, H200), 512 above (B200, B300, MI355X); max_running_requests: derived from the KV pool
-      (None here: the memory check decides); no per-step token budget for decode.
+      (None here: the memory check decides), except under speculative decoding (k > 0), where
+      _handle_speculative_decoding resets an unset limit to 48 ("Max running requests is reset to 48 for
+      speculative decoding"); no per-step token budget for decode.
     - vLLM (EngineArgs defaults for GPUs >= 70 GiB, OpenAI server): max_num_seqs 1024, max_num_batched_tokens
       8192; CompilationConfig: max_cudagraph_capture_size = min(2 x max_num_seqs x (1 + k), 512) tokens.
     - TensorRT-LLM (LlmArgs / CudaGraphConfig): max_batch_size 2048, max_num_tokens 8192, CUDA graphs up to
@@ -136,8 +143,8 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
     """
     if engine == "sglang":
         small = hbm_gb < 160
-        return {"cuda_graph_max_bs": 256 if small and tp < 4 else 512, "max_running_requests": None,
-                "max_num_tokens": None}
+        return {"cuda_graph_max_bs": 256 if small and tp < 4 else 512,
+                "max_running_requests": SGLANG_SPECULATIVE_MAX_RUNNING if k > 0 else None, "max_num_tokens": None}
     if engine == "vllm":
         return {"cuda_graph_max_bs": min(2 * 1024 * (1 + k), 512), "max_running_requests": 1024,
                 "max_num_tokens": 8192}

@@ -219,6 +219,21 @@ def test_engine_default_limits_are_documented_values() -> None:
     assert default_limits("vllm", 141, 8, 3) == {"cuda_graph_max_bs": 512, "max_running_requests": 1024,
                                                  "max_num_tokens": 8192}
     assert default_limits("trt", 180, 8, 1)["cuda_graph_max_bs"] == 128
+    # SGLang: the KV pool decides how many run, but speculative decoding resets an unset limit to 48
+    assert default_limits("sglang", 288, 8, 0)["max_running_requests"] is None
+    assert default_limits("sglang", 288, 8, 3)["max_running_requests"] == 48
+
+
+def test_sglang_mtp_scripts_without_a_running_limit_run_48() -> None:
+    """dsr1_fp8_mi325x_mtp.sh sets no --max-running-requests: SGLang's speculative default (48) bounds the
+    running batch at every concurrency, and the limits say where the value came from."""
+    sc = scenario("deepseek_r1", "mi325x", "fp8", "1k1k")
+    cands = benchmark_candidates(sc, "mtp", "deepseek_r1", "mi325x", "1k1k")
+    assert cands
+    for cand in cands:
+        limits = [cand.limits_at(i) for i in range(len(cand.concurrencies))]
+        assert {lim.max_running_requests for lim in limits} == {48}
+        assert all("max_running_requests engine default" in lim.source for lim in limits)
 
 
 def test_benchmark_candidates_carry_the_scripts_limits() -> None:

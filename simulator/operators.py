@@ -47,8 +47,9 @@ class OpDef:
     ctx_scale: float = 1.0  # effective context = min(ctx_scale x L + ctx_offset, ctx_cap)
     ctx_offset: float = 0.0
     ctx_cap: float = INF_TOKENS  # reads (sparse top-k, window)
-    # query heads of a sparse (top-k gather) attention core: its kernel computes every token at no fewer
-    # than the GPU's sparse-attention head tile per rank (lowering; 0: not sparse)
+    # query heads of an attention core run by the sparse kernel (rows given as indices: a top-k selection, or
+    # DeepSeek-V4's window + compressed rows): it computes every token at no fewer than the GPU's
+    # sparse-attention head tile per rank (lowering.head_padding; 0: a dense kernel)
     sparse_heads: int = 0
     store_cap: float = INF_TOKENS  # cached tokens kept (sliding window)
     kv_heads: int = 0  # KV heads the cache splits over under attention TP (0: replicated, MLA-style)
@@ -118,12 +119,16 @@ def gqa_ops(a: GqaAttention, hidden: int, layers: int) -> list[OpDef]:
     else:
         cap = INF_TOKENS
     kv_heads = 0 if a.shared_kv else a.num_kv_heads
+    # compressed attention (DeepSeek-V4) runs every layer through the sparse kernel, its window and compressed
+    # rows (all of them at x128, the indexer's top-k at x4) given as indices: "two-stage sparse attention over
+    # original + compressed KV" (vLLM / SGLang DeepseekV4 attention)
+    sparse = a.indexer is not None or a.kv_compression_ratio > 1
     ops = [
         OpDef("gqa.proj", layers, "attention", params=q + kv + o, active_params=q + kv + o),
         OpDef("gqa.core", layers, "attention", compute="attention",
               flops_per_token_ctx=2 * a.num_heads * a.head_dim * 2, cache_values_per_token=cache,
               ctx_scale=scale, ctx_offset=offset, ctx_cap=cap, store_cap=store, kv_heads=kv_heads,
-              sparse_heads=a.num_heads if a.indexer else 0),
+              sparse_heads=a.num_heads if sparse else 0),
     ]
     if a.indexer:
         ops += _indexer_ops(a.indexer, hidden, a.q_lora_rank or hidden, layers, scale)

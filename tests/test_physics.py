@@ -128,6 +128,13 @@ def test_sparse_attention_head_tile_pads_split_heads() -> None:
     assert core("glm5", "b200", "fp8", tp=8, dp_attention=True) == pytest.approx(whole)  # all heads per rank
     r1 = [core("deepseek_r1", "b200", "fp8", tp=n) for n in (1, 8)]
     assert r1[1] == pytest.approx(r1[0] / 8)  # dense MLA: the heads' share, no tile
+    # DeepSeek-V4: both compressed layer groups (x128 without an indexer, x4 with one) run the sparse kernel;
+    # 128 heads / TP8 = 16 per rank computed as 64: half of TP1's 128, not an eighth
+    v4 = scenario("deepseek_v4_pro", "b200", "fp4", "1k1k")
+    t1, t8 = (v4.tables(v4.deployment(tp=n)).target for n in (1, 8))
+    for name in ("L0.gqa.core", "L1.gqa.core"):
+        assert float(t8.flops_per_token_ctx[row(t8, name)]) == pytest.approx(
+            float(t1.flops_per_token_ctx[row(t1, name)]) / 2)
 
 
 def test_linear_attention_state_per_verified_position() -> None:

@@ -114,8 +114,9 @@ def _kv_shard(op: OpDef, dep: DeploymentSpec) -> int:
 def head_padding(op: OpDef, hw: HardwareSpec, split: int) -> float:
     """Factor on a sparse-attention core's context FLOPs: its kernel computes max(heads per rank, the GPU's
     sparse-attention head tile) heads for each query token (FlashMLA's sparse decode kernel takes 64 or 128
-    query heads, so vLLM and SGLang pad TP-split heads up to 64; aiter's MLA kernels take at least 16). 1 for
-    dense attention and for a rank holding at least a tile of heads."""
+    query heads, so vLLM and SGLang's FlashMLA backends pad TP-split heads up to 64; aiter's MLA kernels take
+    at least 16; for SGLang's TRT-LLM-gen backend on Blackwell the padding is an assumption, docs/sources.md).
+    1 for dense attention and for a rank holding at least a tile of heads."""
     if not op.sparse_heads:
         return 1.0
     per_rank = op.sparse_heads / split

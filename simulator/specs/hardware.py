@@ -78,7 +78,7 @@ class HardwareSpec(Frozen):
     mesh_links: int | None = Field(default=None, ge=1, description="point-to-point links per GPU (mesh only)")
     tdp_w: float = Field(gt=0)
     sparse_attention_head_tile: int = Field(default=None, ge=1, validate_default=False, description=(
-        "query heads per rank the sparse-attention (top-k gather) kernels compute at least; fewer are padded "
+        "query heads per rank the sparse-attention kernels (rows given as indices) compute at least; fewer are padded "
         "up to it (default: the vendor's kernels, SPARSE_ATTENTION_HEAD_TILE; docs/sources.md#serving-model-priors)"))
     efficiency: EfficiencyKnobs = EfficiencyKnobs()
     source: str = ""

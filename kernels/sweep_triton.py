@@ -63,7 +63,7 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
              "scale_out_bandwidth_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
-               "graph_counts_tokens", "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
+               "graph_counts_tokens", "speculation_overlapped", "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
                "kv_bytes", "kv_link_bytes_s"),
     "output": OUTPUTS,
 }
@@ -108,7 +108,8 @@ Table = namedtuple("Table", ("ops", "n_ops", *KERNEL_READS["pass"]))
 Tables = namedtuple("Tables", ("target", "draft"))  # speculative.StepTables
 Knobs = namedtuple("Knobs", KERNEL_READS["knob"])  # knobs.KnobTensors
 Scalars = namedtuple("Scalars", KERNEL_READS["scalar"])  # the case's batched.SCALAR_FIELDS the kernel reads
-Limits = namedtuple("Limits", ("max_batch", "max_step_tokens", "graph_max_batch", "graph_counts_tokens"))  # StepLimits
+Limits = namedtuple("Limits", ("max_batch", "max_step_tokens", "graph_max_batch", "graph_counts_tokens",
+                               "speculation_overlapped"))  # StepLimits
 Metrics = namedtuple("Metrics", ("step_s", "tpot_s", "ttft_s", "tput_per_gpu", "output_tput_per_gpu"))  # ServingMetrics
 Pool = namedtuple("Pool", ("batch_tokens", "batch_s", "one_request_s", "requests_per_s"))  # serving.PrefillPool
 # sections of a packed case row (`pack`), in order: the (decode) worker's target and draft tables, knobs,
@@ -216,10 +217,10 @@ if triton is not None:
 
     @triton.jit
     def _decode_step_s(tables, kn, batch, draft_tokens, context, extra_tokens, graph_max_batch,
-                       graph_counts_tokens, OP: tl.constexpr):
+                       graph_counts_tokens, speculation_overlapped, OP: tl.constexpr):
         """speculative.decode_step_terms(...).total_s: verify over B (k + 1) (+ `extra_tokens` chunked prompt
-        tokens), draft extend over B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping; eager
-        above the graph limit (a missing draft is a zero table: it costs 0 s)."""
+        tokens), draft extend over B (k + 1), k - 1 draft decode passes over B, sampling, bookkeeping (hidden
+        where `speculation_overlapped`); eager above the graph limit (a missing draft is a zero table: 0 s)."""
         k = draft_tokens
         spec = tl.where(k > 0.0, 1.0, 0.0)
         eager = _runs_eager(batch, k, tables.target.attention_dp, graph_max_batch, graph_counts_tokens)
@@ -230,7 +231,7 @@ if triton is not None:
         extend = spec * _pass_cost(d, kn, batch, positions, context, floor, eager, 1.0, OP)
         decode = tl.maximum(k - 1.0, 0.0) * _pass_cost(d, kn, batch, batch, context, floor, eager, 1.0, OP)
         sampling = _sampling_time_s(tables.target, kn, batch, positions) + k * _sampling_time_s(d, kn, batch, batch)
-        bookkeeping = spec * batch * kn.request_overhead_us * 1e-6
+        bookkeeping = spec * (1.0 - speculation_overlapped) * batch * kn.request_overhead_us * 1e-6
         return verify + extend + decode + sampling + bookkeeping + kn.step_latency_us * 1e-6
 
     @triton.jit
@@ -265,7 +266,7 @@ if triton is not None:
         batch_prefill = _prefill_time_s(tables, kn, tl.maximum(arrivals, 1.0) * i_tok, i_tok, chunk,
                                         tl.where(k > 0.0, 1.0, 0.0), OP)
         step = _decode_step_s(tables, kn, b, k, ctx, mixed * arrivals * i_tok, lim.graph_max_batch,
-                              lim.graph_counts_tokens, OP)
+                              lim.graph_counts_tokens, lim.speculation_overlapped, OP)
         stall = (1.0 - mixed) * tl.minimum(arrivals, 1.0) * batch_prefill
         effective = step + stall
         wait = (1.0 - mixed) * batch_prefill + mixed * step * tl.maximum(tl.ceil(i_tok / chunk), 1.0)
@@ -303,7 +304,8 @@ if triton is not None:
         kv_s = _kv_transfer_s(kn, kv_bytes, kv_link_bytes_s)
         per_worker = tl.ceil(c / y - CEIL_SLACK_K)
         b = _running_batch(per_worker, k, lim)
-        step = _decode_step_s(decode, kn, b, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
+        step = _decode_step_s(decode, kn, b, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens,
+                              lim.speculation_overlapped, OP)
         ttft_idle = pool.one_request_s + kv_s + step / 2.0
         served = ttft_idle + o_tok * (step / al)
         demand = c / ((per_worker / b) * served)
@@ -314,12 +316,13 @@ if triton is not None:
         hi = tl.minimum(_running_batch(tl.full(b.shape, float("inf"), tl.float64), k, lim), MAX_BATCH) + 0.0 * b
         for _ in range(THROTTLE_STEPS):
             mid = tl.sqrt(lo * hi)
-            step_mid = _decode_step_s(decode, kn, mid, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens, OP)
+            step_mid = _decode_step_s(decode, kn, mid, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens,
+                                      lim.speculation_overlapped, OP)
             over = mid > per_worker_rate * o_tok * step_mid / al
             hi = tl.where(over, mid, hi)
             lo = tl.where(over, lo, mid)
         step = _decode_step_s(decode, kn, tl.where(throttled, tl.minimum(hi, b), b), k, ctx, 0.0,
-                              lim.graph_max_batch, lim.graph_counts_tokens, OP)
+                              lim.graph_max_batch, lim.graph_counts_tokens, lim.speculation_overlapped, OP)
         tpot = step / al
         prefill_wait = demand / pool.requests_per_s * pool.batch_s / 2.0
         queue = (per_worker / b - 1.0) * (served + prefill_wait)
@@ -360,7 +363,7 @@ if triton is not None:
         k_at = tl.minimum(tl.maximum(k, 0.0), n_al - 1.0).to(tl.int32)  # this point's entry of the per-k tables
         al = _scaled_al(tl.load(row + off.al + k_at), x.acceptance_scale * a, k)  # at the case's scale x a
         lim = Limits(tl.load(row + off.max_batch + k_at), x.max_step_tokens, x.graph_max_batch,
-                     x.graph_counts_tokens)
+                     x.graph_counts_tokens, x.speculation_overlapped)
         tables = _step_tables(row, off.target_ops, off.target_pass, off.draft_ops, off.draft_pass, n_ops, PASS)
         m = _closed_loop_tokens(tables, kn, x.input_tokens, x.output_tokens, x.chunked_prefill,
                                 x.prefill_chunk_tokens, c, k, al, x.gpus, lim, OP)

@@ -35,7 +35,7 @@ from simulator.topology import WorkerModel, as_worker, kv_transfer, worker_memor
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                  "attention_dp", "max_draft_tokens", "acceptance_scale", "acceptance_pinned", "max_step_tokens",
-                 "graph_max_batch", "graph_counts_tokens",
+                 "graph_max_batch", "graph_counts_tokens", "speculation_overlapped",
                  # disaggregated deployments (0 / neutral for one worker): pools, prefill worker, KV transfer
                  "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
                  "kv_bytes", "kv_link_bytes_s")
@@ -210,6 +210,7 @@ class _Lowering:
             "max_step_tokens": inf_if_none(c.limits.max_num_tokens),
             "graph_max_batch": inf_if_none(c.limits.cuda_graph_max_batch),
             "graph_counts_tokens": c.limits.cuda_graph_counts_tokens,
+            "speculation_overlapped": c.limits.speculation_overlapped,
             "disaggregated": 0.0, "decode_workers": 1.0, "prefill_workers": 0.0, "prefill_attention_dp": 1.0,
             "kv_bytes": 0.0, "kv_link_bytes_s": 1.0,
         }

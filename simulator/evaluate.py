@@ -80,7 +80,8 @@ def gather(batch: CaseBatch, case: torch.Tensor, concurrency: torch.Tensor, draf
         StepTables(batch.table(0, sel), batch.table(1, sel)), StepTables(batch.table(2, sel), batch.table(3, sel)),
         s("input_tokens"), s("output_tokens"), s("chunked_prefill"), s("prefill_chunk_tokens"),
         s("prefill_attention_dp"), s("prefill_workers"), s("decode_workers"), s("kv_bytes"), s("kv_link_bytes_s"),
-        c, k, s("gpus"), StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens")),
+        c, k, s("gpus"), StepLimits(max_batch, s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"),
+                                       s("speculation_overlapped")),
         batch.scalar("disaggregated")[case] > 0.5)
     feasible = (c >= 1.0) & (max_batch >= 1.0) & (k >= 0.0) & (k <= s("max_draft_tokens"))
     return GatheredPoints(split_rows(x), batch.knob_tensors(sel), per_k(batch.al), s("acceptance_scale") * a, a,

@@ -52,6 +52,8 @@ class BenchmarkDeployment(BaseModel):
     # max_num_tokens] (None = no limit); cuda_graph_counts_tokens: vLLM's graph limit counts B x (1 + k) tokens
     limits: list[LimitRow] = Field(default_factory=list)
     cuda_graph_counts_tokens: bool = False
+    # the script runs speculation with the overlap scheduler on (SGLANG_ENABLE_SPEC_V2=1; EngineLimits)
+    speculation_overlapped: bool = False
     limits_source: str = ""
 
     def limits_at(self, concurrency: int) -> EngineLimits:
@@ -59,7 +61,8 @@ class BenchmarkDeployment(BaseModel):
         for conc, graph, running, budget in self.limits:
             if conc == concurrency:
                 return EngineLimits(cuda_graph_max_batch=graph, cuda_graph_counts_tokens=self.cuda_graph_counts_tokens,
-                                    max_running_requests=running, max_num_tokens=budget, source=self.limits_source)
+                                    max_running_requests=running, max_num_tokens=budget,
+                                    speculation_overlapped=self.speculation_overlapped, source=self.limits_source)
         return EngineLimits(source="no limits recorded")
 
 

@@ -22,12 +22,14 @@ from simulator.step_cost import CEIL_SLACK
 @dataclass(frozen=True)
 class StepLimits:
     """The engine limits the loop obeys, as tensors: `max_batch` = most requests running at once (KV memory,
-    max_running_requests), `max_step_tokens` = per-step token budget, and the CUDA-graph capture limit."""
+    max_running_requests), `max_step_tokens` = per-step token budget, the CUDA-graph capture limit, and
+    whether speculation runs with the overlap scheduler (EngineLimits.speculation_overlapped)."""
 
     max_batch: torch.Tensor
     max_step_tokens: torch.Tensor
     graph_max_batch: torch.Tensor
     graph_counts_tokens: torch.Tensor
+    speculation_overlapped: torch.Tensor | float = 0.0  # 1: bookkeeping hidden by the overlap scheduler
 
     @classmethod
     def none(cls) -> StepLimits:
@@ -42,7 +44,8 @@ class StepLimits:
         running = min(float(max_concurrency), INF if limits.max_running_requests is None
                       else float(limits.max_running_requests))
         return cls(t(running), t(limits.max_num_tokens), t(limits.cuda_graph_max_batch),
-                   torch.tensor(float(limits.cuda_graph_counts_tokens), dtype=torch.float64))
+                   torch.tensor(float(limits.cuda_graph_counts_tokens), dtype=torch.float64),
+                   torch.tensor(float(limits.speculation_overlapped), dtype=torch.float64))
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     arrivals = b * al / o_tok
     batch_prefill = prefill_time_s(tables, knobs, torch.clamp(arrivals, min=1.0) * i_tok, i_tok, chunk, k > 0)
     terms = decode_step_terms(tables, knobs, b, k, ctx, mixed * arrivals * i_tok, lim.graph_max_batch,
-                              lim.graph_counts_tokens)
+                              lim.graph_counts_tokens, lim.speculation_overlapped)
     step = terms.total_s
     stall = (1.0 - mixed) * torch.clamp(arrivals, max=1.0) * batch_prefill
     effective = step + stall
@@ -197,7 +200,8 @@ def disaggregated_loop_tokens(decode: StepTables, prefill: StepTables, knobs: Kn
     kv_s = kv_transfer_s(knobs, kv_bytes, kv_link_bytes_s)
 
     def step_terms(batch: torch.Tensor) -> StepTerms:
-        return decode_step_terms(decode, knobs, batch, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens)
+        return decode_step_terms(decode, knobs, batch, k, ctx, 0.0, lim.graph_max_batch, lim.graph_counts_tokens,
+                                 lim.speculation_overlapped)
 
     per_worker = torch.ceil(c / y - CEIL_SLACK)
     b = running_batch(per_worker, k, lim)

@@ -80,9 +80,11 @@ def _no_draft(tables: StepTables, k: torch.Tensor) -> None:
 def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tensor, draft_tokens: torch.Tensor,
                       context: torch.Tensor, extra_tokens: torch.Tensor | float = 0.0,
                       graph_max_batch: torch.Tensor | float = INF,
-                      graph_counts_tokens: torch.Tensor | float = 0.0) -> StepTerms:
+                      graph_counts_tokens: torch.Tensor | float = 0.0,
+                      speculation_overlapped: torch.Tensor | float = 0.0) -> StepTerms:
     """The named terms of one decode step of `batch` requests with k = `draft_tokens` (k = 0: plain decode,
-    identical with or without a draft table). `extra_tokens` ride in the verify pass (chunked prefill)."""
+    identical with or without a draft table). `extra_tokens` ride in the verify pass (chunked prefill).
+    `speculation_overlapped` = 1: the overlap scheduler hides the per-request bookkeeping (SGLang SPEC_V2)."""
     f64 = torch.float64
     batch = torch.as_tensor(batch, dtype=f64)
     k = torch.as_tensor(draft_tokens, dtype=f64)
@@ -103,7 +105,8 @@ def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tenso
         one = pass_cost(d, knobs, batch, batch, context, floor, eager).total_s
         decode = torch.clamp(k - 1.0, min=0.0) * one
         sampling = sampling + k * sampling_time_s(d, knobs, batch, batch)
-    bookkeeping = spec * batch * knobs.request_overhead_us * 1e-6
+    hidden = torch.as_tensor(speculation_overlapped, dtype=f64)
+    bookkeeping = spec * (1.0 - hidden) * batch * knobs.request_overhead_us * 1e-6
     return StepTerms(verify, extend + zero, decode + zero, sampling + zero, bookkeeping + zero,
                      knobs.step_latency_us * 1e-6 + zero, eager + zero)
 
@@ -111,10 +114,11 @@ def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tenso
 def decode_step_time_s(tables: StepTables, knobs: KnobTensors, batch: torch.Tensor,
                        draft_tokens: torch.Tensor, context: torch.Tensor,
                        extra_tokens: torch.Tensor | float = 0.0, graph_max_batch: torch.Tensor | float = INF,
-                       graph_counts_tokens: torch.Tensor | float = 0.0) -> torch.Tensor:
+                       graph_counts_tokens: torch.Tensor | float = 0.0,
+                       speculation_overlapped: torch.Tensor | float = 0.0) -> torch.Tensor:
     """Seconds of one decode step (the sum of `decode_step_terms`)."""
     return decode_step_terms(tables, knobs, batch, draft_tokens, context, extra_tokens, graph_max_batch,
-                             graph_counts_tokens).total_s
+                             graph_counts_tokens, speculation_overlapped).total_s
 
 
 def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,

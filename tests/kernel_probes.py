@@ -43,6 +43,7 @@ SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4
                  "gpus": (1.0, 72.0, int), "attention_dp": (1.0, 16.0, int), "max_draft_tokens": (0.0, 8.0, int),
                  "acceptance_scale": (0.5, 1.5), "acceptance_pinned": (0.0, 0.0), "max_step_tokens": (256.0, 32768.0, int, "inf"),
                  "graph_max_batch": (1.0, 512.0, int, "inf"), "graph_counts_tokens": (0.0, 1.0, int),
+                 "speculation_overlapped": (0.0, 1.0, int),
                  "disaggregated": (0.0, 1.0, int), "decode_workers": (1.0, 8.0, int),
                  "prefill_workers": (1.0, 8.0, int), "prefill_attention_dp": (1.0, 16.0, int),
                  "kv_bytes": (1e5, 1e10), "kv_link_bytes_s": (1e9, 1e11)}
@@ -97,7 +98,8 @@ if triton is not None:
         s = st._load_scalars(r + off.scalar, SCALAR)
         req, tok, ctx, k, al, layer_us, eager, max_batch, route = [tl.load(x_ptr + j * N + i)
                                                                    for j in (0, 1, 2, 3, 4, 5, 6, 7, 8)]
-        lim = st.Limits(max_batch, s.max_step_tokens, s.graph_max_batch, s.graph_counts_tokens)
+        lim = st.Limits(max_batch, s.max_step_tokens, s.graph_max_batch, s.graph_counts_tokens,
+                        s.speculation_overlapped)
         if WHICH == "scaled_al":
             res = (st._scaled_al(al, s.acceptance_scale, k),)
         elif WHICH == "busiest_rank_share":
@@ -113,7 +115,8 @@ if triton is not None:
         elif WHICH == "sampling_time_s":
             res = (st._sampling_time_s(t, kn, req, tok),)
         elif WHICH == "decode_step_terms":
-            res = (st._decode_step_s(tables, kn, req, k, ctx, tok, s.graph_max_batch, s.graph_counts_tokens, OP),)
+            res = (st._decode_step_s(tables, kn, req, k, ctx, tok, s.graph_max_batch, s.graph_counts_tokens,
+                                     s.speculation_overlapped, OP),)
         elif WHICH == "prefill_time_s":
             res = (st._prefill_time_s(tables, kn, tok, s.input_tokens, s.prefill_chunk_tokens, eager, OP),)
         elif WHICH == "running_batch":
@@ -157,7 +160,8 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
     tables, pf = StepTables(batch.table(0), batch.table(1)), StepTables(batch.table(2), batch.table(3))
     t, kn, s = tables.target, batch.knob_tensors(), batch.scalar
     req, tok, ctx, k, al = x["requests"], x["tokens"], x["context"], x["draft_tokens"], x["al"]
-    lim = sv.StepLimits(x["max_batch"], s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"))
+    lim = sv.StepLimits(x["max_batch"], s("max_step_tokens"), s("graph_max_batch"), s("graph_counts_tokens"),
+                        s("speculation_overlapped"))
     calls = {
         "scaled_al": lambda: (scaled_al(al, s("acceptance_scale"), k),),
         "busiest_rank_share": lambda: (busiest_rank_share(req, t.attention_dp),),
@@ -167,7 +171,8 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
         "runs_eager": lambda: (runs_eager(req, k, t.attention_dp, s("graph_max_batch"), s("graph_counts_tokens")),),
         "sampling_time_s": lambda: (sampling_time_s(t, kn, req, tok),),
         "decode_step_terms": lambda: (decode_step_terms(tables, kn, req, k, ctx, tok, s("graph_max_batch"),
-                                                        s("graph_counts_tokens")).total_s,),
+                                                        s("graph_counts_tokens"),
+                                                        s("speculation_overlapped")).total_s,),
         "prefill_time_s": lambda: (prefill_time_s(tables, kn, tok, s("input_tokens"), s("prefill_chunk_tokens"),
                                                   x["eager"]),),
         "running_batch": lambda: (sv.running_batch(req, k, lim),),

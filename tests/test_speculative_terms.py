@@ -101,6 +101,30 @@ def test_vllm_graph_limit_counts_tokens(glm5) -> None:
     assert float(sglang.eager) == 0.0 and float(vllm.eager) == 1.0  # 100 requests <= 256 < 400 tokens
 
 
+def test_overlap_scheduler_hides_the_bookkeeping(glm5) -> None:
+    """SGLang without SPEC_V2 pays B x request_overhead_us per speculative step; with the overlap scheduler on
+    (SGLANG_ENABLE_SPEC_V2=1) the term is 0 and nothing else moves; plain decode never pays it."""
+    sc, _, tables = glm5
+    kn, ctx = sc.knob_tensors, t(1500)
+    off = decode_step_terms(tables, kn, t(64), t(3), ctx)
+    on = decode_step_terms(tables, kn, t(64), t(3), ctx, speculation_overlapped=1.0)
+    assert float(off.bookkeeping_s) == pytest.approx(64 * float(kn.request_overhead_us) * 1e-6)
+    assert float(on.bookkeeping_s) == 0.0
+    assert float(off.total_s - on.total_s) == pytest.approx(float(off.bookkeeping_s))
+    assert float(decode_step_terms(tables, kn, t(64), t(0), ctx).bookkeeping_s) == 0.0
+
+
+def test_spec_v2_scripts_run_speculation_overlapped() -> None:
+    """qwen3.5_fp8_b200_mtp.sh sets SGLANG_ENABLE_SPEC_V2=1; qwen3.5_fp8_mi325x_mtp.sh does not: the search
+    spaces carry that into the candidates' limits (Off rows never speculate)."""
+    for hw, want in (("b200", True), ("mi325x", False)):
+        sc = scenario("qwen3_5_397b", hw, "fp8", "1k1k")
+        mtp = [c for c in benchmark_candidates(sc, "mtp", "qwen3_5_397b", hw, "1k1k") if c.engine == "sglang"]
+        off = benchmark_candidates(sc, "off", "qwen3_5_397b", hw, "1k1k")
+        assert mtp and all(c.limits_at(0).speculation_overlapped is want for c in mtp)
+        assert not any(c.limits_at(0).speculation_overlapped for c in off)
+
+
 def test_sampling_term_by_hand(glm5) -> None:
     sc, dep, tables = glm5
     kn, hw, m = sc.knob_tensors, sc.hardware, sc.model

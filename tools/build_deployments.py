@@ -484,6 +484,16 @@ def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | N
     return out
 
 
+def speculation_overlapped(items: list[dict[str, Any]], row: _Row) -> bool:
+    """Whether the script runs speculation with the overlap scheduler on: SGLang's EAGLE / MTP worker disables
+    it unless SGLANG_ENABLE_SPEC_V2 is set ("Spec v2 is enabled ... and overlap schedule is turned on",
+    server_args._handle_speculative_decoding). Other engines: False (not read from the scripts)."""
+    if row.engine != "sglang" or row.spec == "off":
+        return False
+    envs = [(item.get("settings") or {}).get("env") or {} for item in _settings_items(items, row)]
+    return bool(envs) and all(str(e.get("SGLANG_ENABLE_SPEC_V2", "0")).lower() in ("1", "true") for e in envs)
+
+
 PER_RANK_LIMIT_ENGINES = frozenset({"trt", "vllm"})  # engines whose running / token limits are per DP rank
 
 
@@ -553,6 +563,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             source=source,
             limits=rows[(k, source)],
             cuda_graph_counts_tokens=row.engine == "vllm",
+            speculation_overlapped=speculation_overlapped(items, row),
             limits_source=limits_source,
         )
         for (k, source), concs in groups.items()
@@ -563,7 +574,8 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
     """Union the concurrencies (and their limits) of identical deployments; keep each distinct source once."""
     merged: dict[tuple[Any, ...], tuple[dict[int, tuple[int, int | None, int | None, int | None]], list[str]]] = {}
     for dep in deployments:
-        ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens)
+        ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens,
+                 dep.speculation_overlapped)
         limits, sources = merged.setdefault(ident, ({}, []))
         for row in dep.limits:
             limits.setdefault(row[0], row)  # the first source's limits where two scripts ran the same point
@@ -584,9 +596,10 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
             source=" | ".join(sorted(s for s in sources if not s.startswith(SETTINGS_FILE))),
             limits=[limits[c] for c in sorted(limits)],
             cuda_graph_counts_tokens=tokens,
+            speculation_overlapped=overlapped,
             limits_source=" | ".join(sorted({s for s in sources if s.startswith(SETTINGS_FILE)})),
         )
-        for (spec, engine, tp, ep, dp_attn, k, tokens), (limits, sources) in merged.items()
+        for (spec, engine, tp, ep, dp_attn, k, tokens, overlapped), (limits, sources) in merged.items()
     ]
     return sorted(result, key=lambda d: (d.spec, d.engine, d.tp, d.ep, d.dp_attn, d.draft_tokens or 0))
 

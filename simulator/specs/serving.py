@@ -155,10 +155,15 @@ class EngineLimits(Frozen):
     runs eagerly (EfficiencyKnobs.eager_layer_pass_latency_us). `max_running_requests`: most requests
     scheduled at once (None: memory decides). `max_num_tokens`: per-step token budget (vLLM
     --max-num-batched-tokens, TRT-LLM max_num_tokens): decode tokens B x (1 + k) and prefill chunks fit in it.
+    `speculation_overlapped`: the scheduler overlaps its per-request host work with the GPU while speculating
+    (SGLang with SGLANG_ENABLE_SPEC_V2=1, which turns the overlap scheduler back on for EAGLE / MTP), so the
+    per-request bookkeeping term (EfficiencyKnobs.request_overhead_us) does not add to the step; False: SGLang's
+    default speculative worker, which disables the overlap scheduler.
     """
 
     cuda_graph_max_batch: int | None = Field(default=None, ge=0, le=1_048_576)
     cuda_graph_counts_tokens: bool = False
     max_running_requests: int | None = Field(default=None, ge=1, le=1_048_576)
     max_num_tokens: int | None = Field(default=None, ge=1, le=16_777_216)
+    speculation_overlapped: bool = False
     source: str = ""

@@ -541,6 +541,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
     groups: dict[tuple[int | None, str], list[int]] = {}
     rows: dict[tuple[int | None, str], list[tuple[int, int | None, int | None, int | None]]] = {}
     limits_source = ""
+    overlapped = speculation_overlapped(items, row)
     for conc in row.concurrencies:
         if row.spec == "off":
             k, source = None, origin
@@ -563,7 +564,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             source=source,
             limits=rows[(k, source)],
             cuda_graph_counts_tokens=row.engine == "vllm",
-            speculation_overlapped=speculation_overlapped(items, row),
+            speculation_overlapped=overlapped,
             limits_source=limits_source,
         )
         for (k, source), concs in groups.items()

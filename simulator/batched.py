@@ -30,7 +30,7 @@ from simulator.memory import MemoryCheck
 from simulator.scenario import Scenario
 from simulator.specs import DeploymentSpec, EngineLimits
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec
-from simulator.specs.vocabulary import CaseKey
+from simulator.specs.vocabulary import CaseKey, engine_key
 from simulator.topology import WorkerModel, as_worker, kv_transfer, worker_memory, worker_model
 
 SCALAR_FIELDS = ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
@@ -66,6 +66,7 @@ class Case:
     # (k, AL) a synthetic-acceptance recipe pins: the case's AL at k is that value, not the measured AL(k) times
     # the acceptance scale (the lowering stores it with scale 1, so no fitted or trial scale moves it)
     pinned_al: tuple[int, float] | None = None
+    engine: str = "any"  # the serving engine it runs on (vocabulary.ENGINES or an alias; "any": the reference)
 
     def __post_init__(self) -> None:
         if self.pinned_al is not None:
@@ -73,6 +74,12 @@ class Case:
             if not self.has_draft or not 1 <= k <= self.max_draft_tokens or not 1.0 <= al <= k + 1:
                 raise ValueError(f"pinned_al {self.pinned_al}: needs a case with its draft, 1 <= k <= "
                                  f"{self.max_draft_tokens} and 1 <= AL <= k + 1")
+        engine_key(self.engine)  # an unknown engine is an error here, not a silent reference price
+
+    @property
+    def knob_tensors(self) -> KnobTensors:
+        """The knobs its steps are priced with: the scenario's, for its engine."""
+        return self.scenario.engine_knob_tensors[self.engine]
 
     @property
     def has_draft(self) -> bool:
@@ -255,7 +262,7 @@ def lower_cases(cases: list[Case] | tuple[Case, ...]) -> CaseBatch:
         passes.append(torch.stack([p for _, p in rows]))
     return CaseBatch(
         ops=torch.stack(ops), passes=torch.stack(passes),
-        knobs=torch.stack([torch.stack([getattr(c.scenario.knob_tensors, n) for n in KNOB_NAMES]) for c in cases]),
+        knobs=torch.stack([torch.stack([getattr(c.knob_tensors, n) for n in KNOB_NAMES]) for c in cases]),
         scalars=torch.stack([low.scalar_row(c) for c in cases]),
         al=torch.stack([torch.cat([a, a.new_ones(k1 - a.numel())]) for a in als]),
         max_batch=torch.tensor([[m for m, _ in row] for row in admitted], dtype=torch.float64),

@@ -122,24 +122,24 @@ class CandidatePoints:
 
 
 def candidate_case(sc: Scenario, cand: Candidate, index: int = 0, group: GroupKey | None = None) -> Case:
-    """The case a candidate's `index`-th concurrency runs as: its deployment and side, the limits there, and the
-    AL its recipe pins (if any)."""
+    """The case a candidate's `index`-th concurrency runs as: its deployment and side, the limits there, the
+    AL its recipe pins (if any) and its engine."""
     return Case(sc, cand.deployment, with_draft=cand.side == "mtp", group=group, limits=cand.limits_at(index),
-                pinned_al=cand.pinned)
+                pinned_al=cand.pinned, engine=cand.engine)
 
 
 def candidate_cases(pairs: Sequence[tuple[Scenario, Candidate]], groups: Sequence[GroupKey] | None = None
                     ) -> tuple[list[Case], list[tuple[int, int, int, int]]]:
     """The cases of (scenario, candidate) pairs and their points as (candidate, case, C, k): one case per
-    distinct (scenario, deployment, side, engine limits, pinned AL, group), so each point runs under its own
-    limits and acceptance. `groups`: each pair's frontier group (default: the case's CaseKey)."""
+    distinct (scenario, deployment, side, engine limits, pinned AL, engine, group), so each point runs under its
+    own limits, acceptance and engine. `groups`: each pair's frontier group (default: the case's CaseKey)."""
     cases: list[Case] = []
     index: dict[tuple, int] = {}
     points: list[tuple[int, int, int, int]] = []
     for j, (sc, cand) in enumerate(pairs):
         for ci, conc in enumerate(cand.concurrencies):
             group = groups[j] if groups is not None else None
-            key = (id(sc), cand.deployment, cand.side, cand.limits_at(ci), cand.pinned, group)
+            key = (id(sc), cand.deployment, cand.side, cand.limits_at(ci), cand.pinned, cand.engine, group)
             if key not in index:
                 index[key] = len(cases)
                 cases.append(candidate_case(sc, cand, ci, group))

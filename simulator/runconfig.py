@@ -171,13 +171,15 @@ class RunConfig(Settings):
         return None if base is None else base * self.acceptance_multiplier
 
     def scenario(self) -> Scenario:
-        """The model on the GPU at this precision and workload, with the calibration's knobs and acceptance."""
+        """The model on the GPU at this precision and workload, with the calibration's knobs, engine efficiencies
+        and acceptance."""
         acceptance, scale = self.acceptance, self.acceptance_scale_used
         if acceptance is not None and scale is not None:
             acceptance = validated(AcceptanceSpec, {**acceptance.model_dump(), "scale": scale}, "acceptance")
         return validated(Scenario, {"model": self.model, "hardware": self.hardware, "precision": self.precision,
                                     "workload": self.workload, "serving": self.serving, "acceptance": acceptance,
-                                    "knobs": calibrated_knobs(self.hardware, self.calibration)}, "scenario")
+                                    "knobs": calibrated_knobs(self.hardware, self.calibration),
+                                    "engine_efficiency": self.calibration.engine_compute_efficiency}, "scenario")
 
     def with_case(self, model: str | None = None, hardware: str | None = None, workload: str | None = None,
                   precision: str | None = None) -> RunConfig:

@@ -13,12 +13,14 @@ from simulator.specs import (
     AcceptanceSpec,
     DeploymentSpec,
     EfficiencyKnobs,
+    EngineEfficiency,
     HardwareSpec,
     ModelSpec,
     Precision,
     ServingSpec,
     WorkloadSpec,
 )
+from simulator.specs.vocabulary import ENGINE_ALIASES, ENGINES
 from simulator.speculative import StepTables
 
 
@@ -32,6 +34,7 @@ class Scenario(BaseModel):
     serving: ServingSpec = ServingSpec()
     acceptance: AcceptanceSpec | None = None
     knobs: EfficiencyKnobs | None = None  # None: the hardware's own defaults
+    engine_efficiency: EngineEfficiency = EngineEfficiency()  # per engine, relative to SGLang (calibrated)
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
@@ -54,6 +57,21 @@ class Scenario(BaseModel):
     @cached_property
     def knob_tensors(self) -> KnobTensors:
         return KnobTensors.from_spec(self.knobs or self.hardware.efficiency)
+
+    def engine_knobs(self, engine: str) -> EfficiencyKnobs:
+        """The knobs a deployment on `engine` runs with: the GPU's, its compute fraction scaled by the engine's
+        efficiency relative to SGLang (at most 1)."""
+        knobs = self.knobs or self.hardware.efficiency
+        factor = self.engine_efficiency.compute_factor(engine)
+        if factor == 1.0:
+            return knobs
+        return knobs.model_copy(update={"compute_fraction": min(1.0, knobs.compute_fraction * factor)})
+
+    @cached_property
+    def engine_knob_tensors(self) -> dict[str, KnobTensors]:
+        """`engine_knobs` as tensors, per engine of the vocabulary (its aliases included)."""
+        names = (*ENGINES, *ENGINE_ALIASES)
+        return {e: KnobTensors.from_spec(self.engine_knobs(e)) for e in names}
 
     def deployment(self, **fields: object) -> DeploymentSpec:
         return DeploymentSpec.model_validate(fields, context={"model": self.model, "hardware": self.hardware})

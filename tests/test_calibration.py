@@ -21,26 +21,35 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def synthetic_problem() -> tuple[Problem, list[PointObs]]:
     obs = []
-    # varied layer counts, TP degrees (1 = no collectives), MoE and dense: the latency floors separate
-    for model, hw, prec, tp, mtp in (("llama3_3_70b", "h200", "fp8", 1, False), ("llama3_3_70b", "h200", "fp8", 4, False),
-                                     ("glm5", "h200", "fp8", 8, True), ("gpt_oss_120b", "h200", "fp8", 1, False),
-                                     ("glm5", "b200", "fp4", 4, True), ("glm5", "b200", "fp4", 4, False),
-                                     ("gpt_oss_120b", "b200", "fp4", 1, False), ("llama3_3_70b", "b200", "fp8", 2, False),
-                                     ("qwen3_235b", "b200", "fp8", 8, False), ("deepseek_r1", "h200", "fp8", 8, False)):
+    # varied layer counts, TP degrees (1 = no collectives), MoE and dense: the latency floors separate; three
+    # deployments repeated on another engine identify its compute efficiency against the SGLang ones
+    for model, hw, prec, tp, mtp, engine in (
+            ("llama3_3_70b", "h200", "fp8", 1, False, "sglang"), ("llama3_3_70b", "h200", "fp8", 4, False, "sglang"),
+            ("glm5", "h200", "fp8", 8, True, "sglang"), ("gpt_oss_120b", "h200", "fp8", 1, False, "sglang"),
+            ("glm5", "b200", "fp4", 4, True, "sglang"), ("glm5", "b200", "fp4", 4, False, "sglang"),
+            ("gpt_oss_120b", "b200", "fp4", 1, False, "sglang"), ("llama3_3_70b", "b200", "fp8", 2, False, "sglang"),
+            ("qwen3_235b", "b200", "fp8", 8, False, "sglang"), ("deepseek_r1", "h200", "fp8", 8, False, "sglang"),
+            ("llama3_3_70b", "h200", "fp8", 4, False, "trtllm"), ("llama3_3_70b", "b200", "fp8", 2, False, "trt"),
+            ("qwen3_235b", "b200", "fp8", 8, False, "vllm")):
         sc = scenario(model, hw, prec)
-        case = Case(sc, sc.deployment(tp=tp), with_draft=mtp)
+        case = Case(sc, sc.deployment(tp=tp), with_draft=mtp, engine=engine)
         for c in (1, 2, 4, 16, 64, 256):
-            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tpot_s", 1.0, f"{model}/{hw}/c{c}"))
-            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tput_per_gpu", 1.0, f"{model}/{hw}/c{c}"))
+            label = f"{model}/{hw}/{engine}/c{c}"
+            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tpot_s", 1.0, label))
+            obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tput_per_gpu", 1.0, label))
     return Problem(obs, []), obs
 
 
 def test_calibration_recovers_known_knobs() -> None:
     problem, obs = synthetic_problem()
+    assert problem.space.engines == ("vllm", "trt")  # SGLang is the unit; TensorRT-LLM under both spellings
     truth = problem.space.prior() + np.random.default_rng(1).normal(0, 0.3, len(problem.space.names))
     # single-node data say nothing of the scale-out (NIC) knobs: their truth is the prior, which the fit keeps
     nic = np.array(["scale_out" in n for n in problem.space.names])
     truth[nic] = problem.space.prior()[nic]
+    # engine factors that keep every compute fraction below 1 (above it the clamp leaves them unidentified)
+    truth[problem.space.names.index("engine_efficiency.trt")] = np.log(1.15)
+    truth[problem.space.names.index("engine_efficiency.vllm")] = np.log(0.8)
     measured = problem.predict(truth)
     problem.points = [PointObs(o.dataset, o.case, o.concurrency, o.draft_tokens, o.metric, float(m), o.label)
                       for o, m in zip(obs, measured, strict=True)]

@@ -27,7 +27,7 @@ from simulator.knobs import KNOB_NAMES  # noqa: E402
 from simulator.lowering import OP_FIELDS, PASS_FIELDS  # noqa: E402
 from simulator.scenario import Scenario  # noqa: E402
 from simulator.serving import StepLimits, closed_loop, closed_loop_tokens, disaggregated_loop_tokens  # noqa: E402
-from simulator.specs import EngineLimits, ServingSpec  # noqa: E402
+from simulator.specs import EngineEfficiency, EngineLimits, ServingSpec  # noqa: E402
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec  # noqa: E402
 from simulator.topology import kv_transfer, worker_memory, worker_model  # noqa: E402
 
@@ -51,6 +51,7 @@ def small() -> CaseBatch:
     """Draft / no-draft / no-draft model, separate and chunked prefill, DP-attention, linear attention."""
     glm, llama = scenario("glm5", "b200", "fp4"), scenario("llama3_3_70b", "h200", "fp8", "8k1k")
     chunked = scenario("qwen3_5_397b", "mi355x", "fp8", prefill_mode="chunked", prefill_chunk_tokens=512)
+    trt = glm.model_copy(update={"engine_efficiency": EngineEfficiency(trt=1.3)})
     return lower_cases([
         Case(glm, glm.deployment(tp=4)),
         Case(glm, glm.deployment(tp=8, ep=8, dp_attention=True), with_draft=False),
@@ -60,6 +61,7 @@ def small() -> CaseBatch:
         # engine limits: vLLM-style token-counted graph limit (eager above 8 tokens), a 512-token step budget
         Case(glm, glm.deployment(tp=8), limits=EngineLimits(cuda_graph_max_batch=8, cuda_graph_counts_tokens=True,
                                                            max_running_requests=48, max_num_tokens=512)),
+        Case(trt, trt.deployment(tp=4), engine="trt"),  # an engine's compute efficiency rides in its knobs
     ])
 
 

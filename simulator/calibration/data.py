@@ -24,7 +24,7 @@ from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
 from simulator.specs.topology import DEFAULT_MAX_GPUS
-from simulator.specs.vocabulary import SIDES, WORKLOADS, workload_tokens
+from simulator.specs.vocabulary import SIDES, WORKLOADS, engine_key, workload_tokens
 
 Metric = Literal["tpot_s", "interactivity", "tput_per_gpu"]
 SILICON_MODELS = {
@@ -36,7 +36,7 @@ SILICON_MODELS = {
 SILICON_SYSTEMS = {"b200_sxm": "b200", "h100_sxm": "h100", "h200_sxm": "h200", "gb200": "gb200"}
 # prefill scheduling by engine: vLLM mixes chunks into decode steps; SGLang and TensorRT-LLM (as the
 # benchmark scripts configure them, data/benchmark-configs/engine_settings.yaml) run prefill batches apart
-ENGINE_PREFILL = {"vllm": "chunked", "sglang": "separate", "trtllm": "separate", "trt": "separate"}
+ENGINE_PREFILL = {"vllm": "chunked", "sglang": "separate", "trt": "separate", "atom": "separate"}
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,13 @@ def silicon_observations(path: Path) -> list[PointObs]:
         m = re.search(r"silicon_concurrency=(\d+)", str(r.silicon_data_source))
         conc = int(m.group(1)) if m else int(r.batch_size) * dp
         try:
-            sc = scenario_for(model, hw, precision, int(r.isl), int(r.osl), ENGINE_PREFILL.get(r.backend, "separate"))
+            sc = scenario_for(model, hw, precision, int(r.isl), int(r.osl), ENGINE_PREFILL[engine_key(r.backend)])
             dep = sc.deployment(tp=gpus, ep=ep, dp_attention=dp > 1)
         except ValueError:
             continue
         if not sc.memory(dep, False).fits(conc):
             continue  # the model says it would not fit: not a point to fit knobs on
-        out.append(PointObs("silicon", Case(sc, dep, with_draft=False), conc, 0, "tpot_s",
+        out.append(PointObs("silicon", Case(sc, dep, with_draft=False, engine=str(r.backend)), conc, 0, "tpot_s",
                             float(r.silicon_tpot_ms) / 1e3, str(r.id)))
     return out
 
@@ -141,8 +141,8 @@ def sweep_observations(path: Path) -> list[PointObs]:
         label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"
         limits = benchmark_limits(sc, r.spec, "glm5", r.hardware, dep, int(r.concurrency))
         for metric, value in (("interactivity", r.interactivity), ("tput_per_gpu", r.tput_per_gpu)):
-            out.append(PointObs("glm5_sweeps", Case(sc, dep, with_draft=mtp), int(r.concurrency), k, metric,
-                                float(value), label, limits))
+            case = Case(sc, dep, with_draft=mtp, engine=str(r.engine))
+            out.append(PointObs("glm5_sweeps", case, int(r.concurrency), k, metric, float(value), label, limits))
     return out
 
 

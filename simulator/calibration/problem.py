@@ -1,8 +1,10 @@
 """The calibration problem: every observation predicted in one batched evaluation of the torch model.
 
 Parameters live in an unconstrained space z: fractions = sigmoid(z), latencies = exp(z),
-imbalance = 1 + exp(z), acceptance scale = exp(z). Knobs are shared by a hardware family; B300/GB300 and
-MI300X/MI325X have no data here and take their family's fitted values (reported as transferred).
+imbalance = 1 + exp(z), acceptance scale = exp(z), engine efficiency = exp(z). Knobs are shared by a hardware
+family; B300/GB300 and MI300X/MI325X have no data here and take their family's fitted values (reported as
+transferred). Each engine other than SGLang (the reference) that some observation runs on gets one factor on
+the compute fraction (specs.EngineEfficiency), shared by every family.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import ServingMetrics
 from simulator.specs import EfficiencyKnobs, HardwareSpec
 from simulator.specs.vocabulary import (
+    ENGINES,
     GENERATION_FAMILY,
     HARDWARE_FAMILIES,
+    REFERENCE_ENGINE,
     HardwareFamily,
+    engine_key,
     family_of_generation,
 )
 
@@ -41,6 +46,7 @@ Z_AT_FULL_FRACTION = 6.0  # z of a fraction given as exactly 1 (sigmoid(6) = 0.9
 MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (log(0) is infinite)
 UNREACHED_TPUT_PER_GPU = 1e-3  # tok/s of a page target whose side has no feasible point: a huge miss, not NaN
 PRIOR_SIGMA_Z = 1.0  # prior width in z: a factor ~e on latencies, ~0.2 on a fraction near 0.75
+ENGINE_PARAMETER = "engine_efficiency"  # name prefix of an engine's factor (engine_efficiency.<engine>)
 
 
 def family_of(hw: HardwareSpec) -> HardwareFamily:
@@ -70,23 +76,32 @@ def from_z(name: str, z: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ParamSpace:
+    """The fitted parameters, in this order: the knobs of each family, the acceptance scale of each model, the
+    compute efficiency of each engine (relative to REFERENCE_ENGINE)."""
+
     families: tuple[str, ...]
     models: tuple[str, ...]  # models whose acceptance scale is fitted
+    engines: tuple[str, ...] = ()  # engines (not the reference) whose compute efficiency is fitted
 
     @property
     def names(self) -> list[str]:
-        return [f"{f}.{k}" for f in self.families for k in FITTED_KNOBS] + [f"acceptance_scale.{m}"
-                                                                         for m in self.models]
+        return ([f"{f}.{k}" for f in self.families for k in FITTED_KNOBS]
+                + [f"acceptance_scale.{m}" for m in self.models]
+                + [f"{ENGINE_PARAMETER}.{e}" for e in self.engines])
+
+    @property
+    def n_knobs(self) -> int:
+        return len(self.families) * len(FITTED_KNOBS)
 
     def prior(self) -> np.ndarray:
         d = EfficiencyKnobs()
         knobs = [to_z(k, getattr(d, k)) for _ in self.families for k in FITTED_KNOBS]
-        return np.array(knobs + [0.0] * len(self.models))
+        return np.array(knobs + [0.0] * (len(self.models) + len(self.engines)))
 
     def value(self, name: str, z: float) -> float:
-        knob = name.split(".", 1)[1]
-        return float(torch.exp(torch.tensor(z))) if name.startswith("acceptance_scale") else float(
-            from_z(knob, torch.tensor(z)))
+        group, knob = name.split(".", 1)
+        zt = torch.tensor(z, dtype=torch.float64)
+        return float(torch.exp(zt)) if group in ("acceptance_scale", ENGINE_PARAMETER) else float(from_z(knob, zt))
 
 
 class Problem:
@@ -100,7 +115,8 @@ class Problem:
         ordered: list[Case] = []
 
         def index(case: Case) -> int:
-            key = (id(case.scenario), case.deployment, case.has_draft, case.limits, case.pinned_al)
+            key = (id(case.scenario), case.deployment, case.has_draft, case.limits, case.pinned_al,
+                   engine_key(case.engine))
             if key not in cases:
                 cases[key] = len(ordered)
                 ordered.append(case)
@@ -138,8 +154,13 @@ class Problem:
                              and p.case.pinned_al is None}
                             | {case.scenario.model.name for o in pages if o.side == "mtp"
                                for case, _ in o.candidates if case.pinned_al is None})
-        self.space = ParamSpace(fams, tuple(mtp_models))
+        # an engine's compute efficiency is fitted where some observation runs on it (SGLang is the unit)
+        case_engines = [engine_key(c.engine) for c in ordered]
+        engines = tuple(e for e in ENGINES if e != REFERENCE_ENGINE and e in case_engines)
+        self.space = ParamSpace(fams, tuple(mtp_models), engines)
         self.family_idx = torch.tensor([fams.index(f) for f in case_families])[self.case_idx]
+        self.engine_idx = torch.tensor([engines.index(e) if e in engines else -1
+                                        for e in case_engines])[self.case_idx]
         acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]
         self.acc_idx = torch.tensor(acc)[self.case_idx]
         sel = self.case_idx
@@ -155,6 +176,11 @@ class Problem:
         values = {}
         for j, name in enumerate(FITTED_KNOBS):
             values[name] = from_z(name, fam[:, j])[self.family_idx]
+        if self.space.engines:  # as Scenario.engine_knobs: the engine's factor on the compute fraction, at most 1
+            n0 = self.space.n_knobs + len(self.space.models)
+            eff = torch.exp(z[n0:n0 + len(self.space.engines)])
+            factor = torch.where(self.engine_idx >= 0, eff[self.engine_idx.clamp(min=0)], torch.ones((), dtype=z.dtype))
+            values["compute_fraction"] = torch.clamp(values["compute_fraction"] * factor, max=1.0)
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor | None = None) -> ServingMetrics:
@@ -163,8 +189,8 @@ class Problem:
         if z is None:
             return price(self.gathered).metrics
         z = torch.as_tensor(z, dtype=torch.float64)
-        n_knobs = len(self.space.families) * len(FITTED_KNOBS)
-        scales = torch.exp(z[n_knobs:]) if len(self.space.models) else torch.ones(0, dtype=torch.float64)
+        n_knobs = self.space.n_knobs
+        scales = torch.exp(z[n_knobs:n_knobs + len(self.space.models)])
         scale = torch.where(self.acc_idx >= 0, scales[self.acc_idx.clamp(min=0)] if len(scales) else 1.0,
                             self.case_scale)
         return price(self.gathered, self.knobs(z), scale).metrics

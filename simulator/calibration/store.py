@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from simulator.calibration.fit import FitResult
-from simulator.calibration.problem import FITTED_KNOBS, ParamSpace
+from simulator.calibration.problem import ENGINE_PARAMETER, FITTED_KNOBS, ParamSpace
 from simulator.catalog import family_members
 from simulator.specs import Calibration, EfficiencyKnobs
 
@@ -22,8 +22,8 @@ def transfer_scale_z(names: list[str], z: np.ndarray) -> float:
 
 
 def map_z(space: ParamSpace, names: list[str], z: np.ndarray) -> np.ndarray:
-    """z for `space` from a fit over `names`: same name -> fitted value; a knob of an unfitted family ->
-    prior; an unfitted model's acceptance scale -> the transfer value."""
+    """z for `space` from a fit over `names`: same name -> fitted value; a knob of an unfitted family or an
+    unfitted engine's efficiency -> prior; an unfitted model's acceptance scale -> the transfer value."""
     fitted = dict(zip(names, z, strict=True))
     prior = dict(zip(space.names, space.prior(), strict=True))
     out = []
@@ -40,11 +40,14 @@ def map_z(space: ParamSpace, names: list[str], z: np.ndarray) -> np.ndarray:
 def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[str, Any]:
     defaults = EfficiencyKnobs().model_dump()
     hardware, families = {}, {}
-    for fam in sorted({n.split(".")[0] for n in result.names if not n.startswith("acceptance_scale")}):
+    for fam in sorted({n.split(".")[0] for n in result.names
+                       if not n.startswith(("acceptance_scale.", f"{ENGINE_PARAMETER}."))}):
         families[fam] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
         for hw in family_members(fam):
             hardware[hw] = dict(families[fam])
     scales = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items() if n.startswith("acceptance_scale.")}
+    engines = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items()
+               if n.startswith(f"{ENGINE_PARAMETER}.")}
     return {"calibration": {
         "name": name,
         "created": dt.date.today().isoformat(),
@@ -54,6 +57,7 @@ def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[
         "hardware": dict(sorted(hardware.items())),
         "families": families,  # for GPUs not listed (a user's own), by generation: simulator.catalog
         "transferred": result.transferred,
+        "engine_compute_efficiency": engines,  # factor on compute_fraction relative to SGLang (unfitted: 1)
         "acceptance_scale": scales,
         "acceptance_scale_transfer": round(float(np.exp(transfer_scale_z(result.names, result.z))), 6),
         "parameters": {n: {"value": round(result.values[n], 6), "sigma": round(result.sigma[n], 6),

@@ -1,7 +1,7 @@
 """Typed, validated specifications (pydantic v2, frozen), with units in the field names."""
 
 from simulator.specs.calibration import Calibration
-from simulator.specs.hardware import EfficiencyKnobs, HardwareSpec, PeakTflops
+from simulator.specs.hardware import EfficiencyKnobs, EngineEfficiency, HardwareSpec, PeakTflops
 from simulator.specs.model import (
     AttentionSpec,
     DraftModuleSpec,
@@ -30,6 +30,7 @@ __all__ = [
     "DeploymentSpec",
     "DraftModuleSpec",
     "EfficiencyKnobs",
+    "EngineEfficiency",
     "EngineLimits",
     "FfnSpec",
     "GqaAttention",

@@ -1,6 +1,7 @@
 """A calibration file (conf/calibration/<name>.yaml, written by task=calibrate) as a typed, validated spec.
 
 The fitted efficiency knobs per GPU (and per hardware family, for a user's own GPU of a known generation),
+the compute efficiency of each serving engine relative to SGLang,
 the acceptance scale per model (and the transfer value for a model without MTP data), the fitted parameters
 in the fit's z space with their covariance (the P10-P90 bands draw from it), and the residual spreads the
 bands use as model error. `Calibration()` (the `none` file) is no calibration: every knob at its prior.
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from simulator.specs.base import Frozen
+from simulator.specs.hardware import EngineEfficiency
 
 
 class ParameterFit(Frozen):
@@ -48,6 +50,7 @@ class Calibration(Frozen):
     hardware: dict[str, dict[str, float]] = Field(default_factory=dict)  # GPU -> EfficiencyKnobs fields
     families: dict[str, dict[str, float]] = Field(default_factory=dict)  # hardware family -> knobs
     transferred: dict[str, str] = Field(default_factory=dict)  # GPU without data -> the family it took
+    engine_compute_efficiency: EngineEfficiency = EngineEfficiency()  # engine -> factor on compute_fraction
     acceptance_scale: dict[str, float] = Field(default_factory=dict)  # model -> fitted scale
     acceptance_scale_transfer: float | None = Field(default=None, gt=0)  # for a model without MTP data
     parameters: dict[str, ParameterFit] = Field(default_factory=dict)

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from simulator.specs.base import Frozen
 from simulator.specs.topology import SCALE_OUT_BANDWIDTH_FRACTION, SCALE_OUT_MESSAGE_LATENCY_US, ScaleOutSpec
+from simulator.specs.vocabulary import REFERENCE_ENGINE, engine_key
 
 
 class PeakTflops(Frozen):
@@ -56,6 +57,28 @@ class EfficiencyKnobs(Frozen):
     # (derivation at SCALE_OUT_MESSAGE_LATENCY_US in specs/topology.py).
     scale_out_latency_us: float = Field(default=SCALE_OUT_MESSAGE_LATENCY_US, ge=0, le=10_000)
     scale_out_bandwidth_fraction: float = Field(default=SCALE_OUT_BANDWIDTH_FRACTION, gt=0, le=1)
+
+
+class EngineEfficiency(Frozen):
+    """Compute a serving engine achieves on the same GPU, relative to SGLang: the factor on
+    `EfficiencyKnobs.compute_fraction` (the result clamped at 1) a deployment on that engine runs with.
+
+    The hardware knobs are fitted with SGLang as the unit (the benchmark's most common engine, and the open
+    search's limits); engines differ in the GEMM, attention and fused-MoE kernels they pick (TensorRT-LLM's
+    trtllm-gen and CUTLASS paths, vLLM's, AMD's aiter under ATOM) far more than in how close a weight or KV
+    stream gets to HBM peak, so the factor scales the compute roof only. Fitted (task=calibrate, parameters
+    `engine_efficiency.<engine>`, prior 1) from measured rows that name their engine: aiconfigurator's silicon
+    rows (TensorRT-LLM, vLLM, SGLang on the same GPUs) and the pages' recipes; 1.0: priced as SGLang.
+    """
+
+    vllm: float = Field(default=1.0, gt=0, le=4)
+    trt: float = Field(default=1.0, gt=0, le=4)
+    atom: float = Field(default=1.0, gt=0, le=4)
+
+    def compute_factor(self, engine: str) -> float:
+        """The factor of `engine` (as a config spells it; "any": the reference)."""
+        key = engine_key(engine)
+        return 1.0 if key == REFERENCE_ENGINE else float(getattr(self, key))
 
 
 # Query heads per rank the vendors' sparse-attention kernels compute at least (docs/sources.md#serving-model-priors):

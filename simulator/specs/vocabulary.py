@@ -1,4 +1,4 @@
-"""The project's vocabulary, defined once: sides, precisions, workloads, hardware families, case keys.
+"""The project's vocabulary, defined once: sides, precisions, workloads, engines, hardware families, case keys.
 
 Every module that names one of these imports it from here (specs layer: no physics, no I/O).
 """
@@ -62,6 +62,26 @@ def family_of_generation(generation: str) -> HardwareFamily | None:
     return GENERATION_FAMILY.get(generation)
 
 
+# ---- engine: the serving engine a benchmark recipe (or a measured row) runs ----------------------------------
+# Names as the benchmark configs write them (data/benchmark-configs/*-master.yaml, via the search spaces);
+# measured rows spell TensorRT-LLM "trtllm" (aiconfigurator's backend column). SGLang is the reference: the
+# hardware knobs are fitted with it as the unit, and a deployment whose engine is not given ("any": the open
+# search, which runs under SGLang's documented defaults) is priced as SGLang.
+Engine = Literal["sglang", "vllm", "trt", "atom"]
+ENGINES: tuple[Engine, ...] = ("sglang", "vllm", "trt", "atom")
+REFERENCE_ENGINE: Engine = "sglang"
+ENGINE_ALIASES: dict[str, Engine] = {"trtllm": "trt", "any": "sglang"}
+
+
+def engine_key(name: str) -> Engine:
+    """The vocabulary name of an engine as a config or a measured row spells it; a clear error otherwise."""
+    key = ENGINE_ALIASES.get(name, name)
+    if key not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(ENGINES)} (aliases: "
+                         f"{', '.join(f'{a} = {e}' for a, e in ENGINE_ALIASES.items())})")
+    return key  # type: ignore[return-value]
+
+
 # ---- case key: which model x GPU x precision x workload a result belongs to -------------------------------
 class CaseKey(NamedTuple):
     model: str
@@ -74,7 +94,7 @@ class CaseKey(NamedTuple):
 
 
 __all__ = [
-    "BYTES_PER_VALUE", "GENERATION_FAMILY", "HARDWARE_FAMILIES", "PRECISIONS", "PRECISION_FORMATS", "SIDES",
-    "WORKLOADS", "WORKLOAD_NAMES", "CaseKey", "HardwareFamily", "Precision", "PrecisionFormat", "Side",
-    "Workload", "family_of_generation", "side_of", "workload_tokens",
+    "BYTES_PER_VALUE", "ENGINES", "ENGINE_ALIASES", "GENERATION_FAMILY", "REFERENCE_ENGINE", "HARDWARE_FAMILIES", "PRECISIONS", "PRECISION_FORMATS", "SIDES",
+    "WORKLOADS", "WORKLOAD_NAMES", "CaseKey", "Engine", "HardwareFamily", "Precision", "PrecisionFormat", "Side",
+    "Workload", "engine_key", "family_of_generation", "side_of", "workload_tokens",
 ]

@@ -1,0 +1,66 @@
+"""An engine's compute efficiency (specs.EngineEfficiency): one factor on the compute fraction, priced by the
+one evaluation path for a case on that engine, fitted by the calibration problem as the scenario prices it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import scenario
+from simulator.batched import Case, lower_cases
+from simulator.calibration.data import PointObs
+from simulator.calibration.problem import Problem
+from simulator.calibration.store import map_z
+from simulator.knobs import KNOB_NAMES
+from simulator.specs import Calibration, EfficiencyKnobs, EngineEfficiency
+
+FACTORS = EngineEfficiency(trt=1.3, vllm=0.8)
+
+
+def test_a_case_on_an_engine_runs_with_its_compute_fraction_only() -> None:
+    sc = scenario("glm5", "b200", "fp4", knobs=EfficiencyKnobs(compute_fraction=0.5), engine_efficiency=FACTORS)
+    dep = sc.deployment(tp=4)
+    batch = lower_cases([Case(sc, dep, engine=e) for e in ("sglang", "any", "trt", "trtllm", "vllm", "atom")])
+    cf = KNOB_NAMES.index("compute_fraction")
+    assert batch.knobs[:, cf].tolist() == pytest.approx([0.5, 0.5, 0.65, 0.65, 0.4, 0.5])
+    others = [i for i in range(len(KNOB_NAMES)) if i != cf]
+    assert torch.equal(batch.knobs[:, others], batch.knobs[:1, others].expand(6, -1))  # nothing else moves
+    # a factor that would take the fraction past 1 stops at 1
+    hot = scenario("glm5", "b200", "fp4", knobs=EfficiencyKnobs(compute_fraction=0.9), engine_efficiency=FACTORS)
+    assert Case(hot, dep, engine="trt").knob_tensors.compute_fraction.item() == 1.0
+
+
+def test_an_unknown_engine_is_a_clear_error() -> None:
+    sc = scenario()
+    with pytest.raises(ValueError, match="unknown engine 'tgi'; known: sglang, vllm, trt, atom"):
+        Case(sc, sc.deployment(tp=4), engine="tgi")
+    with pytest.raises(ValueError, match="tgi"):
+        Calibration.of({"engine_compute_efficiency": {"tgi": 1.2}})
+    with pytest.raises(ValueError, match="trt"):
+        Calibration.of({"engine_compute_efficiency": {"trt": -1.0}})
+
+
+def test_the_fit_prices_an_engine_as_the_scenario_does() -> None:
+    """The calibration problem's trial factor (z) and a scenario carrying the same factor price every point
+    identically: what is fitted is what compare and validate then use."""
+    knobs = EfficiencyKnobs()  # the fit's prior knobs, so only the engine factor differs between the two
+    plain = scenario("glm5", "b200", "fp4", knobs=knobs)
+    carried = scenario("glm5", "b200", "fp4", knobs=knobs, engine_efficiency=FACTORS)
+
+    def problem(sc):  # noqa: ANN001, ANN202
+        obs = [PointObs("x", Case(sc, sc.deployment(tp=tp), with_draft=mtp, engine=e), c, 3 if mtp else 0,
+                        "tput_per_gpu", 1.0, f"{e}/{tp}/{c}")
+               for e in ("sglang", "trt", "vllm") for tp in (4, 8) for mtp in (False, True) for c in (1, 64, 512)]
+        return Problem(obs, [])
+
+    fit_side, priced_side = problem(plain), problem(carried)
+    assert fit_side.space.engines == ("vllm", "trt")
+    z = map_z(fit_side.space, ["engine_efficiency.trt", "engine_efficiency.vllm"], np.log([1.3, 0.8]))
+    trial, priced = fit_side.predict(z), priced_side.predict()
+    np.testing.assert_allclose(trial, priced, rtol=1e-12)
+    reference = fit_side.predict(fit_side.space.prior())
+    assert not np.allclose(trial, reference)  # the factor does move compute-bound points
+    assert math.isclose(fit_side.space.value("engine_efficiency.trt", float(np.log(1.3))), 1.3)

@@ -11,7 +11,7 @@ limits per concurrency) into cases and points; `evaluate` gives a `Curve` of the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -224,8 +224,7 @@ def point_breakdown(sc: Scenario, cand: Candidate, concurrency: int, draft_token
                     acceptance_scale: float | None = None) -> dict[str, float]:
     """Milliseconds of the effective step by term (breakdown.TERMS) at one of the candidate's points."""
     i = cand.concurrencies.index(concurrency)
-    one = Candidate(cand.side, cand.deployment, (concurrency,), (draft_tokens,), cand.engine, (cand.limits_at(i),),
-                    cand.pinned_al)
+    one = replace(cand, concurrencies=(concurrency,), draft_tokens=(draft_tokens,), limits=(cand.limits_at(i),))
     pts = candidate_points([(sc, one)])
     scale = None if acceptance_scale is None else torch.tensor([float(acceptance_scale)], dtype=torch.float64)
     m = evaluate_points(pts.batch, pts.case, pts.concurrency, pts.draft_tokens, acceptance_scale=scale).metrics

@@ -64,12 +64,15 @@ class Candidate:
 
 
 def open_limits(sc: Scenario, dep: DeploymentSpec, k: int) -> EngineLimits:
-    """Limits of an open-search deployment: SGLang's documented defaults (the benchmark's most common engine;
-    search_space.default_limits) and the configured max_running_requests."""
-    d = default_limits("sglang", sc.hardware.hbm_capacity_gb, dep.tp, k)
-    return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"],
-                        max_running_requests=sc.serving.max_running_requests,
-                        source="SGLang defaults (open search); serving.max_running_requests")
+    """Limits of an open-search deployment on `serving.engine` (default SGLang, the benchmark's most common
+    engine): that engine's documented CUDA-graph size and token budget (search_space.default_limits) and the
+    configured `serving.max_running_requests` (what a deployment engineer sets, in place of the engine's own
+    default)."""
+    engine = sc.serving.engine
+    d = default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)
+    return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], cuda_graph_counts_tokens=engine == "vllm",
+                        max_running_requests=sc.serving.max_running_requests, max_num_tokens=d["max_num_tokens"],
+                        source=f"{engine} defaults (open search); serving.max_running_requests")
 
 
 def open_concurrencies(limit: int) -> tuple[int, ...]:
@@ -107,7 +110,8 @@ def open_candidates(sc: Scenario, side: Side) -> list[Candidate]:
         limit = min(sc.memory(dep, side == "mtp").max_concurrency, OPEN_MAX_CONCURRENCY,
                     sc.serving.max_running_requests)
         if limit >= 1 and ks:
-            out.append(Candidate(side, dep, open_concurrencies(limit), ks, limits=(open_limits(sc, dep, max(ks)),)))
+            out.append(Candidate(side, dep, open_concurrencies(limit), ks, sc.serving.engine,
+                                 (open_limits(sc, dep, max(ks)),)))
     return out
 
 
@@ -164,7 +168,8 @@ def open_cluster_candidates(sc: Scenario, side: Side, max_gpus: int) -> list[Can
     out = []
     for spec in open_cluster_shapes(sc, max_gpus):
         lead = spec.decode if isinstance(spec, DisaggregatedSpec) else spec
-        out.append(Candidate(side, spec, CLUSTER_CONCURRENCIES, ks, limits=(open_limits(sc, lead, max(ks)),)))
+        out.append(Candidate(side, spec, CLUSTER_CONCURRENCIES, ks, sc.serving.engine,
+                             (open_limits(sc, lead, max(ks)),)))
     return out
 
 

@@ -64,3 +64,36 @@ def test_the_fit_prices_an_engine_as_the_scenario_does() -> None:
     reference = fit_side.predict(fit_side.space.prior())
     assert not np.allclose(trial, reference)  # the factor does move compute-bound points
     assert math.isclose(fit_side.space.value("engine_efficiency.trt", float(np.log(1.3))), 1.3)
+
+
+@pytest.mark.parametrize(("engine", "graph", "tokens_counted", "budget"),
+                         [("sglang", 512, False, None), ("trt", 128, False, 8192), ("vllm", 512, True, 8192)])
+def test_the_open_search_runs_on_the_configured_engine(engine: str, graph: int, tokens_counted: bool,
+                                                       budget: int | None) -> None:
+    """`serving.engine` puts the open search's deployments on that engine: its default limits and its fitted
+    compute efficiency (the default calibration's)."""
+    from simulator.cli import compose
+    from simulator.evaluate import candidate_cases
+    from simulator.search import candidates
+
+    cfg = compose(["model=glm5", "hardware=b200", "precision=fp4", f"serving.engine={engine}"])
+    sc = cfg.scenario()
+    cands, _ = candidates(sc, "off", "open", "", "", "")
+    cases, _ = candidate_cases([(sc, c) for c in cands])
+    assert {c.engine for c in cases} == {engine}
+    tp8 = next(c for c in cases if c.deployment.tp == 8 and not c.deployment.dp_attention)
+    assert (tp8.limits.cuda_graph_max_batch, tp8.limits.cuda_graph_counts_tokens, tp8.limits.max_num_tokens) == (
+        graph, tokens_counted, budget)
+    assert tp8.limits.max_running_requests == sc.serving.max_running_requests
+    factor = cfg.calibration.engine_compute_efficiency.compute_factor(engine)
+    base = sc.knobs.compute_fraction  # type: ignore[union-attr]
+    assert tp8.knob_tensors.compute_fraction.item() == pytest.approx(min(1.0, base * factor))
+
+
+def test_an_unknown_serving_engine_names_the_allowed_ones() -> None:
+    from simulator.catalog import SpecError
+    from simulator.cli import compose
+
+    with pytest.raises((SpecError, ValueError), match=r"serving.*engine.*sglang.*vllm.*trt.*atom"):
+        compose(["serving.engine=tgi"])
+

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.specs.base import Frozen
-from simulator.specs.vocabulary import Precision
+from simulator.specs.vocabulary import Engine, Precision
 
 
 class WorkloadSpec(Frozen):
@@ -131,8 +131,15 @@ class SpeculativeSpec(Frozen):
 
 
 class ServingSpec(Frozen):
-    """Engine behaviour that the benchmark's scripts set (data/benchmark-configs/engine_settings.yaml)."""
+    """Engine behaviour that the benchmark's scripts set (data/benchmark-configs/engine_settings.yaml).
 
+    `engine`: the engine the open search and the planner run their deployments on (its default CUDA-graph size
+    and token budget, search_space.default_limits, and its calibrated compute efficiency); the benchmark's
+    recipes carry their own. Prefill scheduling stays `prefill_mode` whatever the engine (vLLM's chunked prefill,
+    priced for the benchmark's vLLM recipes, made leave-one-page-out worse: docs/sources.md).
+    """
+
+    engine: Engine = Field(default="sglang", description="the engine the open search and the planner price on")
     prefill_mode: Literal["separate", "chunked"] = Field(
         default="separate", description="separate: a prefill batch stalls decode; chunked: mixed into decode")
     prefill_chunk_tokens: int = Field(default=16384, ge=256, le=1_048_576)

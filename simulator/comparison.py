@@ -66,9 +66,10 @@ class CompareResult:
     rate_usd_per_gpu_hour: float = float("nan")
     all_in_kw: float = float("nan")
     max_ttft_s: float | None = None  # the TTFT limit the fronts were taken under (None: none)
+    open_engine: str = "sglang"  # the engine an open search (or its fallback) priced deployments on
 
     def report(self) -> dict[str, Any]:
-        return {**self.key._asdict(), "search": self.search, "points": self.rows}
+        return {**self.key._asdict(), "search": self.search, "open_engine": self.open_engine, "points": self.rows}
 
     @property
     def feasible(self) -> bool:
@@ -157,7 +158,7 @@ def run_compare(sc: Scenario, key: CaseKey, search: SearchMode, rates: RateTable
     rate, kw = rates.rate(key.hardware, tier), rates.all_in_kw(key.hardware)
     searched = FALLBACK if any(s.fallback for s in sides.values()) else search
     result = CompareResult(key, sides, list(targets), search=searched, rate_usd_per_gpu_hour=rate,
-                           all_in_kw=kw, max_ttft_s=max_ttft_s)
+                           all_in_kw=kw, max_ttft_s=max_ttft_s, open_engine=sc.serving.engine)
     readings = {side: read_front(sides[side].front, [float(t) for t in targets], rate, kw, outside)
                 for side in SIDES}
     for i, t in enumerate(targets):
@@ -226,6 +227,9 @@ def format_table(result: CompareResult) -> str:
     if result.search == FALLBACK:
         lines.append(f"  search: {FALLBACK}: the benchmark ran no recipe for this case; these figures predict "
                      "deployments nobody measured, not a page's")
+    if result.search != "benchmark":
+        lines.append(f"  open search on {result.open_engine} (serving.engine): its default CUDA-graph size and "
+                     "token budget, its fitted compute efficiency")
     for s in result.sides.values():
         if s.note:
             lines.append(f"  note ({s.side}): {s.note}")
@@ -355,7 +359,7 @@ def write_summary(result: CompareResult, out: Path) -> Path:
     notes += [f"{s.side} infeasible: {s.reason}" for s in result.sides.values() if s.reason]
     notes += [n for n in (ttft_note(result),) if n]
     path = out / "summary.json"
-    path.write_text(json.dumps({**result.key._asdict(), "search": result.search, "notes": notes, "feasible": result.feasible,
-                                "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
+    path.write_text(json.dumps({**result.key._asdict(), "search": result.search, "open_engine": result.open_engine,
+                                "notes": notes, "feasible": result.feasible, "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
                                 "all_in_kw": result.all_in_kw, "rows": summary_rows(result)}, indent=2))
     return path

@@ -4,6 +4,7 @@ one evaluation path for a case on that engine, fitted by the calibration problem
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,16 @@ def test_an_unknown_serving_engine_names_the_allowed_ones() -> None:
     with pytest.raises((SpecError, ValueError), match=r"serving.*engine.*sglang.*vllm.*trt.*atom"):
         compose(["serving.engine=tgi"])
 
+
+
+def test_compare_says_which_engine_an_open_search_priced(tmp_path: Path) -> None:
+    """The table and summary.json name the open search's engine (and a benchmark search does not claim one)."""
+    import json
+
+    from simulator.cli import compose
+    from simulator.comparison import format_table, run_compare, write_summary
+
+    cfg = compose(["model=llama3_3_70b", "hardware=h200", "precision=fp8", "search=open", "serving.engine=vllm"])
+    result = run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, [40.0])
+    assert "open search on vllm (serving.engine)" in format_table(result)
+    assert json.loads(write_summary(result, tmp_path).read_text())["open_engine"] == "vllm"

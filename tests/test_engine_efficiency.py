@@ -111,3 +111,23 @@ def test_compare_says_which_engine_an_open_search_priced(tmp_path: Path) -> None
     result = run_compare(cfg.scenario(), cfg.key, cfg.search, cfg.rates, cfg.rate_tier, [40.0])
     assert "open search on vllm (serving.engine)" in format_table(result)
     assert json.loads(write_summary(result, tmp_path).read_text())["open_engine"] == "vllm"
+
+
+def test_a_measured_row_on_an_unknown_engine_is_a_clear_error(tmp_path: Path) -> None:
+    """A silicon row of a model and GPU the catalog prices, on an engine it does not know, stops the fit with
+    the file, the row and the allowed engines (instead of a row silently left out)."""
+    import csv
+
+    from simulator.calibration.data import SILICON_MODELS, silicon_observations
+    from simulator.calibration.dataset import DEFAULT_DATA_DIR
+    from simulator.catalog import SpecError
+
+    rows = list(csv.reader((DEFAULT_DATA_DIR / "silicon_sample.csv").open()))
+    head = rows[0]
+    row = next(r for r in rows[1:] if r[head.index("mode")] == "agg" and r[head.index("model_path")] in SILICON_MODELS)
+    row[head.index("backend")] = "tgi"
+    path = tmp_path / "silicon.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([head, row])
+    with pytest.raises(SpecError, match=r"silicon.csv: row .*: backend: unknown engine 'tgi'; known: sglang"):
+        silicon_observations(path)

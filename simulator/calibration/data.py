@@ -17,7 +17,7 @@ from typing import Literal
 import pandas as pd
 
 from simulator.batched import Case
-from simulator.catalog import load_hardware, load_model
+from simulator.catalog import SpecError, load_hardware, load_model
 from simulator.evaluate import candidate_case
 from simulator.pages import Page
 from simulator.scenario import Scenario
@@ -106,13 +106,17 @@ def silicon_observations(path: Path) -> list[PointObs]:
         m = re.search(r"silicon_concurrency=(\d+)", str(r.silicon_data_source))
         conc = int(m.group(1)) if m else int(r.batch_size) * dp
         try:
-            sc = scenario_for(model, hw, precision, int(r.isl), int(r.osl), ENGINE_PREFILL[engine_key(r.backend)])
+            engine = engine_key(str(r.backend))
+        except ValueError as e:  # a row of a model and GPU we price, on an engine we do not know: say so
+            raise SpecError(f"{path}: row {r.id}: backend: {e}") from e
+        try:
+            sc = scenario_for(model, hw, precision, int(r.isl), int(r.osl), ENGINE_PREFILL[engine])
             dep = sc.deployment(tp=gpus, ep=ep, dp_attention=dp > 1)
         except ValueError:
             continue
         if not sc.memory(dep, False).fits(conc):
             continue  # the model says it would not fit: not a point to fit knobs on
-        out.append(PointObs("silicon", Case(sc, dep, with_draft=False, engine=str(r.backend)), conc, 0, "tpot_s",
+        out.append(PointObs("silicon", Case(sc, dep, with_draft=False, engine=engine), conc, 0, "tpot_s",
                             float(r.silicon_tpot_ms) / 1e3, str(r.id)))
     return out
 

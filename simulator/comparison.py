@@ -360,6 +360,7 @@ def write_summary(result: CompareResult, out: Path) -> Path:
     notes += [n for n in (ttft_note(result),) if n]
     path = out / "summary.json"
     path.write_text(json.dumps({**result.key._asdict(), "search": result.search, "open_engine": result.open_engine,
-                                "notes": notes, "feasible": result.feasible, "targets": result.targets, "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour,
-                                "all_in_kw": result.all_in_kw, "rows": summary_rows(result)}, indent=2))
+                                "notes": notes, "feasible": result.feasible, "targets": result.targets,
+                                "rate_usd_per_gpu_hour": result.rate_usd_per_gpu_hour, "all_in_kw": result.all_in_kw,
+                                "rows": summary_rows(result)}, indent=2))
     return path

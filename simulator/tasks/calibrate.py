@@ -28,9 +28,9 @@ def format_fit(result: FitResult) -> str:
     return "\n".join(lines)
 
 
-# one build + fit of the full problem on this project's 2-core CPU (measured 29 s with the one evaluation path;
-# each cross-validation refit builds and fits a problem of nearly the same size, ~16 s): the estimate printed
-# before anything runs
+# one build + fit of the full problem on this project's 2-core CPU (measured 15-30 s with the one evaluation
+# path and 34 parameters; each cross-validation refit builds and fits a problem of nearly the same size, ~25 s,
+# about 350 s for the 13 pages): the estimate printed before anything runs
 FIT_SECONDS_2_CORES = 30.0
 
 

@@ -63,8 +63,8 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
              "scale_out_bandwidth_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
-               "graph_counts_tokens", "speculation_overlapped", "disaggregated", "decode_workers", "prefill_workers", "prefill_attention_dp",
-               "kv_bytes", "kv_link_bytes_s"),
+               "graph_counts_tokens", "speculation_overlapped", "disaggregated", "decode_workers", "prefill_workers",
+               "prefill_attention_dp", "kv_bytes", "kv_link_bytes_s"),
     "output": OUTPUTS,
 }
 

@@ -79,7 +79,7 @@ class Case:
     @property
     def knob_tensors(self) -> KnobTensors:
         """The knobs its steps are priced with: the scenario's, for its engine."""
-        return self.scenario.engine_knob_tensors[self.engine]
+        return self.scenario.engine_knob_tensors[engine_key(self.engine)]
 
     @property
     def has_draft(self) -> bool:

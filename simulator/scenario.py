@@ -20,7 +20,7 @@ from simulator.specs import (
     ServingSpec,
     WorkloadSpec,
 )
-from simulator.specs.vocabulary import ENGINE_ALIASES, ENGINES
+from simulator.specs.vocabulary import ENGINES
 from simulator.speculative import StepTables
 
 
@@ -69,9 +69,8 @@ class Scenario(BaseModel):
 
     @cached_property
     def engine_knob_tensors(self) -> dict[str, KnobTensors]:
-        """`engine_knobs` as tensors, per engine of the vocabulary (its aliases included)."""
-        names = (*ENGINES, *ENGINE_ALIASES)
-        return {e: KnobTensors.from_spec(self.engine_knobs(e)) for e in names}
+        """`engine_knobs` as tensors, per engine of the vocabulary (vocabulary.engine_key names)."""
+        return {e: KnobTensors.from_spec(self.engine_knobs(e)) for e in ENGINES}
 
     def deployment(self, **fields: object) -> DeploymentSpec:
         return DeploymentSpec.model_validate(fields, context={"model": self.model, "hardware": self.hardware})

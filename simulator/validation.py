@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 
 from simulator.comparison import FALLBACK, CompareResult, add_bands, breakdown_at_targets, run_compare
-from simulator.pages import Page, load_page_file, measured_direction, modelled_pages
+from simulator.pages import (
+    SIDES_REPEAT_RTOL,
+    Page,
+    load_page_file,
+    measured_direction,
+    modelled_pages,
+    mtp_repeats_off,
+)
 from simulator.runconfig import RunConfig
 from simulator.specs.vocabulary import SIDES, CaseKey
 
@@ -125,6 +132,10 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
         f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % signed {v['median_signed_pct']:+.1f} %"
         for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}"
         f"; measured inside P10-P90 {summ['inside_p10_p90']}; c = clamped to the front's edge, as the pages do")
+    repeats = [v.page.source for v in validations if mtp_repeats_off(v.page)]
+    if repeats:
+        lines.append(f"MTP side repeats the Off side within {SIDES_REPEAT_RTOL:.0%} at every target (its runs measured "
+                     f"no speculation, pages.mtp_repeats_off; scored and fitted as printed): {', '.join(repeats)}")
     if summ.get("fallback_pages"):
         lines.append(f"not in the summary ({FALLBACK}: no benchmark recipe left, a prediction for deployments "
                      f"nobody measured): {', '.join(summ['fallback_pages'])}")

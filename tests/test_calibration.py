@@ -80,6 +80,9 @@ def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None
                 assert lo <= hi
     assert {"mtp", "off", "gain", "direction_right"} <= set(data["summary"])
     assert len(list(tmp_path.glob("validate_*.png"))) == 13
+    # the one page whose MTP side repeats its Off side is named under the table (pages.mtp_repeats_off)
+    note = [line for line in r.stdout.splitlines() if line.startswith("MTP side repeats the Off side within 2%")]
+    assert len(note) == 1 and note[0].endswith(": qwen-3-5-mi325x-bf16-mtp-vs-none")
 
 
 def test_validate_missing_page_file_is_a_clear_error(tmp_path: Path) -> None:

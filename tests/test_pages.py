@@ -26,6 +26,7 @@ from simulator.pages import (
     measured_direction,
     model_key,
     modelled_pages,
+    mtp_repeats_off,
     parse_page,
 )
 
@@ -209,6 +210,19 @@ def test_measured_direction_respects_the_printed_rounding() -> None:
     assert measured_direction(_point(549.4, 549.4, 0.1)) is None
     mi325 = next(p for p in bundled_pages() if p.source == "qwen-3-5-mi325x-bf16-mtp-vs-none")
     assert [measured_direction(pt) for pt in mi325.points] == [None, False, False]
+
+
+def test_mtp_side_that_repeats_off_is_found_only_there() -> None:
+    def page(pairs: list[tuple[float, float]]) -> Page:
+        return Page(source="made-up", model="glm5", hardware="b200", precision="fp8", workload="1k1k",
+                    points=[_point(m, o, 1.0) for m, o in pairs])
+
+    assert mtp_repeats_off(page([(392, 392), (274, 275), (168, 170)]))  # within 2 % at every target
+    assert not mtp_repeats_off(page([(392, 392), (274, 275), (168, 180)]))  # one target 7 % apart
+    assert not mtp_repeats_off(page([(392, 392)]))  # one target is not a pattern
+    assert not mtp_repeats_off(page([(100, 0), (50, 0)]))  # no Off throughput to compare with
+    flagged = {p.source for p in bundled_pages() if mtp_repeats_off(p)}
+    assert flagged == {"qwen-3-5-mi325x-bf16-mtp-vs-none"}  # the bundled pages: MI325X Qwen 3.5 BF16 only
 
 
 def test_line_layout_fixture() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.calibration.data import target_observations
-from simulator.calibration.uncertainty import bands
+from simulator.calibration.uncertainty import GAIN, bands
 from simulator.economics import RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import Curve, evaluate, point_breakdown
 from simulator.frontier import Outside, default_targets, pareto_front, read_at
@@ -208,7 +208,8 @@ def _points_reason(frame: pd.DataFrame) -> str:
 
 def add_bands(result: CompareResult, sc: Scenario, calibration: Calibration,
               acceptance_multiplier: float = 1.0, progress: bool = False) -> None:
-    """P10/P90 of each side's throughput at each target over the calibration's uncertainty (in place)."""
+    """P10/P90 of each side's throughput, and of the MTP/Off gain, at each target over the calibration's
+    uncertainty (in place: `tput_per_gpu_p10` / `_p90` on a side, `gain_p10` / `gain_p90` on the row)."""
     cands = {s: r.candidates for s, r in result.sides.items() if r.candidates}
     if not cands or not result.targets:
         return
@@ -219,6 +220,9 @@ def add_bands(result: CompareResult, sc: Scenario, calibration: Calibration,
             b = band.get((side, row["interactivity"]))
             if row[side] and b:
                 row[side]["tput_per_gpu_p10"], row[side]["tput_per_gpu_p90"] = float(b[0]), float(b[2])
+        g = band.get((GAIN, row["interactivity"]))
+        if row["mtp"] and row["off"] and g:
+            row["gain_p10"], row["gain_p90"] = float(g[0]), float(g[2])
 
 
 def format_table(result: CompareResult) -> str:
@@ -247,7 +251,7 @@ def format_table(result: CompareResult) -> str:
     read = [r for r in result.rows if r["mtp"] or r["off"]]  # a target neither side reaches: the reach line
     if read:
         head = (f"{'tok/s/user':>10} | {'tok/s/GPU MTP':>13} {'P10-P90':>11} {'Off':>8} {'P10-P90':>11} "
-                f"{'ratio':>6} | {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | "
+                f"{'ratio':>6} {'P10-P90':>9} | {'$/M MTP':>8} {'Off':>7} | {'tok/s/MW MTP':>12} {'Off':>9} | "
                 f"{'TTFT s MTP':>10} {'Off':>6} | {'conc MTP':>8} {'Off':>5} | {'k':>2}")
         lines += [head, "-" * len(head)]
         lines += [_table_row(r) for r in read]
@@ -297,6 +301,7 @@ def _cell(d: dict[str, Any] | None, key: str, fmt: str) -> str:
 def _table_row(r: dict[str, Any]) -> str:
     m, o = r["mtp"], r["off"]
     ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
+    gain_band = f"{r['gain_p10']:.2f}-{r['gain_p90']:.2f}" if "gain_p10" in r else "-"
 
     def band(d: dict[str, Any] | None) -> str:
         return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"
@@ -312,7 +317,7 @@ def _table_row(r: dict[str, Any]) -> str:
         return f"{d['tput_per_gpu']:.1f}{'c' if d.get('clamped') else ''}".rjust(width)
 
     return (f"{r['interactivity']:>10.0f} | {tput(m, 13)} {band(m):>11} "
-            f"{tput(o, 8)} {band(o):>11} {ratio:>6} | {_cell(m, 'cost_per_mtok', '8.3f')} "
+            f"{tput(o, 8)} {band(o):>11} {ratio:>6} {gain_band:>9} | {_cell(m, 'cost_per_mtok', '8.3f')} "
             f"{_cell(o, 'cost_per_mtok', '7.3f')} | {_cell(m, 'tok_s_per_mw', '12.0f')} "
             f"{_cell(o, 'tok_s_per_mw', '9.0f')} | {ttft(m, 10)} {ttft(o, 6)} | {_cell(m, 'concurrency', '8d')} "
             f"{_cell(o, 'concurrency', '5d')} | {_cell(m, 'draft_tokens', '2d')}")
@@ -349,6 +354,7 @@ def flat_rows(table_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row.update({f"{side}_{k}": fig.get(k) for k in FIGURES})
         m, o = row["mtp_tput_per_gpu"], row["off_tput_per_gpu"]
         row["mtp_gain"] = m / o if m and o else None
+        row["mtp_gain_p10"], row["mtp_gain_p90"] = r.get("gain_p10"), r.get("gain_p90")
         rows.append(row)
     return rows
 

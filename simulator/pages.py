@@ -141,7 +141,7 @@ def measured_direction(point: PagePoint) -> bool | None:
 # step's cost (k draft passes, a verify over k + 1 tokens) and its tokens per step, so three targets within
 # 1 % of each other mean the page's MTP side measured no speculation. validate names such a page under its
 # table. It stays in the fit and the error figures as printed: leaving its MTP side out of the fit made the
-# leave-one-page-out errors worse (docs/sources.md#calibration-leads).
+# leave-one-page-out errors worse (docs/sources.md#measured-data).
 SIDES_REPEAT_RTOL = 0.02
 
 

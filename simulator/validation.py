@@ -73,6 +73,9 @@ def validate_page(page: Page, cfg: RunConfig) -> PageValidation:
         point["measured"]["gain"] = p.mtp.tput_per_gpu / p.off.tput_per_gpu
         point["predicted"]["gain"] = m / o if m and o else None
         point["error_pct"]["gain"] = pct(point["predicted"]["gain"], point["measured"]["gain"])
+        g = (row["gain_p10"], row["gain_p90"]) if "gain_p10" in row else None
+        point["band"]["gain"] = [g[0], g[1]] if g else None
+        point["inside_band"]["gain"] = None if not g else bool(g[0] <= point["measured"]["gain"] <= g[1])
         point["predicted"]["cost_per_mtok"] = {s: row[s]["cost_per_mtok"] if row[s] else None for s in SIDES}
         point["predicted"]["tok_s_per_mw"] = {s: row[s]["tok_s_per_mw"] if row[s] else None for s in SIDES}
         point["measured"]["cost_per_mtok"] = {s: getattr(p, s).cost_per_mtok for s in SIDES}
@@ -106,6 +109,9 @@ def summary(validations: list[PageValidation]) -> dict[str, Any]:
     inside = [pt["inside_band"][s] for v in validations for pt in v.points for s in SIDES
               if pt["inside_band"][s] is not None]
     out["inside_p10_p90"] = f"{sum(inside)}/{len(inside)}"
+    gain_inside = [pt["inside_band"]["gain"] for v in validations for pt in v.points
+                   if pt["inside_band"].get("gain") is not None]
+    out["gain_inside_p10_p90"] = f"{sum(gain_inside)}/{len(gain_inside)}"
     return out
 
 
@@ -113,9 +119,13 @@ def _f(x: float | None, fmt: str) -> str:
     return format(x, fmt) if x is not None else "-"
 
 
+def _gain_band(b: list[float] | None) -> str:
+    return f"{b[0]:.2f}-{b[1]:.2f}" if b else "-"
+
+
 def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -> str:
     head = (f"{'page':34s} {'tok/s/user':>10} | {'MTP meas':>8} {'pred':>7} {'P10-P90':>13} {'err':>6} | "
-            f"{'Off meas':>8} {'pred':>7} {'P10-P90':>13} {'err':>6} | {'gain meas':>9} {'pred':>5}")
+            f"{'Off meas':>8} {'pred':>7} {'P10-P90':>13} {'err':>6} | {'gain meas':>9} {'pred':>5} {'P10-P90':>9}")
     lines = ["validation against the benchmark pages (throughput per GPU, tok/s)", head, "-" * len(head)]
     for v in validations:
         for pt in v.points:
@@ -127,11 +137,13 @@ def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -
                 cells.append(f"{pt['measured'][s]:8.1f} {_f(pt['predicted'][s], '6.1f')}{mark} {band:>13} "
                              f"{_f(pt['error_pct'][s], '+5.0f') + '%' if pt['error_pct'][s] is not None else '-':>6}")
             lines.append(f"{v.page.source[:34]:34s} {pt['interactivity']:10.0f} | {cells[0]} | {cells[1]} | "
-                         f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f') + 'x' if pt['predicted']['gain'] else '-':>5}")
+                         f"{pt['measured']['gain']:8.2f}x {_f(pt['predicted']['gain'], '4.2f') + 'x' if pt['predicted']['gain'] else '-':>5} "
+                         f"{_gain_band(pt['band']['gain']):>9}")
     lines.append("summary: " + ", ".join(
         f"{k}: median {v['median_abs_pct']:.1f} % max {v['max_abs_pct']:.1f} % signed {v['median_signed_pct']:+.1f} %"
         for k, v in summ.items() if isinstance(v, dict)) + f"; MTP-vs-Off direction right {summ['direction_right']}"
-        f"; measured inside P10-P90 {summ['inside_p10_p90']}; c = clamped to the front's edge, as the pages do")
+        f"; measured inside P10-P90 {summ['inside_p10_p90']}, gain inside its P10-P90 {summ['gain_inside_p10_p90']}"
+        "; c = clamped to the front's edge, as the pages do")
     repeats = [v.page.source for v in validations if mtp_repeats_off(v.page)]
     if repeats:
         lines.append(f"MTP side repeats the Off side within {SIDES_REPEAT_RTOL:.0%} at every target (its runs measured "

@@ -75,14 +75,29 @@ def test_validate_bundled_pages_reports_errors_and_bands(tmp_path: Path) -> None
         assert {"source", "model", "hardware", "precision", "workload", "points"} <= set(page)
         for pt in page["points"]:
             assert set(pt["measured"]) == {"mtp", "off"} and set(pt["predicted"]) == {"mtp", "off"}
-            for side in ("mtp", "off"):
+            for side in ("mtp", "off", "gain"):
                 lo, hi = pt["band_p10_p90"][side]
                 assert lo <= hi
-    assert {"mtp", "off", "gain", "direction_right"} <= set(data["summary"])
+    assert {"mtp", "off", "gain", "direction_right", "gain_inside_p10_p90"} <= set(data["summary"])
     assert len(list(tmp_path.glob("validate_*.png"))) == 13
     # the one page whose MTP side repeats its Off side is named under the table (pages.mtp_repeats_off)
     note = [line for line in r.stdout.splitlines() if line.startswith("MTP side repeats the Off side within 2%")]
     assert len(note) == 1 and note[0].endswith(": qwen-3-5-mi325x-bf16-mtp-vs-none")
+
+
+def test_held_out_summary_counts_the_gain_inside_its_band() -> None:
+    from simulator.calibration.crossval import target_summary
+
+    def row(page: str, side: str, measured: float, predicted: float, gain_inside: bool | None = None) -> dict:
+        r = {"page": page, "side": side, "interactivity": 50.0, "measured": measured, "predicted": predicted,
+             "error_pct": (predicted / measured - 1) * 100, "inside_band": True, "direction_right": True}
+        return r if gain_inside is None else {**r, "gain_inside_band": gain_inside}
+
+    rows = [row("a", "mtp", 200, 300, True), row("a", "off", 100, 100),
+            row("b", "mtp", 200, 200, False), row("b", "off", 100, 50)]
+    summ = target_summary(rows)
+    assert summ["gain_inside_p10_p90"] == "1/2"
+    assert summ["gain"]["n"] == 2 and summ["gain"]["median_signed_pct"] == pytest.approx(75.0)  # +50 %, +100 %
 
 
 def test_validate_missing_page_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -34,6 +34,9 @@ def test_validate_calibration_and_bands_read_one_front_per_page_target() -> None
         assert lo < value < hi  # the band brackets the central value it was drawn around
         checked += 1
     assert checked == 2 * len(targets)
+    for row in v.points:  # the gain's band: the same draws' MTP/Off ratio, around the central gain
+        lo, hi = row["band"]["gain"]
+        assert lo < row["predicted"]["gain"] < hi
 
 
 def test_plan_prices_r1_fp8_on_h100_beyond_one_node() -> None:

@@ -111,6 +111,10 @@ def test_calibration_is_a_typed_spec_with_named_errors() -> None:
     assert cal.acceptance_scale_for("glm5") == cal.acceptance_scale["glm5"]
     assert cal.acceptance_scale_for("not_a_model") == cal.acceptance_scale_transfer
     assert cal.model_error_sigma() > 0
+    # the gain's model error: the held-out gain errors' spread, else two independent sides' (sqrt(2) x sigma)
+    assert cal.gain_error_sigma() == cal.cross_validation.gain_sigma_log > 0
+    no_cv = Calibration.of({**cal.model_dump(), "cross_validation": None})
+    assert no_cv.gain_error_sigma() == pytest.approx(2**0.5 * no_cv.model_error_sigma())
     assert not load_calibration("none").fitted and load_calibration("none").acceptance_scale_for("glm5") is None
     data = yaml.safe_load((CONF_DIR / "calibration" / "default.yaml").read_text())["calibration"]
     data["covariance_z"]["matrix"] = data["covariance_z"]["matrix"][:-1]

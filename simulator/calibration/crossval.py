@@ -17,7 +17,7 @@ from simulator.calibration.dataset import build_problem
 from simulator.calibration.fit import FitResult, fit, summarize
 from simulator.calibration.problem import Problem
 from simulator.calibration.store import map_z, to_yaml_dict
-from simulator.calibration.uncertainty import bands
+from simulator.calibration.uncertainty import GAIN, bands
 from simulator.catalog import SpecError
 from simulator.pages import Page, measured_direction, modelled_pages
 from simulator.specs import Calibration
@@ -53,6 +53,19 @@ def _page_errors(folds: list[Fold], skip: str | None = None) -> np.ndarray:
                           or [np.zeros(0)])
 
 
+def _gain_errors_log(folds: list[Fold], skip: str | None = None) -> np.ndarray:
+    """Held-out log errors of the MTP/Off gain (MTP's log error less Off's, per page target with both)."""
+    out = []
+    for f in folds:
+        if f.held_out == skip:
+            continue
+        sides: dict[tuple[str, float], dict[str, float]] = {}
+        for i, o in enumerate(f.test.pages):
+            sides.setdefault((o.page, o.interactivity), {})[o.side] = float(f.errors[len(f.test.points) + i])
+        out += [s["mtp"] - s["off"] for s in sides.values() if len(s) == 2]
+    return np.array(out)
+
+
 def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any]]:
     """One row per held-out page target and side: measured, predicted, signed error, direction, whether the
     measured value lies inside the P10-P90 band. The band uses the fold's own fit (its covariance) and, as
@@ -63,7 +76,9 @@ def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any
         others = _page_errors(folds, skip=f.held_out)
         calibration = to_yaml_dict("cv", f.result, {})["calibration"]
         calibration["residuals_log_pct"] = {"pages": {"sigma_log": float(np.std(others)) if others.size else 0.0}}
-        band = bands(f.test.pages, Calibration.of(calibration))
+        others_gain = _gain_errors_log(folds, skip=f.held_out)
+        band = bands(f.test.pages, Calibration.of(calibration),
+                     gain_sigma=float(np.std(others_gain)) if others_gain.size else None)
         measured, datasets, _ = f.test.observations()
         pred = measured * np.exp(f.errors)
         per_target: dict[float, dict[str, Any]] = {}
@@ -83,6 +98,11 @@ def held_out_targets(folds: list[Fold], pages: list[Page]) -> list[dict[str, Any
             right = None if up is None or len(sides) < 2 else (sides["mtp"]["predicted"] > sides["off"]["predicted"]) == up
             for r in sides.values():
                 r["direction_right"] = right
+            g = band.get((GAIN, point.interactivity))
+            if g and "mtp" in sides:  # the gain's band rides on the target's MTP row, as its gain error does
+                measured_gain = point.mtp.tput_per_gpu / point.off.tput_per_gpu
+                sides["mtp"].update(gain_p10=float(g[0]), gain_p90=float(g[2]),
+                                    gain_inside_band=bool(g[0] <= measured_gain <= g[2]))
     return rows
 
 
@@ -121,9 +141,11 @@ def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                          "median_signed_pct": float(np.median(e))}
     dirs = [r["direction_right"] for r in rows if r["side"] == "mtp" and r.get("direction_right") is not None]
     inside = [r["inside_band"] for r in rows if r["inside_band"] is not None]
+    gain_inside = [r["gain_inside_band"] for r in rows if r.get("gain_inside_band") is not None]
     out["direction_right"] = f"{sum(dirs)}/{len(dirs)}"
     out["inside_p10_p90"] = f"{sum(inside)}/{len(inside)}"
     out["inside_p10_p90_pct"] = float(100 * np.mean(inside)) if inside else None
+    out["gain_inside_p10_p90"] = f"{sum(gain_inside)}/{len(gain_inside)}"
     return out
 
 
@@ -172,6 +194,8 @@ def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[s
         lines.append(format_targets(rows, out["summary"]))
     page_err = _page_errors(folds)
     out["page_sigma_log"] = float(np.std(page_err)) if page_err.size else None
+    gain_err = _gain_errors_log(folds)
+    out["gain_sigma_log"] = float(np.std(gain_err)) if gain_err.size else None
     all_err = [f["by_dataset"] for f in out["folds"]]
     out["median_of_fold_medians_pct"] = float(np.median([st["median_abs_pct"] for f in all_err for st in f.values()]))
     print("\n".join(lines))
@@ -192,5 +216,6 @@ def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
     lines.append("held out: " + ", ".join(
         f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} % (n={v['n']})"
         for s, v in summ.items() if isinstance(v, dict))
-        + f"; direction right {summ['direction_right']}; measured inside P10-P90 {summ['inside_p10_p90']}")
+        + f"; direction right {summ['direction_right']}; measured inside P10-P90 {summ['inside_p10_p90']}"
+        + f"; measured gain inside its P10-P90 {summ['gain_inside_p10_p90']}")
     return "\n".join(lines)

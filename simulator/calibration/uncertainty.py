@@ -2,7 +2,8 @@
 
 Parameters are drawn from the fitted covariance (efficiency knobs and acceptance scales together, in the
 fit's z space); each draw's prediction is multiplied by log-normal noise with the scatter of the
-calibration's own page residuals (the error the parameters do not explain).
+calibration's own page residuals (the error the parameters do not explain). The MTP/Off gain's band is the
+ratio of the two sides within each draw, times the scatter of the held-out gain errors.
 """
 
 from __future__ import annotations
@@ -46,12 +47,23 @@ def _target_noise(o: PageObs, sigma: float, samples: int) -> np.ndarray:
     return np.exp(np.random.default_rng(_seed(o)).normal(0.0, sigma, size=samples))
 
 
+GAIN = "gain"  # the band key of the MTP/Off throughput ratio at a target: (GAIN, interactivity)
+
+
+def _gain_noise(target: float, sigma: float, samples: int) -> np.ndarray:
+    return np.exp(np.random.default_rng(zlib.crc32(f"{GAIN}:{target:.9g}".encode())).normal(0.0, sigma, samples))
+
+
 def bands(observations: list[PageObs], calibration: Calibration, samples: int = BAND_SAMPLES,
-          acceptance_multiplier: float = 1.0, max_ttft_s: float | None = None, progress: bool = False
-          ) -> dict[tuple[str, float], tuple]:
+          acceptance_multiplier: float = 1.0, max_ttft_s: float | None = None, progress: bool = False,
+          gain_sigma: float | None = None) -> dict[tuple[str, float], tuple]:
     """(side, target) -> (P10, P50, P90) of predicted throughput over the calibration's uncertainty:
     parameter draws from its covariance (acceptance draws shifted by `acceptance_multiplier`), times the
-    scatter of its page residuals (model error). A target's band depends on that target only."""
+    scatter of its page residuals (model error). A target's band depends on that target only.
+
+    (GAIN, target) -> the same of the MTP/Off gain, where both sides are asked: each draw's ratio of its two
+    sides (one parameter draw moves both, so their shared errors cancel), times the gain's own model error
+    (`gain_sigma`, default `Calibration.gain_error_sigma`)."""
     observations = [o for o in observations if o.candidates]  # a side with no deployment has no band
     if calibration.covariance_z is None or not observations:
         return {}
@@ -65,9 +77,16 @@ def bands(observations: list[PageObs], calibration: Calibration, samples: int = 
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
     sigma_model = calibration.model_error_sigma()
     noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
-    preds = np.array(_predict_draws(problem, draws, progress)) * noise
-    q = np.percentile(preds, [10, 50, 90], axis=0)
-    return {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}
+    raw = np.array(_predict_draws(problem, draws, progress))
+    q = np.percentile(raw * noise, [10, 50, 90], axis=0)
+    out = {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}
+    column = {(o.side, o.interactivity): j for j, o in enumerate(problem.pages)}
+    sigma_gain = calibration.gain_error_sigma() if gain_sigma is None else gain_sigma
+    for t in dict.fromkeys(o.interactivity for o in problem.pages):
+        if ("mtp", t) in column and ("off", t) in column:
+            ratio = raw[:, column["mtp", t]] / raw[:, column["off", t]] * _gain_noise(t, sigma_gain, samples)
+            out[GAIN, t] = tuple(np.percentile(ratio, [10, 50, 90]))
+    return out
 
 
 PROGRESS_AFTER_S = 5.0  # a band run expected to take longer than this says so and shows its progress

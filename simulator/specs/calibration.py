@@ -9,6 +9,7 @@ bands use as model error. `Calibration()` (the `none` file) is no calibration: e
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -40,6 +41,7 @@ class CrossValidationSummary(Frozen):
 
     mode: str = ""
     page_sigma_log: float | None = Field(default=None, ge=0)  # spread of held-out page residuals (log)
+    gain_sigma_log: float | None = Field(default=None, ge=0)  # spread of held-out MTP/Off gain errors (log)
 
 
 class Calibration(Frozen):
@@ -78,6 +80,14 @@ class Calibration(Frozen):
         if self.cross_validation is not None and self.cross_validation.page_sigma_log is not None:
             return self.cross_validation.page_sigma_log
         return float(self.residuals_log_pct.get("pages", {}).get("sigma_log", 0.0))
+
+    def gain_error_sigma(self) -> float:
+        """Log-space model error of the MTP/Off gain beyond the parameters: the spread of the held-out gain
+        errors of its leave-one-page-out cross-validation, else (no such figure) that of two sides whose
+        errors are independent, sqrt(2) x `model_error_sigma`."""
+        if self.cross_validation is not None and self.cross_validation.gain_sigma_log is not None:
+            return self.cross_validation.gain_sigma_log
+        return math.sqrt(2.0) * self.model_error_sigma()
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Calibration:

@@ -71,7 +71,9 @@ def run(cfg: RunConfig, out: Path) -> None:
     if cfg.calibrate.cross_validate:  # the held-out residual spread is the bands' model error
         cv = run_cv(data_dir, "leave_one_page_out", pages)
         data["calibration"]["cross_validation"] = {
-            "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6), "summary": cv["summary"]}
+            "mode": cv["mode"], "page_sigma_log": round(cv["page_sigma_log"], 6),
+            "gain_sigma_log": None if cv.get("gain_sigma_log") is None else round(cv["gain_sigma_log"], 6),
+            "summary": cv["summary"]}
         if cv.get("targets"):
             print(f"wrote {write_targets_csv(cv['targets'], out / 'cross_validation.csv')} (held-out targets)")
     result_path = out / f"calibration_{name}.yaml"

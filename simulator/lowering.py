@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from simulator.operators import OpDef, draft_ops, embedding_op, target_ops, total_layers
+from simulator.operators import OpDef, draft_ops, embedding_op, floor_passes, target_ops, total_layers
 from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
 from simulator.specs.vocabulary import BYTES_PER_VALUE
 
@@ -42,7 +42,8 @@ class PassTable:
     (step_cost.pass_cost's `state_writes`). `dp_sharded` is a 0/1 mask; `imbalance_weight` is the share
     of the `moe_imbalance` skew an operator sees (1 for routed experts, less under EPLB redundant slots,
     topology.eplb_residual; 0 elsewhere). `scale_out` = 1: the pass's collectives cross the NICs and run at
-    the scale-out knobs (step_cost.link_knobs), 0: over the scale-up link.
+    the scale-out knobs (step_cost.link_knobs), 0: over the scale-up link. `layer_passes`: the layer passes
+    whose latency floor and eager launch time the pass pays (its layers, plus hyper-connection blocks).
     """
 
     names: tuple[str, ...]
@@ -153,7 +154,10 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
 
 
 def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: Precision,
-              dep: DeploymentSpec, kv_bytes: float, layer_passes: int) -> PassTable:
+              dep: DeploymentSpec, kv_bytes: float, layer_passes: int, floors: int | None = None) -> PassTable:
+    """The pass's per-GPU table. `layer_passes`: its layers (two collectives and the hidden-state traffic
+    each); `floors`: the layer passes whose latency floor it pays (default: as many; more with
+    hyper-connections, operators.floor_passes)."""
     rows = [lower_op(op, model, hw, precision, dep, kv_bytes) for op in ops]
     tp = dep.tp
     collectives = 2 * layer_passes if tp > 1 else 0
@@ -176,7 +180,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
     return PassTable(
         names=tuple(op.name for op in ops), **{f: col(f) for f in OP_FIELDS},
         attention_dp=scalar(dep.attention_dp), comm_bytes_per_token=scalar(comm),
-        collectives=scalar(collectives), layer_passes=scalar(layer_passes),
+        collectives=scalar(collectives), layer_passes=scalar(layer_passes if floors is None else floors),
         link_bytes_s=scalar(hw.link_bandwidth_gb_s(tp) * 1e9), hbm_bytes_s=scalar(hw.hbm_bandwidth_tb_s * 1e12),
         logits_bytes_per_token=scalar(logits_bytes), logits_comm_bytes_per_token=scalar(logits_comm),
         scale_out=scalar(0.0),
@@ -186,7 +190,7 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
 def lower_target(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
                  kv_bytes: float) -> PassTable:
     ops = target_ops(model)
-    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops))
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops), floor_passes(model, ops))
 
 
 def lower_draft(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,

@@ -231,6 +231,22 @@ def param_counts(m: ModelSpec) -> dict[str, float]:
     return counts
 
 
+# Mixing blocks per layer under hyper-connections: one around attention, one around the FFN (DeepSeek-V4
+# reference inference code, model.py Block.forward: hc_pre / hc_post around attn and ffn). Each block runs a
+# chain of about 14 dependent small kernels there (hc_pre: the streams flattened and cast, their RMS, the
+# mixing projection, the scaling, the Sinkhorn split, the pre-mix product and sum, the cast back; hc_post:
+# the post-mix product, the comb product and sum, the add, the cast), about as many as the rest of a layer
+# (docs/sources.md#serving-model-priors), so each pays one layer-pass latency floor.
+HYPER_CONNECTION_BLOCKS_PER_LAYER = 2
+
+
+def floor_passes(m: ModelSpec, ops: list[OpDef]) -> int:
+    """Layer passes whose latency floor a target pass pays: its layer passes (`total_layers`), plus the
+    hyper-connection blocks of its transformer layers."""
+    blocks = HYPER_CONNECTION_BLOCKS_PER_LAYER * sum(g.count for g in m.layers) if m.hyper_connection_streams > 1 else 0
+    return total_layers(ops) + blocks
+
+
 def total_layers(ops: list[OpDef]) -> int:
     """Distinct layer passes (groups' layer counts, not operators)."""
     seen: dict[str, int] = {}

@@ -112,6 +112,28 @@ def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
     assert float(t.flops_per_token_ctx[row(t, "L1.indexer.score")]) == 30 * 2 * 64 * 128
 
 
+def test_hyper_connection_blocks_pay_a_layer_floor_each() -> None:
+    """DeepSeek-V4's 61 layers each run two hyper-connection mixing blocks (around attention and the FFN):
+    its target pass pays 62 + 2 x 61 layer-pass floors (the LM head's pass once), but its collectives and
+    hidden-state traffic stay per layer; a plain residual (one stream) pays the layer passes alone."""
+    from simulator.scenario import Scenario
+
+    v4 = scenario("deepseek_v4_pro", "b200", "fp4", "8k1k")
+    plain = Scenario(model=v4.model.model_copy(update={"hyper_connection_streams": 1}), hardware=v4.hardware,
+                     precision=v4.precision, workload=v4.workload, acceptance=v4.acceptance)
+    dep = v4.deployment(tp=8)
+    mixed, base = v4.tables(dep).target, plain.tables(dep).target
+    assert float(base.layer_passes) == 62 and float(mixed.layer_passes) == 62 + 2 * 61
+    assert float(mixed.collectives) == float(base.collectives) == 2 * 62
+    assert float(mixed.comm_bytes_per_token) == float(base.comm_bytes_per_token)
+    knobs = v4.knob_tensors
+    extra = pass_cost(mixed, knobs, 1.0, 1.0, 8192.0).latency_s - pass_cost(base, knobs, 1.0, 1.0, 8192.0).latency_s
+    assert float(extra) == pytest.approx(2 * 61 * float(knobs.layer_pass_latency_us) * 1e-6)
+    assert float(v4.tables(dep).draft.layer_passes) == float(plain.tables(dep).draft.layer_passes) == 1
+    r1 = scenario("deepseek_r1", "b200", "fp4")
+    assert float(r1.tables(r1.deployment(tp=8)).target.layer_passes) == 62  # no hyper-connections
+
+
 def test_sparse_attention_head_tile_pads_split_heads() -> None:
     """A sparse-attention core computes max(heads per rank, the hardware's head tile) heads per query token:
     GLM-5's 64 heads at TP8 pad 8 -> 64 on B200 (tile 64) and 8 -> 16 on MI355X (tile 16); a rank holding a

@@ -11,6 +11,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -326,7 +327,8 @@ def test_cross_validation_reports_the_gain_error(tmp_path: Path) -> None:
             row("mtp", 30, 100, 110)]  # one side only: no gain
     assert crossval.gain_errors(rows) == {("p", 10): pytest.approx(50.0), ("p", 20): pytest.approx(-50.0)}
     summary = crossval.target_summary(rows)
-    assert summary["gain"] == {"n": 2, "median_abs_pct": pytest.approx(50.0), "median_signed_pct": pytest.approx(0.0)}
+    assert summary["gain"] == {"n": 2, "median_abs_pct": pytest.approx(50.0), "median_signed_pct": pytest.approx(0.0),
+                               "mean_abs_log": pytest.approx((np.log(1.5) + abs(np.log(0.5))) / 2)}
     table = crossval.format_targets(rows, summary)
     assert "+50%" in table and "gain: median |err| 50.0 %" in table
     frame = pd.read_csv(crossval.write_targets_csv(rows, tmp_path / "cv.csv"))  # the gain on the MTP row

@@ -138,7 +138,9 @@ def target_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for side, e in errors.items():
         if e.size:
             out[side] = {"n": int(e.size), "median_abs_pct": float(np.median(np.abs(e))),
-                         "median_signed_pct": float(np.median(e))}
+                         "median_signed_pct": float(np.median(e)),
+                         # every target's error, not only the middle one's: the mean |log(pred / meas)|
+                         "mean_abs_log": float(np.mean(np.abs(np.log1p(e / 100.0))))}
     dirs = [r["direction_right"] for r in rows if r["side"] == "mtp" and r.get("direction_right") is not None]
     inside = [r["inside_band"] for r in rows if r["inside_band"] is not None]
     gain_inside = [r["gain_inside_band"] for r in rows if r.get("gain_inside_band") is not None]
@@ -214,7 +216,8 @@ def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
                      f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4} "
                      f"{'' if gain is None else f'{gain:+.0f}%':>8}")
     lines.append("held out: " + ", ".join(
-        f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} % (n={v['n']})"
+        f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} %, "
+        f"mean |log err| {v['mean_abs_log']:.3f} (n={v['n']})"
         for s, v in summ.items() if isinstance(v, dict))
         + f"; direction right {summ['direction_right']}; measured inside P10-P90 {summ['inside_p10_p90']}"
         + f"; measured gain inside its P10-P90 {summ['gain_inside_p10_p90']}")

@@ -127,6 +127,10 @@ class ModelSpec(Frozen):
     native_expert_dtype: Literal["fp4"] | None = Field(
         default=None, description="experts stored in this dtype whatever the deployment precision")
     draft: DraftModuleSpec | None = None
+    hyper_connection_streams: int = Field(default=1, ge=1, le=16, description=(
+        "residual streams of manifold-constrained hyper-connections (DeepSeek-V4 hc_mult 4); 1: a plain "
+        "residual. Above 1, each layer's attention and FFN run inside a mixing block whose small kernels pay "
+        "a layer-pass latency floor each (operators.HYPER_CONNECTION_BLOCKS_PER_LAYER)"))
     reference_params_b: dict[str, float] = Field(
         default_factory=dict, description="published/derived counts (total, active, draft) for the spec test")
     source: str = ""

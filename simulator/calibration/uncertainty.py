@@ -38,20 +38,14 @@ def _mapped_cov(space_names: list[str], names: list[str], z: np.ndarray, cov: np
     return out
 
 
-def _seed(o: PageObs) -> int:
-    """A draw seed that depends on this observation only (its side and target), not on what else was asked."""
-    return zlib.crc32(f"{o.side}:{o.interactivity:.9g}".encode())
-
-
-def _target_noise(o: PageObs, sigma: float, samples: int) -> np.ndarray:
-    return np.exp(np.random.default_rng(_seed(o)).normal(0.0, sigma, size=samples))
-
-
 GAIN = "gain"  # the band key of the MTP/Off throughput ratio at a target: (GAIN, interactivity)
 
 
-def _gain_noise(target: float, sigma: float, samples: int) -> np.ndarray:
-    return np.exp(np.random.default_rng(zlib.crc32(f"{GAIN}:{target:.9g}".encode())).normal(0.0, sigma, samples))
+def _noise(key: str, target: float, sigma: float, samples: int) -> np.ndarray:
+    """Log-normal model-error draws seeded by one band's key (a side or GAIN) and target only, not by what
+    else was asked."""
+    seed = zlib.crc32(f"{key}:{target:.9g}".encode())
+    return np.exp(np.random.default_rng(seed).normal(0.0, sigma, size=samples))
 
 
 def bands(observations: list[PageObs], calibration: Calibration, samples: int = BAND_SAMPLES,
@@ -76,7 +70,7 @@ def bands(observations: list[PageObs], calibration: Calibration, samples: int = 
     draws[:, acc] += np.log(acceptance_multiplier)  # the scale is exp(z): multiplying it shifts z
     # model error beyond the parameters: the scatter of the calibration's own page residuals (log space)
     sigma_model = calibration.model_error_sigma()
-    noise = np.stack([_target_noise(o, sigma_model, samples) for o in problem.pages], axis=1)
+    noise = np.stack([_noise(o.side, o.interactivity, sigma_model, samples) for o in problem.pages], axis=1)
     raw = np.array(_predict_draws(problem, draws, progress))
     q = np.percentile(raw * noise, [10, 50, 90], axis=0)
     out = {(o.side, o.interactivity): tuple(q[:, j]) for j, o in enumerate(problem.pages)}
@@ -84,7 +78,7 @@ def bands(observations: list[PageObs], calibration: Calibration, samples: int = 
     sigma_gain = calibration.gain_error_sigma() if gain_sigma is None else gain_sigma
     for t in dict.fromkeys(o.interactivity for o in problem.pages):
         if ("mtp", t) in column and ("off", t) in column:
-            ratio = raw[:, column["mtp", t]] / raw[:, column["off", t]] * _gain_noise(t, sigma_gain, samples)
+            ratio = raw[:, column["mtp", t]] / raw[:, column["off", t]] * _noise(GAIN, t, sigma_gain, samples)
             out[GAIN, t] = tuple(np.percentile(ratio, [10, 50, 90]))
     return out
 

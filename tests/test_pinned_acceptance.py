@@ -14,6 +14,7 @@ from simulator.calibration.data import target_observations
 from simulator.calibration.problem import Problem
 from simulator.evaluate import evaluate
 from simulator.search import Candidate, benchmark_candidates
+from simulator.specs.calibration import ACCEPTANCE_GROUP
 from simulator.specs.topology import DisaggregatedSpec
 
 MODEL, GPU, WL = "deepseek_v4_pro", "gb200", "8k1k"
@@ -87,9 +88,9 @@ def test_pinned_points_neither_use_nor_move_the_fitted_acceptance_scale(sc, cand
     pages = (target_observations(sc, {"mtp": pinned}, targets, source="pinned")
              + target_observations(sc, {"mtp": measured}, targets, source="measured"))
     problem = Problem([], pages)
-    assert problem.space.models == (MODEL,)
+    assert problem.space.models == (ACCEPTANCE_GROUP,)
     z = problem.space.prior()
-    acc = problem.space.names.index(f"acceptance_scale.{MODEL}")
+    acc = problem.space.names.index(f"acceptance_scale.{ACCEPTANCE_GROUP}")
     z_up = z.copy()
     z_up[acc] += 0.4
     before, after = problem.predict(z), problem.predict(z_up)

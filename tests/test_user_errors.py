@@ -52,7 +52,7 @@ def compare_report(tmp_path: Path, *overrides: str) -> dict:
 
 def test_acceptance_multiplier_multiplies_the_calibrated_scale() -> None:
     base = cli.compose([])
-    fitted = base.calibration.acceptance_scale[base.model.name]
+    fitted = base.calibration.acceptance_scale_for(base.model.name)
     assert base.scenario().acceptance.scale == pytest.approx(fitted)  # 1 = unchanged
     assert cli.compose(["acceptance_multiplier=1.5"]).scenario().acceptance.scale == pytest.approx(1.5 * fitted)
 

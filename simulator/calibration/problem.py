@@ -4,7 +4,8 @@ Parameters live in an unconstrained space z: fractions = sigmoid(z), latencies =
 imbalance = 1 + exp(z), acceptance scale = exp(z), engine efficiency = exp(z). Knobs are shared by a hardware
 family; B300/GB300 and MI300X/MI325X have no data here and take their family's fitted values (reported as
 transferred). Each engine other than SGLang (the reference) that some observation runs on gets one factor on
-the compute fraction (specs.EngineEfficiency), shared by every family.
+the compute fraction (specs.EngineEfficiency), shared by every family. One acceptance scale is shared by every
+model (ACCEPTANCE_GROUP): the benchmark's own prompts against the golden curves.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from simulator.frontier import pareto_front, read_at
 from simulator.knobs import KNOB_NAMES, KnobTensors
 from simulator.serving import ServingMetrics
 from simulator.specs import EfficiencyKnobs, HardwareSpec
+from simulator.specs.calibration import ACCEPTANCE_GROUP
 from simulator.specs.vocabulary import (
     ENGINES,
     GENERATION_FAMILY,
@@ -47,6 +49,11 @@ MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (lo
 UNREACHED_TPUT_PER_GPU = 1e-3  # tok/s of a page target whose side has no feasible point: a huge miss, not NaN
 PRIOR_SIGMA_Z = 1.0  # prior width in z: a factor ~e on latencies, ~0.2 on a fraction near 0.75
 ENGINE_PARAMETER = "engine_efficiency"  # name prefix of an engine's factor (engine_efficiency.<engine>)
+# The acceptance scale is one parameter for every model, acceptance_scale.<ACCEPTANCE_GROUP>: the ratio
+# of the benchmark's AL (random-token prompts in a chat template, methodology.md) to the golden curves' (real
+# prompts). Scales fitted per model cross-validated worse (leave-one-page-out: MTP mean |log error| 0.459
+# against 0.409 shared, gain 0.550 against 0.528; docs/sources.md#measured-data): with one to six pages a
+# model, a model's own scale absorbed its pages' other errors.
 
 
 def family_of(hw: HardwareSpec) -> HardwareFamily:
@@ -76,11 +83,11 @@ def from_z(name: str, z: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ParamSpace:
-    """The fitted parameters, in this order: the knobs of each family, the acceptance scale of each model, the
+    """The fitted parameters, in this order: the knobs of each family, the shared acceptance scale, the
     compute efficiency of each engine (relative to REFERENCE_ENGINE)."""
 
     families: tuple[str, ...]
-    models: tuple[str, ...]  # models whose acceptance scale is fitted
+    models: tuple[str, ...]  # acceptance groups whose scale is fitted: (ACCEPTANCE_GROUP,) or () without MTP data
     engines: tuple[str, ...] = ()  # engines (not the reference) whose compute efficiency is fitted
 
     @property
@@ -147,21 +154,20 @@ class Problem:
         self.k = torch.tensor(flat_k, dtype=torch.float64)
         case_families = [family_of(c.scenario.hardware) for c in ordered]
         fams = tuple(f for f in HARDWARE_FAMILIES if f in case_families)
-        # the acceptance scale of a model is fitted on points whose acceptance was measured: a case whose
-        # recipe pins its AL (synthetic acceptance) keeps scale 1 and neither uses nor informs the fit
-        models = [None if c.pinned_al is not None else c.scenario.model.name for c in ordered]
-        mtp_models = sorted({p.case.scenario.model.name for p in points if p.draft_tokens > 0
-                             and p.case.pinned_al is None}
-                            | {case.scenario.model.name for o in pages if o.side == "mtp"
-                               for case, _ in o.candidates if case.pinned_al is None})
+        # the shared acceptance scale is fitted on points whose acceptance was measured: a case whose recipe
+        # pins its AL (synthetic acceptance) keeps scale 1 and neither uses nor informs the fit
+        models = [None if c.pinned_al is not None else ACCEPTANCE_GROUP for c in ordered]
+        measured_mtp = (any(p.draft_tokens > 0 and p.case.pinned_al is None for p in points)
+                        or any(o.side == "mtp" and case.pinned_al is None for o in pages for case, _ in o.candidates))
+        acc_groups = [ACCEPTANCE_GROUP] if measured_mtp else []
         # an engine's compute efficiency is fitted where some observation runs on it (SGLang is the unit)
         case_engines = [engine_key(c.engine) for c in ordered]
         engines = tuple(e for e in ENGINES if e != REFERENCE_ENGINE and e in case_engines)
-        self.space = ParamSpace(fams, tuple(mtp_models), engines)
+        self.space = ParamSpace(fams, tuple(acc_groups), engines)
         self.family_idx = torch.tensor([fams.index(f) for f in case_families])[self.case_idx]
         self.engine_idx = torch.tensor([engines.index(e) if e in engines else -1
                                         for e in case_engines])[self.case_idx]
-        acc = [mtp_models.index(m) if m in mtp_models else -1 for m in models]
+        acc = [acc_groups.index(m) if m in acc_groups else -1 for m in models]
         self.acc_idx = torch.tensor(acc)[self.case_idx]
         sel = self.case_idx
         self.base_knobs = self.batch.knob_tensors(lambda x: x[sel])

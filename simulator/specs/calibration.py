@@ -2,7 +2,8 @@
 
 The fitted efficiency knobs per GPU (and per hardware family, for a user's own GPU of a known generation),
 the compute efficiency of each serving engine relative to SGLang,
-the acceptance scale per model (and the transfer value for a model without MTP data), the fitted parameters
+the acceptance scale (one shared by every model, under ACCEPTANCE_GROUP; an older file's per-model scales and
+its transfer value for a model without MTP data still read), the fitted parameters
 in the fit's z space with their covariance (the P10-P90 bands draw from it), and the residual spreads the
 bands use as model error. `Calibration()` (the `none` file) is no calibration: every knob at its prior.
 """
@@ -16,6 +17,9 @@ from pydantic import Field, model_validator
 
 from simulator.specs.base import Frozen
 from simulator.specs.hardware import EngineEfficiency
+
+# the key of the acceptance scale every model shares (task=calibrate fits one: calibration/problem.py)
+ACCEPTANCE_GROUP = "all_models"
 
 
 class ParameterFit(Frozen):
@@ -53,7 +57,7 @@ class Calibration(Frozen):
     families: dict[str, dict[str, float]] = Field(default_factory=dict)  # hardware family -> knobs
     transferred: dict[str, str] = Field(default_factory=dict)  # GPU without data -> the family it took
     engine_compute_efficiency: EngineEfficiency = EngineEfficiency()  # engine -> factor on compute_fraction
-    acceptance_scale: dict[str, float] = Field(default_factory=dict)  # model -> fitted scale
+    acceptance_scale: dict[str, float] = Field(default_factory=dict)  # ACCEPTANCE_GROUP (or a model) -> scale
     acceptance_scale_transfer: float | None = Field(default=None, gt=0)  # for a model without MTP data
     parameters: dict[str, ParameterFit] = Field(default_factory=dict)
     covariance_z: CovarianceZ | None = None
@@ -71,8 +75,10 @@ class Calibration(Frozen):
         return self.hardware.get(gpu) or (self.families.get(family) if family else None)
 
     def acceptance_scale_for(self, model: str) -> float | None:
-        """The fitted acceptance scale of `model`, else the transfer value (None: no calibration)."""
-        return self.acceptance_scale.get(model, self.acceptance_scale_transfer)
+        """The acceptance scale of `model`: its own (an older, per-model file), else the shared one, else the
+        transfer value (None: no calibration)."""
+        return self.acceptance_scale.get(model, self.acceptance_scale.get(ACCEPTANCE_GROUP,
+                                                                          self.acceptance_scale_transfer))
 
     def model_error_sigma(self) -> float:
         """Log-space model error beyond the parameters: the spread of the held-out page residuals of its

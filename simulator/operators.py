@@ -238,13 +238,22 @@ def param_counts(m: ModelSpec) -> dict[str, float]:
 # the post-mix product, the comb product and sum, the add, the cast), about as many as the rest of a layer
 # (docs/sources.md#serving-model-priors), so each pays one layer-pass latency floor.
 HYPER_CONNECTION_BLOCKS_PER_LAYER = 2
+# The sparse-attention indexer (GLM-5 DSA, DeepSeek-V4 CSA layers) runs ahead of its layer's attention as a
+# chain of about 13 dependent small kernels per decode pass in the engines (SGLang nsa_indexer.py: the q
+# projection, q RoPE and Hadamard rotation, the k projection, k norm, RoPE and rotation, the FP8 quantization of
+# q and of k with its cache store, the head-weight projection, the paged-logits schedule, the FP8 paged MQA
+# logits, the top-k transform), about as many as the rest of a layer: one more layer-pass floor per such layer.
+# Its bytes and FLOPs are priced as operators (_indexer_ops); this is the latency of its chain.
+INDEXER_BLOCKS_PER_LAYER = 1
 
 
 def floor_passes(m: ModelSpec, ops: list[OpDef]) -> int:
     """Layer passes whose latency floor a target pass pays: its layer passes (`total_layers`), plus the
-    hyper-connection blocks of its transformer layers."""
+    hyper-connection blocks of its transformer layers and the indexer blocks of its sparse-attention layers."""
     blocks = HYPER_CONNECTION_BLOCKS_PER_LAYER * sum(g.count for g in m.layers) if m.hyper_connection_streams > 1 else 0
-    return total_layers(ops) + blocks
+    indexers = INDEXER_BLOCKS_PER_LAYER * sum(g.count for g in m.layers
+                                              if getattr(g.attention, "indexer", None) is not None)
+    return total_layers(ops) + blocks + indexers
 
 
 def total_layers(ops: list[OpDef]) -> int:

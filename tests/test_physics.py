@@ -12,7 +12,7 @@ from simulator.acceptance import acceptance_length, al_from_conditional_rates, a
 from simulator.catalog import load_model
 from simulator.lowering import memory_footprint
 from simulator.moe import expected_experts_touched
-from simulator.operators import draft_ops, target_ops
+from simulator.operators import INDEXER_BLOCKS_PER_LAYER, draft_ops, target_ops
 from simulator.serving import closed_loop
 from simulator.specs import AcceptanceSpec
 from simulator.speculative import decode_step_time_s, sampling_time_s
@@ -114,8 +114,9 @@ def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
 
 def test_hyper_connection_blocks_pay_a_layer_floor_each() -> None:
     """DeepSeek-V4's 61 layers each run two hyper-connection mixing blocks (around attention and the FFN):
-    its target pass pays 62 + 2 x 61 layer-pass floors (the LM head's pass once), but its collectives and
-    hidden-state traffic stay per layer; a plain residual (one stream) pays the layer passes alone."""
+    its target pass pays 62 + 2 x 61 layer-pass floors (the LM head's pass once) besides its 30 indexer blocks,
+    but its collectives and hidden-state traffic stay per layer; a plain residual (one stream) pays the layer
+    passes and the indexer blocks alone."""
     from simulator.scenario import Scenario
 
     v4 = scenario("deepseek_v4_pro", "b200", "fp4", "8k1k")
@@ -123,7 +124,7 @@ def test_hyper_connection_blocks_pay_a_layer_floor_each() -> None:
                      precision=v4.precision, workload=v4.workload, acceptance=v4.acceptance)
     dep = v4.deployment(tp=8)
     mixed, base = v4.tables(dep).target, plain.tables(dep).target
-    assert float(base.layer_passes) == 62 and float(mixed.layer_passes) == 62 + 2 * 61
+    assert float(base.layer_passes) == 62 + 30 and float(mixed.layer_passes) == 62 + 2 * 61 + 30
     assert float(mixed.collectives) == float(base.collectives) == 2 * 62
     assert float(mixed.comm_bytes_per_token) == float(base.comm_bytes_per_token)
     knobs = v4.knob_tensors
@@ -132,6 +133,29 @@ def test_hyper_connection_blocks_pay_a_layer_floor_each() -> None:
     assert float(v4.tables(dep).draft.layer_passes) == float(plain.tables(dep).draft.layer_passes) == 1
     r1 = scenario("deepseek_r1", "b200", "fp4")
     assert float(r1.tables(r1.deployment(tp=8)).target.layer_passes) == 62  # no hyper-connections
+    assert INDEXER_BLOCKS_PER_LAYER == 1
+
+
+def test_indexer_blocks_pay_a_layer_floor_each() -> None:
+    """A sparse-attention layer's indexer (GLM-5's DSA in all 78 layers) is a chain of small kernels ahead of
+    its attention: one more layer-pass floor per such layer on the target pass, on both sides alike; the same
+    model without the indexer pays its layer passes alone, and the collectives and the draft pass's floor do
+    not change."""
+    from simulator.scenario import Scenario
+
+    glm = scenario("glm5", "b200", "fp8", "8k1k")
+    layers = [g.model_copy(update={"attention": g.attention.model_copy(update={"indexer": None})})
+              for g in glm.model.layers]
+    dense = Scenario(model=glm.model.model_copy(update={"layers": layers}), hardware=glm.hardware,
+                     precision=glm.precision, workload=glm.workload, acceptance=glm.acceptance)
+    dep = glm.deployment(tp=8)
+    sparse_t, dense_t = glm.tables(dep).target, dense.tables(dep).target
+    assert float(dense_t.layer_passes) == 79 and float(sparse_t.layer_passes) == 79 + 78
+    assert float(sparse_t.collectives) == float(dense_t.collectives) == 2 * 79
+    knobs = glm.knob_tensors
+    extra = pass_cost(sparse_t, knobs, 1.0, 1.0, 8192.0).latency_s - pass_cost(dense_t, knobs, 1.0, 1.0, 8192.0).latency_s
+    assert float(extra) == pytest.approx(78 * float(knobs.layer_pass_latency_us) * 1e-6)
+    assert float(glm.tables(dep).draft.layer_passes) == 1
 
 
 def test_sparse_attention_head_tile_pads_split_heads() -> None:

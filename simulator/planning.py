@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from kernels import lower_cases, sweep
+from simulator.calibration.uncertainty import gain_error_band
 from simulator.catalog import SpecError, list_keys
 from simulator.economics import RateLookupError, RateTable, cost_per_mtok, tok_s_per_mw
 from simulator.evaluate import candidate_cases
@@ -51,13 +52,15 @@ def best_point(points: pd.DataFrame, floor: float) -> pd.Series | None:
 
 
 def rank_options(points: pd.DataFrame, options: pd.DataFrame, floors: Sequence[float],
-                 demand_tok_s: float) -> pd.DataFrame:
+                 demand_tok_s: float, gain_sigma: float = 0.0) -> pd.DataFrame:
     """One row per (floor, option): the chosen point and its economics, or the reason there is none.
 
     `points`: feasible predicted points (POINT_COLUMNS; `gpus` = GPUs per deployment). `options`: one row per
     (gpu, precision, side) with `usd_per_gpu_hour`, `all_in_kw` and `reason` ("" when it can run). Feasible
     rows are ranked by $/M tokens within each floor (`rank` 1 = cheapest); `best_power` marks the highest
     tok/s/MW. GPUs = replicas x GPUs per deployment, replicas = ceil(demand / (tok/s/GPU x GPUs per deployment)).
+    An MTP row's gain over the Off row of its floor, GPU and precision carries a P10-P90 band from the
+    calibration's gain model error `gain_sigma` (Calibration.gain_error_sigma; 0: no band).
     """
     groups = {key: g for key, g in points.groupby(KEY, sort=False)} if not points.empty else {}
     rows: list[dict[str, Any]] = []
@@ -77,10 +80,10 @@ def rank_options(points: pd.DataFrame, options: pd.DataFrame, floors: Sequence[f
                                                      "interactivity", "tput_per_gpu")})
             rows.append(row)
     df = pd.DataFrame(rows)
-    return _economics(df, demand_tok_s)
+    return _economics(df, demand_tok_s, gain_sigma)
 
 
-def _economics(df: pd.DataFrame, demand_tok_s: float) -> pd.DataFrame:
+def _economics(df: pd.DataFrame, demand_tok_s: float, gain_sigma: float = 0.0) -> pd.DataFrame:
     for col in ("deployment", "gpus", "concurrency", "draft_tokens", "interactivity", "tput_per_gpu"):
         if col not in df:
             df[col] = np.nan
@@ -96,6 +99,9 @@ def _economics(df: pd.DataFrame, demand_tok_s: float) -> pd.DataFrame:
     off = df[df["side"] == "off"].set_index(["floor", "gpu", "precision"])["tput_per_gpu"]
     idx = pd.MultiIndex.from_frame(df[["floor", "gpu", "precision"]])
     df["mtp_gain"] = np.where(df["side"] == "mtp", tput.to_numpy() / off.reindex(idx).to_numpy(), np.nan)
+    band = [gain_error_band(g, f, gain_sigma) for g, f in zip(df["mtp_gain"], df["floor"], strict=True)]
+    df["mtp_gain_p10"] = [lo for lo, _ in band]
+    df["mtp_gain_p90"] = [hi for _, hi in band]
     df = df.sort_values(["floor", "feasible", "cost_per_mtok", "tok_s_per_mw", "gpu", "precision", "side"],
                         ascending=[True, False, True, False, True, True, True], kind="stable")
     df["rank"] = df.groupby("floor").cumcount() + 1
@@ -103,7 +109,8 @@ def _economics(df: pd.DataFrame, demand_tok_s: float) -> pd.DataFrame:
     power = df[df["feasible"]].groupby("floor")["tok_s_per_mw"].idxmax()
     df["best_power"] = df.index.isin(power.to_numpy())
     order = ["floor", "rank", "gpu", "precision", "side", "draft_tokens", "deployment", "gpus", "concurrency",
-             "interactivity", "tput_per_gpu", "mtp_gain", "cost_per_mtok", "tok_s_per_mw", "usd_per_gpu_hour",
+             "interactivity", "tput_per_gpu", "mtp_gain", "mtp_gain_p10", "mtp_gain_p90", "cost_per_mtok",
+             "tok_s_per_mw", "usd_per_gpu_hour",
              "all_in_kw", "replicas", "gpus_needed", "mw", "usd_per_hour", "best_power", "feasible", "reason"]
     return df[order].reset_index(drop=True)
 

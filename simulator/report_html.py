@@ -416,7 +416,8 @@ def plan_report(out: Path | str, points: pd.DataFrame, options: pd.DataFrame, ta
                 title: str, top: int = 10) -> Path:
     """plan: points/options as plan.collect_options gives them, `table` = plan.rank_options' output."""
     shown = ["floor", "rank", "gpu", "precision", "side", "draft_tokens", "deployment", "concurrency",
-             "interactivity", "tput_per_gpu", "mtp_gain", "cost_per_mtok", "tok_s_per_mw", "gpus_needed", "mw"]
+             "interactivity", "tput_per_gpu", "mtp_gain", "mtp_gain_p10", "mtp_gain_p90", "cost_per_mtok",
+             "tok_s_per_mw", "gpus_needed", "mw"]
     ranked = table[table["feasible"].astype(bool)]
     parts: list[str | go.Figure] = [
         plan_figure(points, options, table, title),

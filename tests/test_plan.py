@@ -59,6 +59,30 @@ def test_planner_picks_the_cheapest_feasible_option_per_floor() -> None:
     assert 150 not in first.index  # nobody reaches 150
 
 
+def test_an_mtp_gain_carries_its_model_error_band() -> None:
+    """With a calibration's gain model error, an MTP row's gain over Off carries a P10-P90 band: the same
+    log-normal draws compare multiplies its parameter draws' ratio by (keyed by the floor), so about a factor
+    exp(1.28 sigma) either way; Off rows and a run without a calibration (sigma 0) carry none."""
+    import math
+
+    import numpy as np
+
+    from simulator.calibration.uncertainty import GAIN, _noise, gain_error_band
+
+    points, options = synthetic()
+    sigma = 0.7
+    table = rank_options(points, options, [50], demand_tok_s=1e5, gain_sigma=sigma)
+    mtp = table[(table["side"] == "mtp") & table["feasible"]].iloc[0]
+    assert mtp["mtp_gain_p10"] < mtp["mtp_gain"] < mtp["mtp_gain_p90"]
+    want = np.percentile(mtp["mtp_gain"] * _noise(GAIN, 50.0, sigma, 64), [10, 90])
+    assert (mtp["mtp_gain_p10"], mtp["mtp_gain_p90"]) == pytest.approx(tuple(want))
+    assert math.log(mtp["mtp_gain_p90"] / mtp["mtp_gain_p10"]) == pytest.approx(2 * 1.2816 * sigma, rel=0.3)
+    assert table.loc[table["side"] == "off", "mtp_gain_p10"].isna().all()
+    plain = rank_options(points, options, [50], demand_tok_s=1e5)
+    assert plain["mtp_gain_p10"].isna().all() and plain["mtp_gain_p90"].isna().all()
+    assert all(math.isnan(v) for v in gain_error_band(float("nan"), 50.0, sigma))
+
+
 def test_infeasible_options_carry_their_reason() -> None:
     points, options = synthetic()
     table = rank_options(points, options, [50, 150], demand_tok_s=1e5)

@@ -8,6 +8,7 @@ ratio of the two sides within each draw, times the scatter of the held-out gain 
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 
@@ -46,6 +47,17 @@ def _noise(key: str, target: float, sigma: float, samples: int) -> np.ndarray:
     else was asked."""
     seed = zlib.crc32(f"{key}:{target:.9g}".encode())
     return np.exp(np.random.default_rng(seed).normal(0.0, sigma, size=samples))
+
+
+def gain_error_band(gain: float, target: float, sigma: float, samples: int = BAND_SAMPLES) -> tuple[float, float]:
+    """(P10, P90) of an MTP/Off gain under its model error alone: the log-normal draws `bands` multiplies each
+    parameter draw's ratio by (`_noise`, keyed by GAIN and the target), without the parameter draws, for a
+    caller that reads no page targets (task=plan); the parameters' spread is small beside this model error.
+    NaN where the gain is not finite or there is no model error to draw (`sigma` <= 0: no calibration)."""
+    if not math.isfinite(gain) or sigma <= 0.0:
+        return math.nan, math.nan
+    lo, hi = np.percentile(gain * _noise(GAIN, target, sigma, samples), [10, 90])
+    return float(lo), float(hi)
 
 
 def bands(observations: list[PageObs], calibration: Calibration, samples: int = BAND_SAMPLES,

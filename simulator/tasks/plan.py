@@ -30,17 +30,18 @@ def unit_note(r: pd.Series, demand_tok_s: float) -> str:
 def format_plan(table: pd.DataFrame, title: str, top: int = 10, demand_tok_s: float = math.inf) -> str:
     lines = [title]
     head = (f"{'#':>3} {'GPU':<10} {'prec':<4} {'MTP':<4} {'k':>2} {'deployment':<13} {'conc':>5} "
-            f"{'tok/s/user':>10} {'tok/s/GPU':>10} {'vs Off':>6} {'$/M tok':>8} {'tok/s/MW':>10} "
+            f"{'tok/s/user':>10} {'tok/s/GPU':>10} {'vs Off':>6} {'P10-P90':>9} {'$/M tok':>8} {'tok/s/MW':>10} "
             f"{'GPUs':>7} {'MW':>7}")
     for floor, g in table.groupby("floor", sort=True):
         ok = g[g["feasible"]]
         lines += ["", f"interactivity >= {floor:g} tok/s/user ({len(ok)} feasible options)", head, "-" * len(head)]
         for r in ok.head(top).itertuples(index=False):
             gain = f"{r.mtp_gain:.2f}x" if r.side == "mtp" and np.isfinite(r.mtp_gain) else "-"
+            band = f"{r.mtp_gain_p10:.2f}-{r.mtp_gain_p90:.2f}" if np.isfinite(r.mtp_gain_p10) else "-"
             k = int(r.draft_tokens) if r.side == "mtp" else 0
             lines.append(
                 f"{int(r.rank):>3} {r.gpu:<10} {r.precision:<4} {r.side:<4} {k:>2} {r.deployment:<13} "
-                f"{int(r.concurrency):>5} {r.interactivity:>10.1f} {r.tput_per_gpu:>10.1f} {gain:>6} "
+                f"{int(r.concurrency):>5} {r.interactivity:>10.1f} {r.tput_per_gpu:>10.1f} {gain:>6} {band:>9} "
                 f"{r.cost_per_mtok:>8.3f} {r.tok_s_per_mw:>10.0f} {int(r.gpus_needed):>7} {r.mw:>7.2f}")
         if len(ok) > top:
             lines.append(f"    ... {len(ok) - top} more in plan.csv")
@@ -73,7 +74,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     floors, demand = floors_of(cfg), cfg.demand_tok_s
     points, options = collect_options(cfg)
     points, options, same = merge_identical_precisions(points, options)
-    table = rank_options(points, options, floors, demand)
+    table = rank_options(points, options, floors, demand,
+                         cfg.calibration.gain_error_sigma() if cfg.calibration.fitted else 0.0)
     title = (f"plan: {cfg.model.name} {cfg.workload.name}, demand {demand:,.0f} tok/s "
              f"(input + output), rates {cfg.rates.name} {cfg.rate_tier}; ranked by $/M tokens")
     for line in same:

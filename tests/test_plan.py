@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from simulator.calibration.uncertainty import gain_error_band
 from simulator.catalog import SpecError
 from simulator.cli import compose
 from simulator.planning import collect_options, rank_options
@@ -104,6 +105,12 @@ def test_staircase_and_mtp_hurts_ranges() -> None:
     advice = advice_table(p, [10, 50, 85]).set_index("floor")
     assert list(advice["best_k"]) == [0, 1, 2]
     assert advice.loc[10, "verdict"].startswith("MTP hurts") and advice.loc[50, "mtp_hurts_at"] == "<= 10.0"
+    # the advice's gain carries the same band as the plan's (none without a calibration's gain error)
+    assert advice["mtp_gain_p10"].isna().all()
+    banded = advice_table(p, [10, 50, 85], gain_sigma=0.7).set_index("floor")
+    assert (banded.loc[50, "mtp_gain_p10"], banded.loc[50, "mtp_gain_p90"]) == pytest.approx(
+        gain_error_band(banded.loc[50, "mtp_gain"], 50.0, 0.7))
+    assert banded.loc[50, "mtp_gain_p10"] < banded.loc[50, "mtp_gain"] < banded.loc[50, "mtp_gain_p90"]
 
 
 @pytest.mark.parametrize("override,needle", [

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.calibration.uncertainty import gain_error_band
 from simulator.planning import collect_options, floors_of
 from simulator.runconfig import RunConfig
 from simulator.tasks.plan_plot import panel_grid
@@ -97,8 +98,9 @@ def format_ranges(ranges: list[tuple[float, float]]) -> str:
     return "; ".join(f"<= {hi:.1f}" if lo == 0 else f"{lo:.1f}-{hi:.1f}" for lo, hi in ranges)
 
 
-def advice_table(points: pd.DataFrame, floors: list[float]) -> pd.DataFrame:
-    """One row per GPU x precision x floor: throughput by k, the best k, MTP's gain and where MTP hurts."""
+def advice_table(points: pd.DataFrame, floors: list[float], gain_sigma: float = 0.0) -> pd.DataFrame:
+    """One row per GPU x precision x floor: throughput by k, the best k, MTP's gain (with its P10-P90 band
+    from the calibration's gain model error `gain_sigma`, as plan.rank_options gives it) and where MTP hurts."""
     rows: list[dict[str, Any]] = []
     if points.empty:
         return pd.DataFrame(rows)
@@ -117,6 +119,7 @@ def advice_table(points: pd.DataFrame, floors: list[float]) -> pd.DataFrame:
             mtp_best = max((v for k, v in reached.items() if k > 0), default=np.nan)
             row["best_k"] = best_k
             row["mtp_gain"] = mtp_best / values[0] if np.isfinite(values[0]) else np.nan
+            row["mtp_gain_p10"], row["mtp_gain_p90"] = gain_error_band(row["mtp_gain"], float(floor), gain_sigma)
             row["verdict"] = ("unreachable" if best_k is None else "Off only (no MTP)" if not has_mtp
                               else "MTP hurts: run Off" if best_k == 0 else f"MTP k={best_k}")
             row["mtp_hurts_at"] = hurts
@@ -129,12 +132,15 @@ def format_advice(table: pd.DataFrame, subject: str = "") -> str:
     about = f" for {subject}" if subject else ""
     if table.empty:
         return f"draft-length advice{about}: no feasible points"
-    head = f"{'GPU':<10} {'prec':<4} {'floor':>6} {'best k':>6} {'MTP/Off':>8}  {'verdict':<20} MTP hurts at (tok/s/user)"
+    head = (f"{'GPU':<10} {'prec':<4} {'floor':>6} {'best k':>6} {'MTP/Off':>8} {'P10-P90':>9}  {'verdict':<20} "
+            "MTP hurts at (tok/s/user)")
     lines = [f"draft-length advice{about} (k that maximises tok/s/GPU at each floor):", head, "-" * len(head)]
     for r in table.itertuples(index=False):
         k = "-" if r.best_k is None or pd.isna(r.best_k) else str(int(r.best_k))
         gain = f"{r.mtp_gain:.2f}x" if np.isfinite(r.mtp_gain) else "-"
-        lines.append(f"{r.gpu:<10} {r.precision:<4} {r.floor:>6g} {k:>6} {gain:>8}  {r.verdict:<20} {r.mtp_hurts_at}")
+        band = f"{r.mtp_gain_p10:.2f}-{r.mtp_gain_p90:.2f}" if np.isfinite(r.mtp_gain_p10) else "-"
+        lines.append(f"{r.gpu:<10} {r.precision:<4} {r.floor:>6g} {k:>6} {gain:>8} {band:>9}  {r.verdict:<20} "
+                     f"{r.mtp_hurts_at}")
     return "\n".join(lines)
 
 
@@ -203,9 +209,9 @@ def subject_of(cfg: RunConfig) -> str:
     return f"{cfg.model.name}, workload {cfg.workload.name}"
 
 
-def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str = "", subject: str = ""
-                 ) -> pd.DataFrame:
-    table = advice_table(points, floors)
+def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str = "", subject: str = "",
+                 gain_sigma: float = 0.0) -> pd.DataFrame:
+    table = advice_table(points, floors, gain_sigma)
     print()
     if note:
         print(f"note: {note}")
@@ -216,8 +222,13 @@ def write_advice(points: pd.DataFrame, floors: list[float], out: Path, note: str
     return table
 
 
+def gain_sigma_of(cfg: RunConfig) -> float:
+    """The gain model error plan and advise band MTP's gain with: the calibration's, 0 (no band) without one."""
+    return cfg.calibration.gain_error_sigma() if cfg.calibration.fitted else 0.0
+
+
 def run(cfg: RunConfig, out: Path) -> None:
     """The `advise` task: draft-length advice alone (same GPUs, precisions and floors as `plan`)."""
     floors = floors_of(cfg)
     points, _ = collect_options(cfg)
-    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg))
+    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg), gain_sigma_of(cfg))

@@ -14,7 +14,7 @@ import pandas as pd
 from simulator.planning import collect_options, floors_of, merge_identical_precisions, rank_options
 from simulator.report_html import plan_report
 from simulator.runconfig import RunConfig
-from simulator.tasks.advise import draft_note, subject_of, write_advice
+from simulator.tasks.advise import draft_note, gain_sigma_of, subject_of, write_advice
 from simulator.tasks.plan_plot import plot_plan
 
 
@@ -74,8 +74,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     floors, demand = floors_of(cfg), cfg.demand_tok_s
     points, options = collect_options(cfg)
     points, options, same = merge_identical_precisions(points, options)
-    table = rank_options(points, options, floors, demand,
-                         cfg.calibration.gain_error_sigma() if cfg.calibration.fitted else 0.0)
+    table = rank_options(points, options, floors, demand, gain_sigma_of(cfg))
     title = (f"plan: {cfg.model.name} {cfg.workload.name}, demand {demand:,.0f} tok/s "
              f"(input + output), rates {cfg.rates.name} {cfg.rate_tier}; ranked by $/M tokens")
     for line in same:
@@ -85,5 +84,5 @@ def run(cfg: RunConfig, out: Path) -> None:
     table.to_parquet(out / "plan.parquet", index=False)
     plot_plan(points, options, table, str(out / "plan.png"), title)
     print(f"wrote {out / 'plan.csv'}, {out / 'plan.parquet'} and {out / 'plan.png'}")
-    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg))
+    write_advice(points, floors, out, draft_note(cfg), subject_of(cfg), gain_sigma_of(cfg))
     print(f"report: {plan_report(out, points, options, table, title, cfg.plan.top)}")

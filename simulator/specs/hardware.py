@@ -92,7 +92,9 @@ class HardwareSpec(Frozen):
     vendor: Literal["nvidia", "amd"]
     generation: str
     peak_tflops: PeakTflops
-    hbm_capacity_gb: float = Field(gt=0, description="HBM per GPU in GB (1e9 B) as the driver exposes it (nvidia-smi / rocm-smi total), not the data sheet's GiB-style figure")
+    hbm_capacity_gb: float = Field(gt=0, description=(
+        "HBM per GPU in GB (1e9 B) as the driver exposes it (nvidia-smi / rocm-smi total); the data sheets' "
+        "figures are binary GB, about 7 % fewer bytes"))
     hbm_usable_gb: float | None = Field(default=None, gt=0)
     hbm_bandwidth_tb_s: float = Field(gt=0)
     scale_up_bandwidth_gb_s: float = Field(gt=0, description="per GPU, per direction")

@@ -298,10 +298,17 @@ def _cell(d: dict[str, Any] | None, key: str, fmt: str) -> str:
     return format(value, fmt) if value is not None else "-".rjust(width)
 
 
+def gain_band_text(lo: float | None, hi: float | None) -> str:
+    """A gain's P10-P90 as every table prints it ("0.33-2.77"); "-" where there is none."""
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "-"
+    return f"{lo:.2f}-{hi:.2f}"
+
+
 def _table_row(r: dict[str, Any]) -> str:
     m, o = r["mtp"], r["off"]
     ratio = f"{m['tput_per_gpu'] / o['tput_per_gpu']:.2f}x" if m and o else "-"
-    gain_band = f"{r['gain_p10']:.2f}-{r['gain_p90']:.2f}" if "gain_p10" in r else "-"
+    gain_band = gain_band_text(r.get("gain_p10"), r.get("gain_p90"))
 
     def band(d: dict[str, Any] | None) -> str:
         return f"{d['tput_per_gpu_p10']:.0f}-{d['tput_per_gpu_p90']:.0f}" if d and "tput_per_gpu_p10" in d else "-"

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.comparison import FALLBACK, CompareResult, add_bands, breakdown_at_targets, run_compare
+from simulator.comparison import (
+    FALLBACK,
+    CompareResult,
+    add_bands,
+    breakdown_at_targets,
+    gain_band_text,
+    run_compare,
+)
 from simulator.pages import (
     SIDES_REPEAT_RTOL,
     Page,
@@ -120,7 +127,7 @@ def _f(x: float | None, fmt: str) -> str:
 
 
 def _gain_band(b: list[float] | None) -> str:
-    return f"{b[0]:.2f}-{b[1]:.2f}" if b else "-"
+    return gain_band_text(*b) if b else "-"
 
 
 def format_validation(validations: list[PageValidation], summ: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ def test_an_mtp_gain_carries_its_model_error_band() -> None:
 
     import numpy as np
 
-    from simulator.calibration.uncertainty import GAIN, _noise, gain_error_band
+    from simulator.calibration.uncertainty import GAIN, _noise
 
     points, options = synthetic()
     sigma = 0.7

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.calibration.uncertainty import gain_error_band
+from simulator.comparison import gain_band_text
 from simulator.planning import collect_options, floors_of
 from simulator.runconfig import RunConfig
 from simulator.tasks.plan_plot import panel_grid
@@ -138,7 +139,7 @@ def format_advice(table: pd.DataFrame, subject: str = "") -> str:
     for r in table.itertuples(index=False):
         k = "-" if r.best_k is None or pd.isna(r.best_k) else str(int(r.best_k))
         gain = f"{r.mtp_gain:.2f}x" if np.isfinite(r.mtp_gain) else "-"
-        band = f"{r.mtp_gain_p10:.2f}-{r.mtp_gain_p90:.2f}" if np.isfinite(r.mtp_gain_p10) else "-"
+        band = gain_band_text(r.mtp_gain_p10, r.mtp_gain_p90)
         lines.append(f"{r.gpu:<10} {r.precision:<4} {r.floor:>6g} {k:>6} {gain:>8} {band:>9}  {r.verdict:<20} "
                      f"{r.mtp_hurts_at}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.comparison import gain_band_text
 from simulator.planning import collect_options, floors_of, merge_identical_precisions, rank_options
 from simulator.report_html import plan_report
 from simulator.runconfig import RunConfig
@@ -37,7 +38,7 @@ def format_plan(table: pd.DataFrame, title: str, top: int = 10, demand_tok_s: fl
         lines += ["", f"interactivity >= {floor:g} tok/s/user ({len(ok)} feasible options)", head, "-" * len(head)]
         for r in ok.head(top).itertuples(index=False):
             gain = f"{r.mtp_gain:.2f}x" if r.side == "mtp" and np.isfinite(r.mtp_gain) else "-"
-            band = f"{r.mtp_gain_p10:.2f}-{r.mtp_gain_p90:.2f}" if np.isfinite(r.mtp_gain_p10) else "-"
+            band = gain_band_text(r.mtp_gain_p10, r.mtp_gain_p90)
             k = int(r.draft_tokens) if r.side == "mtp" else 0
             lines.append(
                 f"{int(r.rank):>3} {r.gpu:<10} {r.precision:<4} {r.side:<4} {k:>2} {r.deployment:<13} "

@@ -237,13 +237,14 @@ if triton is not None:
     @triton.jit
     def _prefill_time_s(tables, kn, tokens, input_tokens, chunk_tokens, with_draft, OP: tl.constexpr):
         """speculative.prefill_time_s: `tokens` prompt tokens of `input_tokens`-token prompts in chunks of
-        `chunk_tokens` (target, + draft where `with_draft`); each chunk a pass at the causal mean context."""
+        `chunk_tokens` (target, + draft where `with_draft`); each chunk an eager pass at the causal mean context."""
         chunks = tl.maximum(tl.ceil(tokens / chunk_tokens), 1.0)
         per_chunk = tokens / chunks
         requests = per_chunk / input_tokens
         ctx = input_tokens / 2.0
-        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 0.0, 1.0, OP)
-        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 0.0, 1.0,
+        # eager = 1: prefill passes run without CUDA graphs (speculative.PREFILL_EAGER)
+        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 1.0, 1.0, OP)
+        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 1.0, 1.0,
                                         OP)
         return chunks * (t + kn.step_latency_us * 1e-6)
 

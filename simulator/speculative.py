@@ -25,6 +25,12 @@ from simulator.lowering import PassTable
 from simulator.step_cost import PassCost, busiest_rank_share, link_knobs, pass_cost
 
 INF = float("inf")
+# A prefill (extend) pass runs without CUDA graphs: its shapes vary with the prompts, and the engines capture
+# decode batches only (SGLang's piecewise prefill graphs do not cover the sparse-attention MLA models, sglang
+# issues #18148 and #23842; prompt chunks of 1k-32k tokens exceed vLLM's largest capture size). So a prefill pass
+# takes at least its layers' eager launch time (EfficiencyKnobs.eager_layer_pass_latency_us): a short prompt's
+# prefill is launch-bound (SGLang PR #12160: a one-token DeepSeek-V3 prefill, 82.6 ms eager).
+PREFILL_EAGER = 1.0
 
 
 @dataclass(frozen=True)
@@ -126,16 +132,18 @@ def prefill_time_s(tables: StepTables, knobs: KnobTensors, tokens: torch.Tensor,
                    with_draft: torch.Tensor | bool) -> torch.Tensor:
     """Seconds to prefill `tokens` prompt tokens (prompts of `input_tokens`) in chunks of `chunk_tokens`.
 
-    Each chunk is one pass (weights re-read, latency floors paid again); attention sees the causal mean
-    context input/2. With speculation the draft module also runs once over the prompt (its own KV cache).
+    Each chunk is one pass (weights re-read, latency floors paid again), run eagerly (`PREFILL_EAGER`: at least
+    its layers' launch time); attention sees the causal mean context input/2. With speculation the draft module
+    also runs once over the prompt (its own KV cache).
     """
     tokens = torch.as_tensor(tokens, dtype=torch.float64)
     chunks = torch.clamp(torch.ceil(tokens / chunk_tokens), min=1.0)
     per_chunk = tokens / chunks
     requests = per_chunk / input_tokens
     ctx = torch.as_tensor(input_tokens, dtype=torch.float64) / 2.0
-    t = pass_cost(tables.target, knobs, requests, per_chunk, ctx).total_s
+    t = pass_cost(tables.target, knobs, requests, per_chunk, ctx, eager=PREFILL_EAGER).total_s
     if tables.draft is not None:
         w = torch.as_tensor(with_draft, dtype=torch.float64)
-        t = t + w * pass_cost(tables.draft, knobs, requests, per_chunk, ctx, knobs.draft_pass_latency_us).total_s
+        t = t + w * pass_cost(tables.draft, knobs, requests, per_chunk, ctx, knobs.draft_pass_latency_us,
+                              PREFILL_EAGER).total_s
     return chunks * (t + knobs.step_latency_us * 1e-6)

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def synthetic_problem() -> tuple[Problem, list[PointObs]]:
     obs = []
     # varied layer counts, TP degrees (1 = no collectives), MoE and dense: the latency floors separate; three
-    # deployments repeated on another engine identify its compute efficiency against the SGLang ones
+    # deployments repeated on another engine identify its compute efficiency against the SGLang ones (a dense
+    # 70B at large batch is compute-bound in decode; prefill of these prompts is launch-bound, PREFILL_EAGER)
     for model, hw, prec, tp, mtp, engine in (
             ("llama3_3_70b", "h200", "fp8", 1, False, "sglang"), ("llama3_3_70b", "h200", "fp8", 4, False, "sglang"),
             ("glm5", "h200", "fp8", 8, True, "sglang"), ("gpt_oss_120b", "h200", "fp8", 1, False, "sglang"),
@@ -30,7 +31,7 @@ def synthetic_problem() -> tuple[Problem, list[PointObs]]:
             ("gpt_oss_120b", "b200", "fp4", 1, False, "sglang"), ("llama3_3_70b", "b200", "fp8", 2, False, "sglang"),
             ("qwen3_235b", "b200", "fp8", 8, False, "sglang"), ("deepseek_r1", "h200", "fp8", 8, False, "sglang"),
             ("llama3_3_70b", "h200", "fp8", 4, False, "trtllm"), ("llama3_3_70b", "b200", "fp8", 2, False, "trt"),
-            ("qwen3_235b", "b200", "fp8", 8, False, "vllm")):
+            ("qwen3_235b", "b200", "fp8", 8, False, "vllm"), ("llama3_3_70b", "b200", "fp8", 2, False, "vllm")):
         sc = scenario(model, hw, prec)
         case = Case(sc, sc.deployment(tp=tp), with_draft=mtp, engine=engine)
         for c in (1, 2, 4, 16, 64, 256):

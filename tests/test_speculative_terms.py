@@ -14,7 +14,13 @@ from simulator.search import Candidate, benchmark_candidates
 from simulator.search_space import default_limits
 from simulator.serving import StepLimits, closed_loop, running_batch
 from simulator.specs import EngineLimits
-from simulator.speculative import StepTables, decode_step_terms, decode_step_time_s, sampling_time_s
+from simulator.speculative import (
+    StepTables,
+    decode_step_terms,
+    decode_step_time_s,
+    prefill_time_s,
+    sampling_time_s,
+)
 from simulator.step_cost import pass_cost, pass_time_s
 from tools.build_deployments import resolve_setting
 
@@ -83,7 +89,7 @@ def test_cuda_graph_boundary_slows_the_step_never_speeds_it(glm5) -> None:
             eager = decode_step_time_s(tables, kn, t(b), t(k), ctx, graph_max_batch=b - 1)
             assert float(eager) >= float(graphed)
             assert float(decode_step_time_s(tables, kn, t(b), t(k), ctx, graph_max_batch=b)) == float(graphed)
-    # at batch 1 the host launch (78 layers x 200 us) exceeds the GPU's time: the step is strictly slower
+    # at batch 1 the host launch (157 layer passes x 0.7 ms) exceeds the GPU's time: the step is strictly slower
     assert float(decode_step_time_s(tables, kn, t(1), t(0), ctx, graph_max_batch=0)) > float(
         decode_step_time_s(tables, kn, t(1), t(0), ctx))
     # hand: eager pass = max(GPU time, layers x eager floor)
@@ -91,6 +97,24 @@ def test_cuda_graph_boundary_slows_the_step_never_speeds_it(glm5) -> None:
     launch = float(tables.target.layer_passes) * float(kn.eager_layer_pass_latency_us) * 1e-6
     eager = pass_cost(tables.target, kn, t(1), t(1), ctx, eager=1.0)
     assert float(eager.total_s) == pytest.approx(max(float(gpu.total_s), launch))
+
+
+def test_a_prefill_pass_runs_eagerly_so_a_short_prompt_is_launch_bound(glm5) -> None:
+    """speculative.PREFILL_EAGER: a prefill chunk is one pass without CUDA graphs, max(GPU time, launch time).
+    A 16-token prompt takes the layers' launch time (SGLang PR #12160's one-token prefill is 82.6 ms eager);
+    a 16k prompt on GLM-5 is GPU-bound, so its prefill is the graphed pass's GPU time (plus the step floor)."""
+    sc, _, tables = glm5
+    kn = sc.knob_tensors
+    launch = float(tables.target.layer_passes) * float(kn.eager_layer_pass_latency_us) * 1e-6
+    step_s = float(kn.step_latency_us) * 1e-6
+    short = prefill_time_s(tables, kn, t(16), 16.0, 16384.0, False)
+    assert float(short) == pytest.approx(launch + step_s)
+    gpu_short = float(pass_cost(tables.target, kn, t(1), t(16), t(8)).total_s)
+    assert gpu_short < launch  # so the eager floor is what sets it
+    long = prefill_time_s(tables, kn, t(16384), 16384.0, 16384.0, False)
+    gpu_long = float(pass_cost(tables.target, kn, t(1), t(16384), t(8192)).total_s)
+    assert gpu_long > launch
+    assert float(long) == pytest.approx(gpu_long + step_s)
 
 
 def test_vllm_graph_limit_counts_tokens(glm5) -> None:

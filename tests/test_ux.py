@@ -262,19 +262,19 @@ def test_readme_command_exits_as_it_says(tmp_path: Path, command: str, code: int
 # ---- 2. a TTFT limit a planner can set; 1. long work says so first and shows progress ----------------------
 
 def test_max_ttft_s_leaves_long_waits_off_the_frontier_and_says_how_many(tmp_path: Path) -> None:
-    r = specsim(f"hydra.run.dir={tmp_path}", *CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.05")
+    r = specsim(f"hydra.run.dir={tmp_path}", *CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.2")
     assert r.returncode == 0, r.stderr
-    line = next(x for x in r.stdout.splitlines() if "max_ttft_s=0.05" in x)
+    line = next(x for x in r.stdout.splitlines() if "max_ttft_s=0.2" in x)
     counts = [int(n) for n in re.findall(r"(\d+) (?:MTP|OFF)", line)]
     assert len(counts) == 2 and sum(counts) > 0, line
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert any("max_ttft_s=0.05" in n for n in summary["notes"])
+    assert any("max_ttft_s=0.2" in n for n in summary["notes"])
     curves = pd.read_csv(tmp_path / "curves.csv")
-    over = curves[curves["feasible"] & (curves["ttft_ms"] > 50)]
+    over = curves[curves["feasible"] & (curves["ttft_ms"] > 200)]
     assert len(over) == sum(counts)  # the points it left off are counted, every one of them
-    cfg = cli.compose([*CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.05"])
-    res = run_compare(cfg.scenario(), cfg.key, "open", cfg.rates, max_gpus=8, max_ttft_s=0.05)
-    assert all((s.front["ttft_ms"] <= 50).all() for s in res.sides.values())
+    cfg = cli.compose([*CHEAP, "model=glm5", "hardware=b200", "search=open", "max_ttft_s=0.2"])
+    res = run_compare(cfg.scenario(), cfg.key, "open", cfg.rates, max_gpus=8, max_ttft_s=0.2)
+    assert all((s.front["ttft_ms"] <= 200).all() for s in res.sides.values())
 
 
 def test_a_ttft_limit_nothing_meets_is_said(tmp_path: Path) -> None:

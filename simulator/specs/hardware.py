@@ -42,11 +42,10 @@ class EfficiencyKnobs(Frozen):
     draft_pass_latency_us: float = Field(default=425.0, ge=0, le=100_000)
     # Host time to issue one layer's kernels when a pass runs WITHOUT CUDA graphs (every prefill pass; a decode
     # batch above the engine's cuda_graph_max_bs): the CPU runs ahead of the GPU, so a pass takes max(GPU time,
-    # launch time). SGLang's published eager passes: DeepSeek-Coder-V2-Lite decode (PR #1401, 27 layers, ~4x the
-    # graphed 6.2 ms: 0.7 ms a layer above it), a one-token DeepSeek-V3 prefill (PR #12160, 82.6 ms over 61
-    # layers: 1.35 ms) and DeepSeek-V4 decode at batch 1 (PR #24047, 240 ms over 61 layers on RTX PRO 6000:
-    # 2.3 ms, Python-side kernels). Prior 0.7 ms, the low end: 1.35 ms cross-validated worse, and fitting it per
-    # family worse still (docs/sources.md#serving-model-priors).
+    # launch time). SGLang's published eager passes of MoE models, per layer, eager total (time above the graphed
+    # pass): DeepSeek-Coder-V2-Lite decode, PR #1401, 0.92 (0.70) ms; a one-token DeepSeek-V3 prefill, PR #12160,
+    # 1.35 (0.98) ms; DeepSeek-V4 decode at batch 1, PR #24047, 3.9 (2.3) ms. Prior 0.7 ms, the lowest reading:
+    # 0.92 and 1.35 ms cross-validated worse, and fitting it per family worse still (docs/sources.md).
     eager_layer_pass_latency_us: float = Field(default=700.0, ge=0, le=100_000)
     # Host bookkeeping per request per speculative step that the scheduler cannot overlap with the GPU
     # (SGLang PR #9588: speculative decoding runs without the overlap scheduler because draft and verify are

@@ -35,6 +35,7 @@ from simulator.frontier import TIE_RTOL, pareto_front
 from simulator.knobs import KNOB_NAMES
 from simulator.lowering import OP_FIELDS, PASS_FIELDS
 from simulator.serving import MAX_BISECTION_BATCH, THROTTLE_BISECTION_STEPS
+from simulator.speculative import PREFILL_EAGER
 from simulator.step_cost import CEIL_SLACK
 
 try:
@@ -121,6 +122,7 @@ Offsets = namedtuple("Offsets", SECTIONS)
 
 if triton is not None:
     CEIL_SLACK_K = tl.constexpr(CEIL_SLACK)  # step_cost.CEIL_SLACK, as the kernel's helpers read it
+    PREFILL_EAGER_K = tl.constexpr(PREFILL_EAGER)  # speculative.PREFILL_EAGER: prefill passes run without graphs
 
     @triton.jit
     def _load_knobs(p, KNOB: tl.constexpr):
@@ -242,10 +244,10 @@ if triton is not None:
         per_chunk = tokens / chunks
         requests = per_chunk / input_tokens
         ctx = input_tokens / 2.0
-        # eager = 1: prefill passes run without CUDA graphs (speculative.PREFILL_EAGER)
-        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, 1.0, 1.0, OP)
-        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us, 1.0, 1.0,
-                                        OP)
+        t = _pass_cost(tables.target, kn, requests, per_chunk, ctx, kn.layer_pass_latency_us, PREFILL_EAGER_K, 1.0,
+                       OP)
+        t = t + with_draft * _pass_cost(tables.draft, kn, requests, per_chunk, ctx, kn.draft_pass_latency_us,
+                                        PREFILL_EAGER_K, 1.0, OP)
         return chunks * (t + kn.step_latency_us * 1e-6)
 
     @triton.jit

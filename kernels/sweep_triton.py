@@ -54,8 +54,8 @@ TRITON_BYTES_PER_POINT = 8 * (len(OUTPUTS) + 14)  # kernel outputs + binning tem
 # name through the positions `field_positions` derives from the simulator's field lists.
 KERNEL_READS: dict[str, tuple[str, ...]] = {
     "op": ("flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
-           "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
-           "bytes_per_request", "peak_flops", "dp_sharded", "imbalance_weight"),
+           "expert_bytes", "experts_local", "route_prob", "busiest_rank_z", "bytes_per_token",
+           "bytes_per_request_ctx", "bytes_per_request", "peak_flops", "dp_sharded", "imbalance_weight"),
     "pass": ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s", "hbm_bytes_s",
              "logits_bytes_per_token", "logits_comm_bytes_per_token", "scale_out"),
     "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
@@ -170,10 +170,13 @@ if triton is not None:
         return fraction, latency
 
     @triton.jit
-    def _expected_experts_touched(experts, route_prob, tokens):
-        """moe.expected_experts_touched: E (1 - (1 - k/E)^T), the power as exp(T log(1 - k/E)) (the
-        interpreter has no pow): it rounds apart from torch.pow by up to 1e-16 / (k/E) relative at T = 1."""
-        return experts * (1.0 - tl.exp(tokens * tl.log(1.0 - route_prob)))
+    def _expected_experts_touched(experts, route_prob, tokens, rank_z):
+        """moe.expected_experts_touched: the busiest EP rank's E q + z sqrt(E q (1 - q)), at most E, with
+        q = 1 - (1 - k/E)^T, the power as exp(T log(1 - k/E)) (the interpreter has no pow): it rounds apart
+        from torch.pow by up to 1e-16 / (k/E) relative at T = 1."""
+        q = 1.0 - tl.exp(tokens * tl.log(1.0 - route_prob))
+        spread = rank_z * tl.sqrt(tl.maximum(experts * q * (1.0 - q), 0.0))
+        return tl.minimum(experts * q + spread, experts)
 
     @triton.jit
     def _pass_cost(t, kn, requests, tokens, context, layer_latency_us, eager, state_writes, OP: tl.constexpr):
@@ -191,7 +194,7 @@ if triton is not None:
             ctx = tl.minimum(o.ctx_scale * context + o.ctx_offset, o.ctx_cap)
             imbalance = 1.0 + o.imbalance_weight * (kn.moe_imbalance - 1.0)
             flops = (o.flops_per_token * tok + o.flops_per_token_ctx * tok * ctx) * imbalance
-            touched = _expected_experts_touched(o.experts_local, o.route_prob, tokens)
+            touched = _expected_experts_touched(o.experts_local, o.route_prob, tokens, o.busiest_rank_z)
             weight_s = (o.weight_bytes + o.expert_bytes * touched) / hbm
             kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req * (1.0 + state_writes)) / hbm
             activation_s = o.bytes_per_token * tok / hbm

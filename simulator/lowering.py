@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from simulator.moe import busiest_rank_z
 from simulator.operators import OpDef, draft_ops, embedding_op, floor_passes, target_ops, total_layers
 from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
 from simulator.specs.vocabulary import BYTES_PER_VALUE
@@ -26,7 +27,7 @@ LOGIT_PASSES = 2.0
 
 OP_FIELDS = (
     "flops_per_token", "flops_per_token_ctx", "ctx_scale", "ctx_offset", "ctx_cap", "weight_bytes",
-    "expert_bytes", "experts_local", "route_prob", "bytes_per_token", "bytes_per_request_ctx",
+    "expert_bytes", "experts_local", "route_prob", "busiest_rank_z", "bytes_per_token", "bytes_per_request_ctx",
     "bytes_per_request", "peak_flops", "dp_sharded", "imbalance_weight",
 )
 PASS_FIELDS = ("attention_dp", "comm_bytes_per_token", "collectives", "layer_passes", "link_bytes_s",
@@ -56,6 +57,7 @@ class PassTable:
     expert_bytes: torch.Tensor
     experts_local: torch.Tensor
     route_prob: torch.Tensor
+    busiest_rank_z: torch.Tensor  # routed experts: moe.busiest_rank_z(EP), the busiest EP rank's excess touches
     bytes_per_token: torch.Tensor
     bytes_per_request_ctx: torch.Tensor
     bytes_per_request: torch.Tensor
@@ -137,6 +139,7 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
         row["expert_bytes"] = n * op.expert_params * wbytes / dep.moe_tp
         row["experts_local"] = op.num_experts / dep.ep
         row["route_prob"] = op.experts_per_token / op.num_experts
+        row["busiest_rank_z"] = busiest_rank_z(dep.ep)
         row["flops_per_token"] = n * 2 * op.active_params / dep.tp
         row["bytes_per_token"] = n * io_bytes * op.experts_per_token / dep.tp
         row["imbalance_weight"] = 1.0

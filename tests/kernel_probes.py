@@ -20,12 +20,14 @@ from simulator.step_cost import busiest_rank_share, link_knobs, pass_cost
 
 triton, tl = st.triton, st.tl
 N = 128  # lanes: one random case row each
-INPUTS = ("requests", "tokens", "context", "draft_tokens", "al", "layer_us", "eager", "max_batch", "route_prob")
+INPUTS = ("requests", "tokens", "context", "draft_tokens", "al", "layer_us", "eager", "max_batch", "route_prob",
+          "rank_z")
 
 # random ranges (log-uniform where lo > 0 and hi / lo > 100, else uniform; `int`: rounded) of every field
 OP_RANGES = {"flops_per_token": (1e5, 1e10), "flops_per_token_ctx": (0.0, 1e4), "ctx_scale": (0.0, 1.0),
              "ctx_offset": (0.0, 1e3), "ctx_cap": (1e2, 1e6), "weight_bytes": (0.0, 2e9), "expert_bytes": (0.0, 1e8),
-             "experts_local": (0.0, 256.0), "route_prob": (1e-3, 0.5), "bytes_per_token": (0.0, 1e5),
+             "experts_local": (0.0, 256.0), "route_prob": (1e-3, 0.5), "busiest_rank_z": (0.0, 2.5),
+             "bytes_per_token": (0.0, 1e5),
              "bytes_per_request_ctx": (0.0, 1e5), "bytes_per_request": (0.0, 1e6), "peak_flops": (1e13, 1e16),
              "dp_sharded": (0.0, 1.0, int), "imbalance_weight": (0.0, 1.0)}
 PASS_RANGES = {"attention_dp": (1.0, 16.0, int), "comm_bytes_per_token": (0.0, 1e6), "collectives": (0.0, 200.0, int),
@@ -49,7 +51,8 @@ SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4
                  "kv_bytes": (1e5, 1e10), "kv_link_bytes_s": (1e9, 1e11)}
 INPUT_RANGES = {"requests": (0.2, 2000.0), "tokens": (1.0, 5e4), "context": (0.0, 1e5), "draft_tokens": (0.0, 6.0, int),
                 "al": (0.0, 1.0), "layer_us": (0.0, 20.0), "eager": (0.0, 1.0, int),
-                "max_batch": (1.0, 2000.0, int, "inf"), "route_prob": (1e-3, 0.5)}
+                "max_batch": (1.0, 2000.0, int, "inf"), "route_prob": (1e-3, 0.5),
+                "rank_z": (0.0, 2.5)}
 
 
 def draw(spec: tuple, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -96,8 +99,8 @@ if triton is not None:
         t = tables.target
         kn = st._load_knobs(r + off.knob, KNOB)
         s = st._load_scalars(r + off.scalar, SCALAR)
-        req, tok, ctx, k, al, layer_us, eager, max_batch, route = [tl.load(x_ptr + j * N + i)
-                                                                   for j in (0, 1, 2, 3, 4, 5, 6, 7, 8)]
+        req, tok, ctx, k, al, layer_us, eager, max_batch, route, rank_z = [
+            tl.load(x_ptr + j * N + i) for j in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)]
         lim = st.Limits(max_batch, s.max_step_tokens, s.graph_max_batch, s.graph_counts_tokens,
                         s.speculation_overlapped)
         if WHICH == "scaled_al":
@@ -107,7 +110,7 @@ if triton is not None:
         elif WHICH == "link_knobs":
             res = st._link_knobs(t, kn)
         elif WHICH == "expected_experts_touched":
-            res = (st._expected_experts_touched(ctx, route, tok),)
+            res = (st._expected_experts_touched(ctx, route, tok, rank_z),)
         elif WHICH == "pass_cost":
             res = (st._pass_cost(t, kn, req, tok, ctx, layer_us, eager, k + 1.0, OP),)
         elif WHICH == "runs_eager":
@@ -166,7 +169,7 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
         "scaled_al": lambda: (scaled_al(al, s("acceptance_scale"), k),),
         "busiest_rank_share": lambda: (busiest_rank_share(req, t.attention_dp),),
         "link_knobs": lambda: link_knobs(t, kn),
-        "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok),),
+        "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok, x["rank_z"]),),
         "pass_cost": lambda: (pass_cost(t, kn, req, tok, ctx, x["layer_us"], x["eager"], x["draft_tokens"] + 1.0).total_s,),
         "runs_eager": lambda: (runs_eager(req, k, t.attention_dp, s("graph_max_batch"), s("graph_counts_tokens")),),
         "sampling_time_s": lambda: (sampling_time_s(t, kn, req, tok),),

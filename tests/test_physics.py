@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from conftest import scenario
 from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_table, scaled_al
 from simulator.catalog import load_model
 from simulator.lowering import memory_footprint
-from simulator.moe import expected_experts_touched
+from simulator.moe import busiest_rank_z, expected_experts_touched
 from simulator.operators import INDEXER_BLOCKS_PER_LAYER, draft_ops, target_ops
 from simulator.serving import closed_loop
 from simulator.specs import AcceptanceSpec
@@ -91,6 +92,8 @@ def test_qwen3_5_linear_and_full_attention_by_hand() -> None:
     e = row(t, "L0.moe.experts")
     assert float(t.experts_local[e]) == 512 / 8
     assert float(t.expert_bytes[e]) == pytest.approx(45 * 3 * 4096 * 1024 * 1.0)  # whole experts under EP
+    assert float(t.busiest_rank_z[e]) == pytest.approx(busiest_rank_z(8))  # the layer waits for the busiest rank
+    assert float(sc.tables(sc.deployment(tp=8, ep=1)).target.busiest_rank_z[e]) == 0.0  # TP: every rank alike
 
 
 def test_sparse_attention_indexer_is_replicated_and_fp8() -> None:
@@ -233,6 +236,25 @@ def test_expected_experts_touched() -> None:
     assert float(expected_experts_touched(256, 8 / 256, 2)) == pytest.approx(256 * (1 - (1 - 8 / 256) ** 2))
     assert float(expected_experts_touched(256, 8 / 256, 4096)) == pytest.approx(256.0, rel=1e-9)
     assert float(expected_experts_touched(256, 8 / 256, 0)) == 0.0
+
+
+def test_busiest_expert_parallel_rank_matches_a_monte_carlo_of_uniform_routing() -> None:
+    """Under EP the layer waits for the rank that touches the most experts: E/EP q plus Blom's score of EP
+    ranks times sqrt(E/EP q (1 - q)), against sampled top-k routing (uniform, distinct experts per token)."""
+    assert busiest_rank_z(1) == 0.0 and busiest_rank_z(8) == pytest.approx(1.4342, abs=1e-4)
+    assert busiest_rank_z(2) == pytest.approx(0.564, abs=0.03) and busiest_rank_z(32) == pytest.approx(2.070, abs=0.01)
+    rng = np.random.default_rng(0)
+    for experts, k, ep, tokens in ((512, 10, 8, 4), (512, 10, 8, 16), (256, 8, 8, 32), (256, 8, 4, 16)):
+        picks = np.argsort(rng.random((1000, tokens, experts)), axis=-1)[..., :k]  # k distinct experts per token
+        hit = np.zeros((1000, experts), dtype=bool)
+        np.put_along_axis(hit, picks.reshape(1000, -1), True, axis=-1)
+        per_rank = hit.reshape(1000, ep, experts // ep).sum(-1)
+        model = float(expected_experts_touched(experts / ep, k / experts, tokens, busiest_rank_z(ep)))
+        mean = float(expected_experts_touched(experts / ep, k / experts, tokens))
+        assert model == pytest.approx(per_rank.max(-1).mean(), rel=0.03)
+        assert mean == pytest.approx(per_rank.mean(), rel=0.02) and model > 1.1 * mean
+    # all experts touched: no spread, the busiest rank reads what every rank reads
+    assert float(expected_experts_touched(32, 8 / 256, 4096, busiest_rank_z(8))) == pytest.approx(32.0, rel=1e-9)
 
 
 def test_acceptance_lengths() -> None:

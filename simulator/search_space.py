@@ -142,7 +142,9 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
       8192; CompilationConfig: max_cudagraph_capture_size = min(2 x max_num_seqs x (1 + k), 512) tokens.
     - TensorRT-LLM (LlmArgs / CudaGraphConfig): max_batch_size 2048, max_num_tokens 8192, CUDA graphs up to
       batch 128.
-    - ATOM: no documented default found: no limit assumed.
+    - ATOM (atom/model_engine/arg_utils.py EngineArgs, unchanged from 2025-12-15 through 2026-08-22):
+      max_num_seqs 512, max_num_batched_tokens 16384, cudagraph_capture_sizes up to 256 (batches of requests:
+      model_runner keys its graphs by (batch, query length)).
     """
     if engine == "sglang":
         small = hbm_gb < 160
@@ -153,6 +155,8 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
                 "max_num_tokens": 8192}
     if engine == "trt":
         return {"cuda_graph_max_bs": 128, "max_running_requests": 2048, "max_num_tokens": 8192}
+    if engine == "atom":
+        return {"cuda_graph_max_bs": 256, "max_running_requests": 512, "max_num_tokens": 16384}
     return dict.fromkeys(LIMIT_KEYS)
 
 

@@ -131,3 +131,28 @@ def test_a_measured_row_on_an_unknown_engine_is_a_clear_error(tmp_path: Path) ->
         csv.writer(f).writerows([head, row])
     with pytest.raises(SpecError, match=r"silicon.csv: row .*: backend: unknown engine 'tgi'; known: sglang"):
         silicon_observations(path)
+
+
+def test_atom_ci_sweeps_load_at_atom_defaults_with_their_own_metrics() -> None:
+    """ATOM's CI MTP on/off sweeps (conf/measured/atom_ci_mtp_sweeps.csv): every row is a feasible point of its
+    own dataset, read at ATOM's default limits, interactivity 1000 / mean TPOT and throughput per GPU from the
+    whole server's input + output tokens over its TP GPUs."""
+    import pandas as pd
+
+    from simulator.calibration.data import atom_ci_observations
+    from simulator.calibration.dataset import ATOM_CI, DEFAULT_DATA_DIR
+
+    path = DEFAULT_DATA_DIR / ATOM_CI
+    df = pd.read_csv(path)
+    obs = atom_ci_observations(path)
+    assert len(obs) == 2 * len(df) and {o.dataset for o in obs} == {"atom_ci"}
+    assert {o.case.engine for o in obs} == {"atom"}
+    assert {(o.limits.cuda_graph_max_batch, o.limits.max_num_tokens, o.limits.max_running_requests) for o in obs} \
+        == {(256, 16384, 512)}
+    r = df[(df.model == "deepseek_r1") & (df.precision == "fp8") & (df.isl == 1024) & (df.spec == "mtp")
+           & (df.concurrency == 128)].iloc[0]
+    label = "deepseek_r1/mi355x/fp8/1k1k/tp8/mtp/c128"
+    got = {o.metric: o.measured for o in obs if o.label == label}
+    assert got["interactivity"] == pytest.approx(1e3 / r.mean_tpot_ms)
+    assert got["tput_per_gpu"] == pytest.approx(r.total_tok_s / 8)
+    assert all(o.draft_tokens == (3 if "/mtp/" in o.label else 0) for o in obs)

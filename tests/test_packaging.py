@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.calibration.dataset import DEFAULT_DATA_DIR, SILICON, SWEEPS
+from simulator.calibration.dataset import ATOM_CI, DEFAULT_DATA_DIR, SILICON, SWEEPS
 from simulator.catalog import CONF_DIR, SOURCE_CONF_DIR, find_conf_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +45,7 @@ def test_conf_dir_is_the_source_tree_here_else_the_installed_package(tmp_path: P
 def test_calibration_data_ships_with_its_sources() -> None:
     assert DEFAULT_DATA_DIR == CONF_DIR / "measured"
     source = (DEFAULT_DATA_DIR / "SOURCE.md").read_text()
-    for name in (SILICON, SWEEPS):
+    for name in (SILICON, SWEEPS, ATOM_CI):
         assert (DEFAULT_DATA_DIR / name).is_file() and f"`{name}`" in source
     assert "Apache License 2.0" in source and (DEFAULT_DATA_DIR / "LICENSE-aiconfigurator.txt").is_file()
+    assert "MIT (ROCm/ATOM)" in source and "MIT License" in (DEFAULT_DATA_DIR / "LICENSE-ATOM.txt").read_text()

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from simulator import cli
-from simulator.calibration.dataset import SILICON, SWEEPS
+from simulator.calibration.dataset import ATOM_CI, DEFAULT_DATA_DIR, SILICON, SWEEPS
 from simulator.catalog import CONF_DIR, SpecError
 from simulator.runconfig import NothingFeasible
 from simulator.validation import has_own_page
@@ -161,6 +161,7 @@ def test_sweep_with_no_feasible_point_is_a_named_error(tmp_path: Path) -> None:
 def test_malformed_calibration_csv_names_the_file_and_column(tmp_path: Path) -> None:
     (tmp_path / SILICON).write_text("id,model_path\nx,y\n")
     (tmp_path / SWEEPS).write_text("hardware\nb200\n")
+    (tmp_path / ATOM_CI).write_text((DEFAULT_DATA_DIR / ATOM_CI).read_text())  # a good file: the silicon one is named
     r = specsim("task=calibrate", f"calibrate.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode == 2 and SILICON in r.stderr and "missing column(s)" in r.stderr and "mode" in r.stderr
     assert "Traceback" not in r.stderr

@@ -22,6 +22,7 @@ from simulator.evaluate import candidate_case
 from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
+from simulator.search_space import default_limits
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
 from simulator.specs.topology import DEFAULT_MAX_GPUS
 from simulator.specs.vocabulary import SIDES, WORKLOADS, engine_key, workload_tokens
@@ -131,6 +132,18 @@ def benchmark_limits(sc: Scenario, side: str, model: str, hardware: str, dep: De
     return EngineLimits(source="no limits recorded")
 
 
+def _sweep_points(dataset: str, sc: Scenario, dep: DeploymentSpec, spec: str, k: int, engine: str,
+                  concurrency: int, label: str, limits: EngineLimits, values: dict[str, float]) -> list[PointObs]:
+    """One measured sweep point (a deployment at one concurrency, speculation on or off) as an observation
+    per metric; none where not even one request fits (nothing to fit knobs on; beyond that the engine queues)."""
+    mtp = spec == "mtp"
+    if not sc.memory(dep, mtp, k).feasible:
+        return []
+    case = Case(sc, dep, with_draft=mtp, engine=engine)
+    return [PointObs(dataset, case, concurrency, k, metric, float(value), label, limits)
+            for metric, value in values.items()]
+
+
 def sweep_observations(path: Path) -> list[PointObs]:
     """GLM-5 8k/1k MTP on/off sweeps (SGLang, k = 3): interactivity and throughput per concurrency."""
     df = pd.read_csv(path)
@@ -138,15 +151,31 @@ def sweep_observations(path: Path) -> list[PointObs]:
     for r in df.itertuples(index=False):
         sc = scenario_for("glm5", r.hardware, r.precision, int(r.isl), int(r.osl))
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
-        mtp = r.spec == "mtp"
-        k = 3 if mtp else 0  # SGLang GLM-5: 3 steps, top-k 1 (docs/sources.md#benchmark-methodology)
-        if not sc.memory(dep, mtp, k).feasible:
-            continue  # not even one request fits: nothing to fit knobs on (beyond that the engine queues)
+        k = 3 if r.spec == "mtp" else 0  # SGLang GLM-5: 3 steps, top-k 1 (docs/sources.md#benchmark-methodology)
         label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"
         limits = benchmark_limits(sc, r.spec, "glm5", r.hardware, dep, int(r.concurrency))
-        for metric, value in (("interactivity", r.interactivity), ("tput_per_gpu", r.tput_per_gpu)):
-            case = Case(sc, dep, with_draft=mtp, engine=str(r.engine))
-            out.append(PointObs("glm5_sweeps", case, int(r.concurrency), k, metric, float(value), label, limits))
+        out += _sweep_points("glm5_sweeps", sc, dep, str(r.spec), k, str(r.engine), int(r.concurrency), label,
+                             limits, {"interactivity": r.interactivity, "tput_per_gpu": r.tput_per_gpu})
+    return out
+
+
+def atom_ci_observations(path: Path) -> list[PointObs]:
+    """ATOM's CI MTP on/off sweeps (conf/measured/SOURCE.md): per concurrency, interactivity (1000 / mean TPOT)
+    and throughput per GPU (input + output tokens of the whole server over its TP GPUs), at ATOM's default
+    limits (the CI sets none: search_space.default_limits)."""
+    df = pd.read_csv(path)
+    out: list[PointObs] = []
+    for r in df.itertuples(index=False):
+        sc = scenario_for(str(r.model), r.hardware, r.precision, int(r.isl), int(r.osl), ENGINE_PREFILL[r.engine])
+        dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
+        k = int(r.k)
+        d = default_limits(str(r.engine), sc.hardware.hbm_capacity_gb, dep.tp, k)
+        limits = EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], max_running_requests=d["max_running_requests"],
+                              max_num_tokens=d["max_num_tokens"], source=f"{r.engine} defaults (CI sets none)")
+        label = f"{r.model}/{r.hardware}/{r.precision}/{sc.workload.name}/tp{r.tp}/{r.spec}/c{r.concurrency}"
+        out += _sweep_points("atom_ci", sc, dep, str(r.spec), k, str(r.engine), int(r.concurrency), label, limits,
+                             {"interactivity": 1e3 / float(r.mean_tpot_ms),
+                              "tput_per_gpu": float(r.total_tok_s) / int(r.tp)})
     return out
 
 

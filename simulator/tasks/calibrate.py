@@ -8,7 +8,7 @@ from pathlib import Path
 
 from simulator.calibration import store
 from simulator.calibration.crossval import run_cv, write_targets_csv
-from simulator.calibration.dataset import SILICON, SWEEPS, build_problem, data_dir_of
+from simulator.calibration.dataset import ATOM_CI, SILICON, SWEEPS, build_problem, data_dir_of
 from simulator.calibration.fit import FitResult, fit
 from simulator.catalog import CONF_DIR
 from simulator.runconfig import RunConfig
@@ -67,6 +67,7 @@ def run(cfg: RunConfig, out: Path) -> None:
     data = store.to_yaml_dict(name, result, {
         "silicon": f"{SILICON} (aiconfigurator silicon sample, Apache-2.0): single-node TPOT",
         "sweeps": f"{SWEEPS} (InferenceX blog tables): GLM-5 8k/1k MTP on/off",
+        "atom_ci": f"{ATOM_CI} (ATOM's CI dashboard, MIT): DeepSeek-R1 / V4-Pro on MI355X, MTP on/off",
         "pages": "conf/page_figures/*.yaml (InferenceX comparison pages)"})
     if cfg.calibrate.cross_validate:  # the held-out residual spread is the bands' model error
         cv = run_cv(data_dir, "leave_one_page_out", pages)

@@ -156,3 +156,23 @@ def test_atom_ci_sweeps_load_at_atom_defaults_with_their_own_metrics() -> None:
     assert got["interactivity"] == pytest.approx(1e3 / r.mean_tpot_ms)
     assert got["tput_per_gpu"] == pytest.approx(r.total_tok_s / 8)
     assert all(o.draft_tokens == (3 if "/mtp/" in o.label else 0) for o in obs)
+
+
+def test_an_atom_ci_row_the_catalog_cannot_price_names_the_file_and_row(tmp_path: Path) -> None:
+    """A sweep row on an engine, model or GPU the catalog does not know: a SpecError naming the file, the row
+    and the allowed values, never a traceback or a row silently dropped."""
+    import pandas as pd
+
+    from simulator.calibration.data import atom_ci_observations
+    from simulator.calibration.dataset import ATOM_CI, DEFAULT_DATA_DIR
+    from simulator.catalog import SpecError
+
+    rows = pd.read_csv(DEFAULT_DATA_DIR / ATOM_CI).head(2)
+    for column, value, allowed in (("engine", "tgi", "known: sglang"), ("model", "nosuch", "valid keys: deepseek_r1"),
+                                   ("hardware", "tpu", "valid keys: b200")):
+        bad = rows.copy()
+        bad.loc[1, column] = value
+        path = tmp_path / f"{column}.csv"
+        bad.to_csv(path, index=False)
+        with pytest.raises(SpecError, match=rf"{column}.csv: row 2: .*{value}.*{allowed}"):
+            atom_ci_observations(path)

@@ -1,9 +1,10 @@
 """Measured data as observations the model can predict: silicon TPOT, MTP on/off sweeps, page targets.
 
-Sources (all under ../shared/data, read only when calibrating):
-- measured/silicon_sample.csv: aiconfigurator's silicon sample (Apache-2.0): TPOT per deployment and
+Sources (shipped in conf/measured, read only when calibrating; conf/measured/SOURCE.md):
+- silicon_sample.csv: aiconfigurator's silicon sample (Apache-2.0): TPOT per deployment and
   concurrency, no speculation. Single-node ("agg") rows of catalog models only.
-- measured/glm5_8k1k_mtp_sweeps.csv: InferenceX blog tables: GLM-5 8k/1k, MTP on and off, SGLang.
+- glm5_8k1k_mtp_sweeps.csv: InferenceX blog tables: GLM-5 8k/1k, MTP on and off, SGLang.
+- atom_ci_mtp_sweeps.csv: ATOM's CI dashboard (MIT): DeepSeek-R1 / V4-Pro on MI355X, MTP on and off.
 - the comparison pages (bundled in conf/page_figures): MTP and Off throughput at matched interactivity.
 """
 
@@ -165,15 +166,20 @@ def atom_ci_observations(path: Path) -> list[PointObs]:
     limits (the CI sets none: search_space.default_limits)."""
     df = pd.read_csv(path)
     out: list[PointObs] = []
-    for r in df.itertuples(index=False):
-        sc = scenario_for(str(r.model), r.hardware, r.precision, int(r.isl), int(r.osl), ENGINE_PREFILL[r.engine])
+    for i, r in enumerate(df.itertuples(index=False)):
+        try:
+            engine = engine_key(str(r.engine))
+            sc = scenario_for(str(r.model), str(r.hardware), str(r.precision), int(r.isl), int(r.osl),
+                              ENGINE_PREFILL[engine])
+        except (ValueError, SpecError) as e:  # a row this catalog cannot price: say which, never a traceback
+            raise SpecError(f"{path}: row {i + 1}: {e}") from e
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         k = int(r.k)
-        d = default_limits(str(r.engine), sc.hardware.hbm_capacity_gb, dep.tp, k)
+        d = default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)
         limits = EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], max_running_requests=d["max_running_requests"],
-                              max_num_tokens=d["max_num_tokens"], source=f"{r.engine} defaults (CI sets none)")
+                              max_num_tokens=d["max_num_tokens"], source=f"{engine} defaults (CI sets none)")
         label = f"{r.model}/{r.hardware}/{r.precision}/{sc.workload.name}/tp{r.tp}/{r.spec}/c{r.concurrency}"
-        out += _sweep_points("atom_ci", sc, dep, str(r.spec), k, str(r.engine), int(r.concurrency), label, limits,
+        out += _sweep_points("atom_ci", sc, dep, str(r.spec), k, engine, int(r.concurrency), label, limits,
                              {"interactivity": 1e3 / float(r.mean_tpot_ms),
                               "tput_per_gpu": float(r.total_tok_s) / int(r.tp)})
     return out

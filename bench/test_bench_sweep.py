@@ -47,7 +47,13 @@ def concurrency(points: int) -> torch.Tensor:
 def run(benchmark: BenchmarkFixture, fn: Callable[[], object], points: int, rounds: int) -> None:
     benchmark.extra_info["points"] = points
     benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=1 if rounds > 1 else 0)
-    benchmark.extra_info["points_per_s"] = points / benchmark.stats.stats.mean
+    record_rate(benchmark, points)
+
+
+def record_rate(benchmark: BenchmarkFixture, points: int) -> None:
+    """points/s into the JSON's extra_info; nothing under --benchmark-disable (no timings: one plain run)."""
+    if benchmark.stats is not None:
+        benchmark.extra_info["points_per_s"] = points / benchmark.stats.stats.mean
 
 
 def test_per_point_python_loop(benchmark: BenchmarkFixture, cases: list[Case]) -> None:
@@ -83,7 +89,7 @@ def test_torch_cpu_compiled(benchmark: BenchmarkFixture, batch: CaseBatch, point
     benchmark.extra_info["points"] = points
     benchmark.pedantic(lambda: sweep(batch, c, K, A, backend="torch", device="cpu", progress=False,
                                      compile_torch=True), rounds=1, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["points_per_s"] = points / benchmark.stats.stats.mean
+    record_rate(benchmark, points)
 
 
 def gpu_sweep(batch: CaseBatch, c: torch.Tensor, backend: str) -> None:

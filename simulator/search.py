@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.scenario import Scenario
-from simulator.search_space import default_limits, load_multinode, load_search_spaces
+from simulator.search_space import engine_default_limits, load_multinode, load_search_spaces
 from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
 from simulator.specs.topology import NODE_GPUS, DisaggregatedSpec, WorkerSpec
 from simulator.specs.vocabulary import Side
@@ -65,14 +65,13 @@ class Candidate:
 
 def open_limits(sc: Scenario, dep: DeploymentSpec, k: int) -> EngineLimits:
     """Limits of an open-search deployment on `serving.engine` (default SGLang, the benchmark's most common
-    engine): that engine's documented CUDA-graph size and token budget (search_space.default_limits) and the
+    engine): that engine's documented CUDA-graph size and token budget (search_space.engine_default_limits) and the
     configured `serving.max_running_requests` (what a deployment engineer sets, in place of the engine's own
     default)."""
     engine = sc.serving.engine
-    d = default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)
-    return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], cuda_graph_counts_tokens=engine == "vllm",
-                        max_running_requests=sc.serving.max_running_requests, max_num_tokens=d["max_num_tokens"],
-                        source=f"{engine} defaults (open search); serving.max_running_requests")
+    return engine_default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k).model_copy(update={
+        "max_running_requests": sc.serving.max_running_requests,
+        "source": f"{engine} defaults (open search); serving.max_running_requests"})
 
 
 def open_concurrencies(limit: int) -> tuple[int, ...]:

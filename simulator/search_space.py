@@ -160,6 +160,15 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
     return dict.fromkeys(LIMIT_KEYS)
 
 
+def engine_default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> EngineLimits:
+    """`default_limits` as the EngineLimits a deployment runs with when nothing sets them (vLLM's graph limit
+    counts B x (1 + k) tokens, the others' requests)."""
+    d = default_limits(engine, hbm_gb, tp, k)
+    return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], cuda_graph_counts_tokens=engine == "vllm",
+                        max_running_requests=d["max_running_requests"], max_num_tokens=d["max_num_tokens"],
+                        source=f"{engine} defaults")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader where libyaml is built in: ~6x faster
     return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 - a safe loader

@@ -71,9 +71,9 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     """Cost of a pass over `tokens` tokens from `requests` requests at mean context `context` tokens.
 
     Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests (ceil(n / DP) of n,
-    `busiest_rank_share`); MoE experts
-    see all tokens (gathered), touching the expected number of distinct local experts on the busiest EP rank. The latency floor
-    is `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
+    `busiest_rank_share`); MoE experts see all tokens (gathered), touching the expected number of distinct
+    local experts on the busiest EP rank (moe.expected_experts_touched). The latency floor is
+    `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
     without CUDA graphs; the host issues each layer in `eager_layer_pass_latency_us` while the GPU works
     asynchronously, so the pass takes max(GPU time, launch time) (never less than under graphs).
     `state_writes`: copies of each request's recurrent state the pass writes after reading it once (1: the

@@ -23,7 +23,7 @@ from simulator.evaluate import candidate_case
 from simulator.pages import Page
 from simulator.scenario import Scenario
 from simulator.search import Candidate, benchmark_candidates
-from simulator.search_space import default_limits
+from simulator.search_space import engine_default_limits
 from simulator.specs import DeploymentSpec, EngineLimits, ServingSpec, WorkloadSpec
 from simulator.specs.topology import DEFAULT_MAX_GPUS
 from simulator.specs.vocabulary import SIDES, WORKLOADS, engine_key, workload_tokens
@@ -163,7 +163,7 @@ def sweep_observations(path: Path) -> list[PointObs]:
 def atom_ci_observations(path: Path) -> list[PointObs]:
     """ATOM's CI MTP on/off sweeps (conf/measured/SOURCE.md): per concurrency, interactivity (1000 / mean TPOT)
     and throughput per GPU (input + output tokens of the whole server over its TP GPUs), at ATOM's default
-    limits (the CI sets none: search_space.default_limits)."""
+    limits (the CI sets none: search_space.engine_default_limits)."""
     df = pd.read_csv(path)
     out: list[PointObs] = []
     for i, r in enumerate(df.itertuples(index=False)):
@@ -175,9 +175,7 @@ def atom_ci_observations(path: Path) -> list[PointObs]:
             raise SpecError(f"{path}: row {i + 1}: {e}") from e
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         k = int(r.k)
-        d = default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)
-        limits = EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], max_running_requests=d["max_running_requests"],
-                              max_num_tokens=d["max_num_tokens"], source=f"{engine} defaults (CI sets none)")
+        limits = engine_default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)  # the CI sets none
         label = f"{r.model}/{r.hardware}/{r.precision}/{sc.workload.name}/tp{r.tp}/{r.spec}/c{r.concurrency}"
         out += _sweep_points("atom_ci", sc, dep, str(r.spec), k, engine, int(r.concurrency), label, limits,
                              {"interactivity": 1e3 / float(r.mean_tpot_ms),

@@ -20,7 +20,7 @@ from simulator.specs import (
     ServingSpec,
     WorkloadSpec,
 )
-from simulator.specs.vocabulary import ENGINES
+from simulator.specs.vocabulary import ENGINES, KvCacheDtype
 from simulator.speculative import StepTables
 
 
@@ -52,7 +52,18 @@ class Scenario(BaseModel):
 
     @property
     def kv_bytes(self) -> float:
+        """Bytes per cached value: the model's native cache format where its kernels take only that one, else
+        the serving setting's."""
+        if self.model.native_kv_cache_dtype is not None:
+            return ServingSpec(kv_cache_dtype=self.model.native_kv_cache_dtype).kv_bytes_per_value(self.precision)
         return self.serving.kv_bytes_per_value(self.precision)
+
+    def with_kv_cache_dtype(self, dtype: KvCacheDtype | None) -> Scenario:
+        """This scenario with its KV cache stored as `dtype` (a deployment's own setting); None or the same
+        dtype: this scenario itself."""
+        if dtype is None or dtype == self.serving.kv_cache_dtype:
+            return self
+        return self.model_copy(update={"serving": self.serving.model_copy(update={"kv_cache_dtype": dtype})})
 
     @cached_property
     def knob_tensors(self) -> KnobTensors:

@@ -17,7 +17,7 @@ from simulator.scenario import Scenario
 from simulator.search_space import engine_default_limits, load_multinode, load_search_spaces
 from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
 from simulator.specs.topology import NODE_GPUS, DisaggregatedSpec, WorkerSpec
-from simulator.specs.vocabulary import Side
+from simulator.specs.vocabulary import KvCacheDtype, Side
 from simulator.topology import worker_memory
 
 SearchMode = Literal["benchmark", "open"]
@@ -32,7 +32,9 @@ class Candidate:
     """A deployment with the concurrencies and draft lengths to run it at, on one side, and the engine
     limits it runs under: one `EngineLimits` per concurrency, or one for all (default: no limits).
     `pinned_al`: the acceptance length the recipe pins at its one draft length (a synthetic-acceptance run),
-    which replaces the measured, calibrated AL(k) for this candidate's points; None: acceptance measured."""
+    which replaces the measured, calibrated AL(k) for this candidate's points; None: acceptance measured.
+    `kv_cache_dtype`: the KV-cache dtype the deployment ran with (its script's setting or its engine's default,
+    search_space); None: the scenario's own `serving.kv_cache_dtype`."""
 
     side: Side
     deployment: DeploymentSpec | DisaggregatedSpec  # one worker (single-node or wide), or xPyD pools
@@ -41,6 +43,7 @@ class Candidate:
     engine: str = "any"
     limits: tuple[EngineLimits, ...] = (EngineLimits(),)
     pinned_al: float | None = None
+    kv_cache_dtype: KvCacheDtype | None = None
 
     def __post_init__(self) -> None:  # each k is a valid speculative setting for its side
         for k in self.draft_tokens:
@@ -145,7 +148,7 @@ def benchmark_candidates(sc: Scenario, side: Side, model_key: str, hardware_key:
         dep = sc.deployment(tp=r.tp, ep=r.ep, dp_attention=r.dp_attn)
         k = (r.draft_tokens or 0) if side == "mtp" else 0
         out.append(Candidate(side, dep, tuple(r.concurrencies), (k,), r.engine,
-                             tuple(r.limits_at(c) for c in r.concurrencies)))
+                             tuple(r.limits_at(c) for c in r.concurrencies), kv_cache_dtype=r.kv_cache_dtype))
     if max_gpus > NODE_GPUS:
         out += multinode_candidates(sc, side, model_key, hardware_key, workload_key, max_gpus)
     return out

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.catalog import CONF_DIR
 from simulator.specs import EngineLimits
 from simulator.specs.topology import DisaggregatedSpec
+from simulator.specs.vocabulary import KvCacheDtype
 from simulator.specs.vocabulary import Side as Spec  # the side a benchmark row runs ("spec-decoding")
 
 DEFAULT_PATH = CONF_DIR / "deployments" / "benchmark.yaml"
@@ -55,6 +56,9 @@ class BenchmarkDeployment(BaseModel):
     # the script runs speculation with the overlap scheduler on (SGLANG_ENABLE_SPEC_V2=1; EngineLimits)
     speculation_overlapped: bool = False
     limits_source: str = ""
+    # the KV-cache dtype the script set (--kv-cache-dtype / kv_cache_config.dtype), or its engine's default where
+    # it sets none (kv_cache_dtype_of); None: not recorded (the scenario's own setting prices it)
+    kv_cache_dtype: KvCacheDtype | None = None
 
     def limits_at(self, concurrency: int) -> EngineLimits:
         """The EngineLimits this deployment ran with at `concurrency` (none recorded: no limits)."""
@@ -158,6 +162,25 @@ def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any
     if engine == "atom":
         return {"cuda_graph_max_bs": 256, "max_running_requests": 512, "max_num_tokens": 16384}
     return dict.fromkeys(LIMIT_KEYS)
+
+
+# The KV-cache dtype each engine stores when a script leaves --kv-cache-dtype unset (docs/sources.md#engine-defaults)
+ENGINE_DEFAULT_KV_CACHE_DTYPE: dict[str, KvCacheDtype] = {"sglang": "bf16", "vllm": "bf16", "trt": "auto", "atom": "bf16"}
+
+
+def kv_cache_dtype_of(engine: str, native: KvCacheDtype | None = None) -> KvCacheDtype:
+    """The KV-cache dtype `engine` runs with where nothing sets it (docs/sources.md#engine-defaults): the model's
+    `native` cache format where its kernels take only that one (ModelSpec.native_kv_cache_dtype), else:
+
+    - SGLang (`--kv-cache-dtype auto`, v0.5.12-0.5.16 configure_kv_cache_dtype): the model's dtype (BF16) unless
+      the checkpoint's quantization config states `kv_cache_quant_algo: FP8` (ModelOpt configs only; the
+      block-FP8 checkpoints the benchmark runs do not).
+    - vLLM (`kv_cache_dtype="auto"`): the model's dtype, BF16 likewise.
+    - TensorRT-LLM (`kv_cache_config.dtype="auto"`): "Using checkpoint KV quantization", the checkpoint's
+      quantization config decides; "auto" keeps the simulator's rule (FP8 beside FP8 / FP4 weights).
+    - ATOM (atom/model_engine/arg_utils.py): kv_cache_dtype "bf16" (bf16 or fp8, no "auto").
+    """
+    return native or ENGINE_DEFAULT_KV_CACHE_DTYPE.get(engine, "auto")
 
 
 def engine_default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> EngineLimits:

@@ -122,3 +122,40 @@ def test_an_open_fallback_is_marked_and_kept_out_of_the_benchmark_figures(tmp_pa
     moved = dataclasses.replace(v, compare=dataclasses.replace(v.compare, search=FALLBACK))
     both = summary([v, moved])
     assert both["fallback_pages"] == [page.source] and both["mtp"] == summary([v])["mtp"]
+
+
+def test_a_benchmark_deployment_is_priced_with_the_kv_cache_dtype_its_script_ran() -> None:
+    """DeepSeek-R1 FP8 on H200: the SGLang scripts set no --kv-cache-dtype (BF16, the engine's default), the
+    TensorRT-LLM ones FP8. Every task's case carries that dtype: the SGLang case holds half the requests in its
+    KV pool and reads twice the cache bytes per context token of the same deployment under FP8."""
+    from simulator.evaluate import candidate_case
+    from simulator.lowering import lower_target
+    from simulator.search import benchmark_candidates
+
+    sc = compose(["model=deepseek_r1", "hardware=h200", "precision=fp8", "workload=1k1k"]).scenario()
+    assert sc.serving.kv_cache_dtype == "auto" and sc.kv_bytes == 1.0
+    cands = benchmark_candidates(sc, "off", "deepseek_r1", "h200", "1k1k")
+    sgl = next(c for c in cands if c.engine == "sglang")
+    trt = next(c for c in cands if c.engine == "trt")
+    case, fp8_case = candidate_case(sc, sgl), candidate_case(sc, trt)
+    assert case.scenario.kv_bytes == 2.0 and fp8_case.scenario.kv_bytes == 1.0
+    dep = sgl.deployment
+    bf16_pool = case.scenario.memory(dep, False).max_concurrency
+    fp8_pool = sc.memory(dep, False).max_concurrency
+    assert 0.4 * fp8_pool <= bf16_pool <= 0.6 * fp8_pool
+    reads = [float(lower_target(s.model, s.hardware, s.precision, dep, s.kv_bytes).bytes_per_request_ctx.sum())
+             for s in (case.scenario, sc)]
+    assert reads[0] == pytest.approx(2 * reads[1])
+
+
+def test_a_model_whose_kernels_take_one_cache_dtype_is_priced_in_it() -> None:
+    """DeepSeek-V4's attention reads an FP8 cache only (ModelSpec.native_kv_cache_dtype): a deployment asking
+    for BF16 still stores one byte per cached value, and the benchmark table records FP8 for its SGLang rows,
+    which set no --kv-cache-dtype."""
+    from simulator.search_space import load_search_spaces
+
+    sc = compose(["model=deepseek_v4_pro", "hardware=h200", "precision=fp8", "workload=1k1k"]).scenario()
+    assert sc.model.native_kv_cache_dtype == "fp8"
+    assert sc.with_kv_cache_dtype("bf16").kv_bytes == 1.0
+    rows = load_search_spaces().lookup("deepseek_v4_pro", "h200", "fp8", "1k1k", "off")
+    assert {(d.engine, d.kv_cache_dtype) for d in rows if d.engine == "sglang"} == {("sglang", "fp8")}

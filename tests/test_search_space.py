@@ -33,6 +33,7 @@ from tools.build_deployments import (
     snapshot,
 )
 from tools.build_deployments import _graph_batch_list as graph_batch_list
+from tools.build_deployments import _kv_setting as kv_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -295,3 +296,25 @@ def test_graph_capture_lists() -> None:
     assert graph_batch_list("engine default", {"CONC": 8}) is None
     with pytest.raises(ValueError, match="unreadable"):
         graph_batch_list("same ladder as B200 TRT script", {"CONC": 8})
+
+
+def test_kv_cache_dtype_settings() -> None:
+    """A script's --kv-cache-dtype as the vocabulary names it; unset / auto: the engine's default (None)."""
+    assert kv_setting("fp8_e4m3") == "fp8" and kv_setting("fp8") == "fp8" and kv_setting("bfloat16") == "bf16"
+    for unset in (None, "auto", "engine default (not set)", "engine default"):
+        assert kv_setting(unset) is None
+    with pytest.raises(ValueError, match="unreadable kv_cache_dtype"):
+        kv_setting("int8")
+
+
+def test_each_deployment_records_the_kv_cache_dtype_it_ran_with(table: SearchSpaceTable) -> None:
+    """Scripts that pass --kv-cache-dtype fp8 run FP8 caches; SGLang scripts that pass none run the engine's
+    default, the checkpoint's BF16 (DeepSeek-R1 FP8 on H200; both sides of its SGLang rows)."""
+    r1 = table.lookup("deepseek_r1", "h200", "fp8", "1k1k", "mtp") + table.lookup(
+        "deepseek_r1", "h200", "fp8", "1k1k", "off")
+    assert {d.kv_cache_dtype for d in r1 if d.engine == "sglang"} == {"bf16"}
+    assert {d.kv_cache_dtype for d in r1 if d.engine == "trt"} == {"fp8"}
+    glm = table.lookup("glm5", "b200", "fp4", "1k1k", "mtp")
+    assert glm and {d.kv_cache_dtype for d in glm} == {"fp8"}
+    for deps in table.entries.values():
+        assert all(d.kv_cache_dtype is not None for d in deps)

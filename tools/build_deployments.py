@@ -51,9 +51,10 @@ from simulator.search_space import (  # noqa: E402
     MultinodeDeployment,
     SearchSpaceTable,
     default_limits,
+    kv_cache_dtype_of,
 )
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec  # noqa: E402
-from simulator.specs.vocabulary import WORKLOADS  # noqa: E402
+from simulator.specs.vocabulary import WORKLOADS, KvCacheDtype  # noqa: E402
 from simulator.specs.vocabulary import Side as Spec  # noqa: E402
 
 REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX"
@@ -494,6 +495,39 @@ def speculation_overlapped(items: list[dict[str, Any]], row: _Row) -> bool:
     return bool(envs) and all(str(e.get("SGLANG_ENABLE_SPEC_V2", "0")).lower() in ("1", "true") for e in envs)
 
 
+def _kv_setting(value: Any) -> KvCacheDtype | None:
+    """A script's KV-cache dtype as the vocabulary names it; None where the script leaves the engine default
+    ("auto" resolves to that default too). Raises ValueError on text it cannot read."""
+    text = "" if value is None else str(value).strip().lower()
+    if not text or text == "auto" or text.startswith("engine default") or text == "not set":
+        return None
+    if text.startswith("fp8"):  # fp8, fp8_e4m3, fp8_e5m2
+        return "fp8"
+    if text in ("bf16", "bfloat16"):
+        return "bf16"
+    raise ValueError(f"unreadable kv_cache_dtype {value!r}")
+
+
+def resolve_kv_cache_dtype(items: list[dict[str, Any]], row: _Row) -> tuple[KvCacheDtype, str]:
+    """The KV-cache dtype the row's script ran with and where it came from: the script's --kv-cache-dtype (one
+    value across its branches, else the build stops), or the engine's default (search_space.kv_cache_dtype_of)."""
+    found = set()
+    for item in _settings_items(items, row):
+        value = (item.get("settings") or {}).get("kv_cache_dtype")
+        try:
+            setting = _kv_setting(value)
+        except ValueError as e:
+            raise ValueError(f"{item['script']} ({item.get('when', '')}): {e}") from e
+        if setting is not None:
+            found.add(setting)
+    if len(found) > 1:
+        raise ValueError(f"{row.file} {row.entry}: branches set different KV-cache dtypes {sorted(found)}")
+    if found:
+        return found.pop(), "kv_cache_dtype script"
+    native = load_model(MODEL_KEYS[row.prefix])[0].native_kv_cache_dtype
+    return kv_cache_dtype_of(row.engine, native), "kv_cache_dtype " + ("model's native" if native else "engine default")
+
+
 PER_RANK_LIMIT_ENGINES = frozenset({"trt", "vllm"})  # engines whose running / token limits are per DP rank
 
 
@@ -542,6 +576,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
     rows: dict[tuple[int | None, str], list[tuple[int, int | None, int | None, int | None]]] = {}
     limits_source = ""
     overlapped = speculation_overlapped(items, row)
+    kv_dtype, kv_source = resolve_kv_cache_dtype(items, row)
     for conc in row.concurrencies:
         if row.spec == "off":
             k, source = None, origin
@@ -549,6 +584,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             k, draft_source = _resolve_draft(items, row, conc)
             source = f"{origin}; k from {draft_source}"
         limits, limits_source = resolve_limits(items, row, conc, k or 0)
+        limits_source += f", {kv_source}"
         groups.setdefault((k, source), []).append(conc)
         rows.setdefault((k, source), []).append((conc, limits["cuda_graph_max_batch"],
                                                  limits["max_running_requests"], limits["max_num_tokens"]))
@@ -566,6 +602,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             cuda_graph_counts_tokens=row.engine == "vllm",
             speculation_overlapped=overlapped,
             limits_source=limits_source,
+            kv_cache_dtype=kv_dtype,
         )
         for (k, source), concs in groups.items()
     ]
@@ -576,7 +613,7 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
     merged: dict[tuple[Any, ...], tuple[dict[int, tuple[int, int | None, int | None, int | None]], list[str]]] = {}
     for dep in deployments:
         ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens,
-                 dep.speculation_overlapped)
+                 dep.speculation_overlapped, dep.kv_cache_dtype)
         limits, sources = merged.setdefault(ident, ({}, []))
         for row in dep.limits:
             limits.setdefault(row[0], row)  # the first source's limits where two scripts ran the same point
@@ -599,8 +636,9 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
             cuda_graph_counts_tokens=tokens,
             speculation_overlapped=overlapped,
             limits_source=" | ".join(sorted({s for s in sources if s.startswith(SETTINGS_FILE)})),
+            kv_cache_dtype=kv_dtype,
         )
-        for (spec, engine, tp, ep, dp_attn, k, tokens, overlapped), (limits, sources) in merged.items()
+        for (spec, engine, tp, ep, dp_attn, k, tokens, overlapped, kv_dtype), (limits, sources) in merged.items()
     ]
     return sorted(result, key=lambda d: (d.spec, d.engine, d.tp, d.ep, d.dp_attn, d.draft_tokens or 0))
 

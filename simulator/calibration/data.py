@@ -123,14 +123,16 @@ def silicon_observations(path: Path) -> list[PointObs]:
     return out
 
 
-def benchmark_limits(sc: Scenario, side: str, model: str, hardware: str, dep: DeploymentSpec,
-                     concurrency: int) -> EngineLimits:
-    """The engine limits the benchmark script set for this deployment at this concurrency (none recorded:
-    no limits beyond memory)."""
+def benchmark_setting(sc: Scenario, side: str, model: str, hardware: str, dep: DeploymentSpec,
+                      concurrency: int) -> tuple[Scenario, EngineLimits]:
+    """The scenario and engine limits the benchmark script ran this deployment at this concurrency with: its
+    KV-cache dtype (Scenario.with_kv_cache_dtype) and limits; none recorded: the scenario as given and no limits
+    beyond memory."""
     for cand in benchmark_candidates(sc, side, model, hardware, sc.workload.name):  # type: ignore[arg-type]
         if cand.deployment == dep and concurrency in cand.concurrencies:
-            return cand.limits_at(cand.concurrencies.index(concurrency))
-    return EngineLimits(source="no limits recorded")
+            return (sc.with_kv_cache_dtype(cand.kv_cache_dtype),
+                    cand.limits_at(cand.concurrencies.index(concurrency)))
+    return sc, EngineLimits(source="no limits recorded")
 
 
 def _sweep_points(dataset: str, sc: Scenario, dep: DeploymentSpec, spec: str, k: int, engine: str,
@@ -154,8 +156,8 @@ def sweep_observations(path: Path) -> list[PointObs]:
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         k = 3 if r.spec == "mtp" else 0  # SGLang GLM-5: 3 steps, top-k 1 (docs/sources.md#benchmark-methodology)
         label = f"glm5/{r.hardware}/{r.precision}/tp{r.tp}/{r.spec}/c{r.concurrency}"
-        limits = benchmark_limits(sc, r.spec, "glm5", r.hardware, dep, int(r.concurrency))
-        out += _sweep_points("glm5_sweeps", sc, dep, str(r.spec), k, str(r.engine), int(r.concurrency), label,
+        run_sc, limits = benchmark_setting(sc, r.spec, "glm5", r.hardware, dep, int(r.concurrency))
+        out += _sweep_points("glm5_sweeps", run_sc, dep, str(r.spec), k, str(r.engine), int(r.concurrency), label,
                              limits, {"interactivity": r.interactivity, "tput_per_gpu": r.tput_per_gpu})
     return out
 
@@ -163,7 +165,7 @@ def sweep_observations(path: Path) -> list[PointObs]:
 def atom_ci_observations(path: Path) -> list[PointObs]:
     """ATOM's CI MTP on/off sweeps (conf/measured/SOURCE.md): per concurrency, interactivity (1000 / mean TPOT)
     and throughput per GPU (input + output tokens of the whole server over its TP GPUs), at ATOM's default
-    limits (the CI sets none: search_space.engine_default_limits)."""
+    limits (the CI sets none: search_space.engine_default_limits) and the FP8 KV cache the CI sets."""
     df = pd.read_csv(path)
     out: list[PointObs] = []
     for i, r in enumerate(df.itertuples(index=False)):
@@ -173,6 +175,7 @@ def atom_ci_observations(path: Path) -> list[PointObs]:
                               ENGINE_PREFILL[engine])
         except (ValueError, SpecError) as e:  # a row this catalog cannot price: say which, never a traceback
             raise SpecError(f"{path}: row {i + 1}: {e}") from e
+        sc = sc.with_kv_cache_dtype("fp8")  # the CI's server flags: --kv_cache_dtype fp8 (SOURCE.md)
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         k = int(r.k)
         limits = engine_default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)  # the CI sets none

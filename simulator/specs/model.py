@@ -126,6 +126,9 @@ class ModelSpec(Frozen):
     layers: list[LayerGroup] = Field(min_length=1)
     native_expert_dtype: Literal["fp4"] | None = Field(
         default=None, description="experts stored in this dtype whatever the deployment precision")
+    native_kv_cache_dtype: Literal["fp8"] | None = Field(default=None, description=(
+        "the only KV-cache dtype the model's attention kernels take, whatever a deployment asks for (DeepSeek-V4: "
+        "FlashMLA's sparse decode reads an FP8 cache; SGLang turns its 'auto' into fp8_e4m3)"))
     draft: DraftModuleSpec | None = None
     hyper_connection_streams: int = Field(default=1, ge=1, le=16, description=(
         "residual streams of manifold-constrained hyper-connections (DeepSeek-V4 hc_mult 4); 1: a plain "

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.specs.base import Frozen
-from simulator.specs.vocabulary import Engine, Precision
+from simulator.specs.vocabulary import Engine, KvCacheDtype, Precision
 
 
 class WorkloadSpec(Frozen):
@@ -144,7 +144,9 @@ class ServingSpec(Frozen):
         default="separate", description="separate: a prefill batch stalls decode; chunked: mixed into decode")
     prefill_chunk_tokens: int = Field(default=16384, ge=256, le=1_048_576)
     mem_fraction: float = Field(default=0.85, gt=0.1, le=0.98, description="share of HBM for weights + KV")
-    kv_cache_dtype: Literal["auto", "fp8", "bf16"] = "auto"
+    kv_cache_dtype: KvCacheDtype = Field(default="auto", description=(
+        "KV-cache storage: auto (FP8 beside FP8 / FP4 weights, BF16 beside BF16), fp8 or bf16; a benchmark "
+        "deployment runs with the dtype its script set, or its engine's default (search_space.kv_cache_dtype_of)"))
     max_running_requests: int = Field(default=1024, ge=1, le=65_536)
 
     def kv_bytes_per_value(self, precision: Precision) -> float:

@@ -36,6 +36,12 @@ PRECISION_FORMATS: dict[Precision, PrecisionFormat] = {
 }
 BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_FORMATS.items()}
 
+# ---- KV-cache dtype: how a deployment stores its cache ----------------------------------------------------
+# "auto": the simulator's rule for a deployment nobody configured (FP8 cache beside FP8 / FP4 weights, BF16
+# beside BF16 ones, ServingSpec.kv_bytes_per_value); "fp8" / "bf16": what an engine was told (or defaults to)
+KvCacheDtype = Literal["auto", "fp8", "bf16"]
+KV_CACHE_DTYPES: tuple[KvCacheDtype, ...] = ("auto", "fp8", "bf16")
+
 # ---- workload: the benchmark's fixed-length random prompts, by (ISL, OSL) ---------------------------------
 Workload = Literal["1k1k", "8k1k", "1k8k"]
 WORKLOADS: dict[tuple[int, int], Workload] = {(1024, 1024): "1k1k", (8192, 1024): "8k1k", (1024, 8192): "1k8k"}

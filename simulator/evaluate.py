@@ -123,8 +123,9 @@ class CandidatePoints:
 
 def candidate_case(sc: Scenario, cand: Candidate, index: int = 0, group: GroupKey | None = None) -> Case:
     """The case a candidate's `index`-th concurrency runs as: its deployment and side, the limits there, the
-    AL its recipe pins (if any), its engine and the KV-cache dtype it ran with."""
-    return Case(sc.with_kv_cache_dtype(cand.kv_cache_dtype), cand.deployment, with_draft=cand.side == "mtp", group=group, limits=cand.limits_at(index),
+    AL its recipe pins (if any), its engine and the cache dtypes it ran with (Candidate.run_scenario)."""
+    return Case(cand.run_scenario(sc), cand.deployment, with_draft=cand.side == "mtp", group=group,
+                limits=cand.limits_at(index),
                 pinned_al=cand.pinned, engine=cand.engine)
 
 

@@ -17,7 +17,7 @@ from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
 from simulator.specs.vocabulary import BYTES_PER_VALUE
 
 ACTIVATION_BYTES = 2.0  # bf16 activations and collectives
-STATE_BYTES = 4.0  # fp32 recurrent state of linear attention
+STATE_BYTES = 4.0  # fp32 recurrent state of linear attention (the default; ServingSpec.ssm_state_dtype)
 # Sampling a position reads its vocabulary-wide logits: the vocab-parallel LM head's shards are all-gathered
 # onto every TP rank (SGLang LogitsProcessor, vLLM LogitsProcessor gather), written once and read once by the
 # softmax / argmax / accept-reject compare (SGLang eagle_info verify: argmax or softmax over
@@ -127,7 +127,7 @@ def head_padding(op: OpDef, hw: HardwareSpec, split: int) -> float:
 
 
 def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-             kv_bytes: float) -> dict[str, float]:
+             kv_bytes: float, state_bytes: float = STATE_BYTES) -> dict[str, float]:
     """Per-GPU coefficients of one operator, summed over its layers."""
     n = op.layers
     wbytes = BYTES_PER_VALUE[weight_dtype(op, model, precision)]
@@ -151,17 +151,18 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
     kv = n * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
     row["bytes_per_token"] = n * io_bytes + kv  # activations + the new token's cache entry
     row["bytes_per_request_ctx"] = kv
-    row["bytes_per_request"] = n * op.state_values_per_request * STATE_BYTES / min(dep.attention_tp, op.state_heads)
+    row["bytes_per_request"] = n * op.state_values_per_request * state_bytes / min(dep.attention_tp, op.state_heads)
     row["dp_sharded"] = 1.0 if op.shard in ("attention", "replicated") else 0.0
     return row
 
 
 def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: Precision,
-              dep: DeploymentSpec, kv_bytes: float, layer_passes: int, floors: int | None = None) -> PassTable:
+              dep: DeploymentSpec, kv_bytes: float, layer_passes: int, floors: int | None = None,
+              state_bytes: float = STATE_BYTES) -> PassTable:
     """The pass's per-GPU table. `layer_passes`: its layers (two collectives and the hidden-state traffic
     each); `floors`: the layer passes whose latency floor it pays (default: as many; more with
     hyper-connections, operators.floor_passes)."""
-    rows = [lower_op(op, model, hw, precision, dep, kv_bytes) for op in ops]
+    rows = [lower_op(op, model, hw, precision, dep, kv_bytes, state_bytes) for op in ops]
     tp = dep.tp
     collectives = 2 * layer_passes if tp > 1 else 0
     # Hidden-state bytes per GPU, per token of the pass, per layer. Around the MoE / FFN: a ring all-reduce over
@@ -191,21 +192,22 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
 
 
 def lower_target(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-                 kv_bytes: float) -> PassTable:
+                 kv_bytes: float, state_bytes: float = STATE_BYTES) -> PassTable:
     ops = target_ops(model)
-    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops), floor_passes(model, ops))
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops), floor_passes(model, ops),
+                     state_bytes)
 
 
 def lower_draft(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-                kv_bytes: float) -> PassTable | None:
+                kv_bytes: float, state_bytes: float = STATE_BYTES) -> PassTable | None:
     ops = draft_ops(model)
     if not ops:
         return None
-    return lower_ops(ops, model, hw, precision, dep, kv_bytes, 1)
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, 1, state_bytes=state_bytes)
 
 
 def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec, kv_bytes: float,
-                     with_draft: bool) -> MemoryFootprint:
+                     with_draft: bool, state_bytes: float = STATE_BYTES) -> MemoryFootprint:
     """Resident weights (all local experts) and cache per request, per GPU."""
     ops = target_ops(model) + (draft_ops(model) if with_draft else [])
     weights = 0.0
@@ -222,7 +224,7 @@ def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec
             per_token = op.layers * op.cache_values_per_token * kv_bytes / _kv_shard(op, dep)
             kv.append((per_token, op.ctx_scale, op.ctx_offset, op.store_cap))
         if op.state_values_per_request:
-            state += op.layers * op.state_values_per_request * STATE_BYTES / min(dep.attention_tp, op.state_heads)
+            state += op.layers * op.state_values_per_request * state_bytes / min(dep.attention_tp, op.state_heads)
     emb = embedding_op(model.hidden_size, model.vocab_size)
     weights += emb.params * BYTES_PER_VALUE["bf16"] / dep.tp
     return MemoryFootprint(weights, tuple(kv), state)

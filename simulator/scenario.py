@@ -20,7 +20,7 @@ from simulator.specs import (
     ServingSpec,
     WorkloadSpec,
 )
-from simulator.specs.vocabulary import ENGINES, KvCacheDtype
+from simulator.specs.vocabulary import ENGINES, KvCacheDtype, StateDtype
 from simulator.speculative import StepTables
 
 
@@ -58,12 +58,19 @@ class Scenario(BaseModel):
             return ServingSpec(kv_cache_dtype=self.model.native_kv_cache_dtype).kv_bytes_per_value(self.precision)
         return self.serving.kv_bytes_per_value(self.precision)
 
-    def with_kv_cache_dtype(self, dtype: KvCacheDtype | None) -> Scenario:
-        """This scenario with its KV cache stored as `dtype` (a deployment's own setting); None or the same
-        dtype: this scenario itself."""
-        if dtype is None or dtype == self.serving.kv_cache_dtype:
+    @property
+    def state_bytes(self) -> float:
+        """Bytes per recurrent-state value of a linear-attention layer."""
+        return self.serving.state_bytes_per_value()
+
+    def with_cache_dtypes(self, kv: KvCacheDtype | None = None, state: StateDtype | None = None) -> Scenario:
+        """This scenario with its KV cache stored as `kv` and its recurrent state as `state` (a deployment's
+        own settings); None, or what it has already: unchanged (this scenario itself if both are)."""
+        update = {f: v for f, v in (("kv_cache_dtype", kv), ("ssm_state_dtype", state))
+                  if v is not None and v != getattr(self.serving, f)}
+        if not update:
             return self
-        return self.model_copy(update={"serving": self.serving.model_copy(update={"kv_cache_dtype": dtype})})
+        return self.model_copy(update={"serving": self.serving.model_copy(update=update)})
 
     @cached_property
     def knob_tensors(self) -> KnobTensors:
@@ -87,13 +94,13 @@ class Scenario(BaseModel):
         return DeploymentSpec.model_validate(fields, context={"model": self.model, "hardware": self.hardware})
 
     def tables(self, dep: DeploymentSpec) -> StepTables:
-        args = (self.model, self.hardware, self.precision, dep, self.kv_bytes)
+        args = (self.model, self.hardware, self.precision, dep, self.kv_bytes, self.state_bytes)
         return StepTables(lower_target(*args), lower_draft(*args) if self.has_draft else None)
 
     def memory(self, dep: DeploymentSpec, with_draft: bool, lookahead_tokens: int = 0) -> MemoryCheck:
         """KV capacity of `dep`; `lookahead_tokens` = k slots per request reserved for drafted tokens."""
         draft = with_draft and self.has_draft
-        fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, draft)
+        fp = memory_footprint(self.model, self.precision, dep, self.kv_bytes, draft, self.state_bytes)
         tokens = self.workload.mean_input_tokens + self.workload.mean_output_tokens
         return check_memory(fp, self.hardware.usable_hbm_gb, self.serving.mem_fraction, dep.attention_dp, tokens,
                             lookahead_tokens if draft else 0)

@@ -17,7 +17,7 @@ from simulator.scenario import Scenario
 from simulator.search_space import engine_default_limits, load_multinode, load_search_spaces
 from simulator.specs import DeploymentSpec, EngineLimits, SpeculativeSpec
 from simulator.specs.topology import NODE_GPUS, DisaggregatedSpec, WorkerSpec
-from simulator.specs.vocabulary import KvCacheDtype, Side
+from simulator.specs.vocabulary import KvCacheDtype, Side, StateDtype
 from simulator.topology import worker_memory
 
 SearchMode = Literal["benchmark", "open"]
@@ -33,8 +33,8 @@ class Candidate:
     limits it runs under: one `EngineLimits` per concurrency, or one for all (default: no limits).
     `pinned_al`: the acceptance length the recipe pins at its one draft length (a synthetic-acceptance run),
     which replaces the measured, calibrated AL(k) for this candidate's points; None: acceptance measured.
-    `kv_cache_dtype`: the KV-cache dtype the deployment ran with (its script's setting or its engine's default,
-    search_space); None: the scenario's own `serving.kv_cache_dtype`."""
+    `kv_cache_dtype` / `ssm_state_dtype`: the KV-cache and recurrent-state dtypes the deployment ran with (its
+    script's settings or its engine's defaults, search_space); None: the scenario's own `serving` settings."""
 
     side: Side
     deployment: DeploymentSpec | DisaggregatedSpec  # one worker (single-node or wide), or xPyD pools
@@ -44,6 +44,7 @@ class Candidate:
     limits: tuple[EngineLimits, ...] = (EngineLimits(),)
     pinned_al: float | None = None
     kv_cache_dtype: KvCacheDtype | None = None
+    ssm_state_dtype: StateDtype | None = None
 
     def __post_init__(self) -> None:  # each k is a valid speculative setting for its side
         for k in self.draft_tokens:
@@ -60,6 +61,10 @@ class Candidate:
     def pinned(self) -> tuple[int, float] | None:
         """(k, AL) the recipe pins, or None."""
         return None if self.pinned_al is None else (self.draft_tokens[0], self.pinned_al)
+
+    def run_scenario(self, sc: Scenario) -> Scenario:
+        """`sc` as this deployment ran it: with its own cache dtypes (Scenario.with_cache_dtypes)."""
+        return sc.with_cache_dtypes(self.kv_cache_dtype, self.ssm_state_dtype)
 
     def limits_at(self, index: int) -> EngineLimits:
         """The limits at the `index`-th concurrency."""
@@ -148,7 +153,8 @@ def benchmark_candidates(sc: Scenario, side: Side, model_key: str, hardware_key:
         dep = sc.deployment(tp=r.tp, ep=r.ep, dp_attention=r.dp_attn)
         k = (r.draft_tokens or 0) if side == "mtp" else 0
         out.append(Candidate(side, dep, tuple(r.concurrencies), (k,), r.engine,
-                             tuple(r.limits_at(c) for c in r.concurrencies), kv_cache_dtype=r.kv_cache_dtype))
+                             tuple(r.limits_at(c) for c in r.concurrencies), kv_cache_dtype=r.kv_cache_dtype,
+                             ssm_state_dtype=r.ssm_state_dtype))
     if max_gpus > NODE_GPUS:
         out += multinode_candidates(sc, side, model_key, hardware_key, workload_key, max_gpus)
     return out

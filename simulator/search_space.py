@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.catalog import CONF_DIR
 from simulator.specs import EngineLimits
 from simulator.specs.topology import DisaggregatedSpec
-from simulator.specs.vocabulary import KvCacheDtype
+from simulator.specs.vocabulary import KvCacheDtype, StateDtype
 from simulator.specs.vocabulary import Side as Spec  # the side a benchmark row runs ("spec-decoding")
 
 DEFAULT_PATH = CONF_DIR / "deployments" / "benchmark.yaml"
@@ -59,6 +59,9 @@ class BenchmarkDeployment(BaseModel):
     # the KV-cache dtype the script set (--kv-cache-dtype / kv_cache_config.dtype), or its engine's default where
     # it sets none (kv_cache_dtype_of); None: not recorded (the scenario's own setting prices it)
     kv_cache_dtype: KvCacheDtype | None = None
+    # the linear-attention state dtype the script set (--mamba-ssm-dtype / SGLANG_MAMBA_SSM_DTYPE); None: not set
+    # (the model's configured dtype, ServingSpec.ssm_state_dtype "auto")
+    ssm_state_dtype: StateDtype | None = None
 
     def limits_at(self, concurrency: int) -> EngineLimits:
         """The EngineLimits this deployment ran with at `concurrency` (none recorded: no limits)."""

@@ -129,7 +129,8 @@ def worker_model(sc: Scenario, worker: WorkerSpec) -> WorkerModel:
 def kv_transfer_bytes_per_request(sc: Scenario, input_tokens: float, with_draft: bool) -> float:
     """Bytes of one request's KV cache (and recurrent state) after prefill, all layers, unsharded: what the
     decode worker must receive. The draft module's own cache moves too when speculating."""
-    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft)
+    fp = memory_footprint(sc.model, sc.precision, DeploymentSpec(tp=1), sc.kv_bytes, with_draft and sc.has_draft,
+                          sc.state_bytes)
     return fp.cache_bytes_per_request(input_tokens)
 
 
@@ -179,7 +180,7 @@ def worker_footprint(sc: Scenario, worker: WorkerSpec, with_draft: bool) -> Memo
     """Per-GPU residents under wide EP: experts spread over the EP ranks ((E + R) / EP each, at moe TP),
     attention weights replicated per DP rank, KV of the requests on this DP rank."""
     draft = with_draft and sc.has_draft
-    fp = memory_footprint(sc.model, sc.precision, worker.deployment(), sc.kv_bytes, draft)
+    fp = memory_footprint(sc.model, sc.precision, worker.deployment(), sc.kv_bytes, draft, sc.state_bytes)
     return replace(fp, weight_bytes=fp.weight_bytes + redundant_expert_bytes(sc.model, sc.precision, worker, draft))
 
 

@@ -156,6 +156,31 @@ def test_a_model_whose_kernels_take_one_cache_dtype_is_priced_in_it() -> None:
 
     sc = compose(["model=deepseek_v4_pro", "hardware=h200", "precision=fp8", "workload=1k1k"]).scenario()
     assert sc.model.native_kv_cache_dtype == "fp8"
-    assert sc.with_kv_cache_dtype("bf16").kv_bytes == 1.0
+    assert sc.with_cache_dtypes(kv="bf16").kv_bytes == 1.0
     rows = load_search_spaces().lookup("deepseek_v4_pro", "h200", "fp8", "1k1k", "off")
     assert {(d.engine, d.kv_cache_dtype) for d in rows if d.engine == "sglang"} == {("sglang", "fp8")}
+
+
+def test_a_benchmark_deployment_is_priced_with_the_state_dtype_its_script_ran() -> None:
+    """Qwen3.5 FP8 on H200: the SGLang scripts pass --mamba-ssm-dtype bfloat16, so each request's Gated-DeltaNet
+    state is half the bytes of the FP32 the model's config states (ServingSpec.ssm_state_dtype auto): half the
+    bytes a verify pass reads and writes, half the state memory per request."""
+    from simulator.evaluate import candidate_case
+    from simulator.search import benchmark_candidates
+
+    sc = compose(["model=qwen3_5_397b", "hardware=h200", "precision=fp8", "workload=1k1k"]).scenario()
+    assert sc.serving.ssm_state_dtype == "auto" and sc.state_bytes == 4.0
+    cand = next(c for c in benchmark_candidates(sc, "mtp", "qwen3_5_397b", "h200", "1k1k") if c.engine == "sglang")
+    assert cand.ssm_state_dtype == "bf16"
+    case = candidate_case(sc, cand)
+    assert case.scenario.state_bytes == 2.0
+    dep = cand.deployment
+    t_bf16, t_fp32 = case.scenario.tables(dep).target, sc.tables(dep).target
+    s = t_fp32.names.index("L0.linear_attn.state")
+    assert float(t_bf16.bytes_per_request[s]) == pytest.approx(float(t_fp32.bytes_per_request[s]) / 2)
+    from simulator.lowering import memory_footprint
+
+    states = [memory_footprint(s.model, s.precision, dep, s.kv_bytes, True, s.state_bytes).state_bytes_per_request
+              for s in (case.scenario, sc)]
+    assert states[0] == pytest.approx(states[1] / 2)
+    assert case.scenario.memory(dep, True, 3).cache_gb_per_request < sc.memory(dep, True, 3).cache_gb_per_request

@@ -318,3 +318,14 @@ def test_each_deployment_records_the_kv_cache_dtype_it_ran_with(table: SearchSpa
     assert glm and {d.kv_cache_dtype for d in glm} == {"fp8"}
     for deps in table.entries.values():
         assert all(d.kv_cache_dtype is not None for d in deps)
+
+
+def test_each_deployment_records_the_state_dtype_its_script_set(table: SearchSpaceTable) -> None:
+    """Qwen3.5's FP8 SGLang scripts pass --mamba-ssm-dtype bfloat16 (the MI355X FP4 ones set
+    SGLANG_MAMBA_SSM_DTYPE); its BF16 scripts set nothing (the config's FP32); models without linear
+    attention never carry one."""
+    for hw, precision, state in (("h200", "fp8", "bf16"), ("mi355x", "fp4", "bf16"), ("b200", "bf16", None)):
+        deps = table.lookup("qwen3_5_397b", hw, precision, "1k1k", "mtp")
+        assert deps and {d.ssm_state_dtype for d in deps if d.engine == "sglang"} == {state}, (hw, precision)
+    assert all(d.ssm_state_dtype is None for key, deps in table.entries.items() if "qwen3_5" not in key
+               for d in deps)

@@ -54,7 +54,7 @@ from simulator.search_space import (  # noqa: E402
     kv_cache_dtype_of,
 )
 from simulator.specs.topology import DisaggregatedSpec, WorkerSpec  # noqa: E402
-from simulator.specs.vocabulary import WORKLOADS, KvCacheDtype  # noqa: E402
+from simulator.specs.vocabulary import WORKLOADS, KvCacheDtype, StateDtype  # noqa: E402
 from simulator.specs.vocabulary import Side as Spec  # noqa: E402
 
 REPOSITORY = "https://github.com/SemiAnalysisAI/InferenceX"
@@ -528,6 +528,25 @@ def resolve_kv_cache_dtype(items: list[dict[str, Any]], row: _Row) -> tuple[KvCa
     return kv_cache_dtype_of(row.engine, native), "kv_cache_dtype " + ("model's native" if native else "engine default")
 
 
+def resolve_state_dtype(items: list[dict[str, Any]], row: _Row) -> StateDtype | None:
+    """The linear-attention state dtype the row's script set (`--mamba-ssm-dtype`, or the
+    SGLANG_MAMBA_SSM_DTYPE environment variable, which overrides it); None where it sets none (the model's
+    configured dtype). One value across its branches, else the build stops."""
+    names = {"float32": "fp32", "bfloat16": "bf16"}
+    found = set()
+    for item in _settings_items(items, row):
+        st = item.get("settings") or {}
+        value = (st.get("env") or {}).get("SGLANG_MAMBA_SSM_DTYPE", st.get("mamba_ssm_dtype"))
+        if value is None or str(value).startswith("engine default"):
+            continue
+        if str(value) not in names:
+            raise ValueError(f"{item['script']} ({item.get('when', '')}): unreadable mamba_ssm_dtype {value!r}")
+        found.add(names[str(value)])
+    if len(found) > 1:
+        raise ValueError(f"{row.file} {row.entry}: branches set different state dtypes {sorted(found)}")
+    return found.pop() if found else None
+
+
 PER_RANK_LIMIT_ENGINES = frozenset({"trt", "vllm"})  # engines whose running / token limits are per DP rank
 
 
@@ -577,6 +596,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
     limits_source = ""
     overlapped = speculation_overlapped(items, row)
     kv_dtype, kv_source = resolve_kv_cache_dtype(items, row)
+    state_dtype = resolve_state_dtype(items, row)
     for conc in row.concurrencies:
         if row.spec == "off":
             k, source = None, origin
@@ -603,6 +623,7 @@ def _deployments(row: _Row, items: list[dict[str, Any]]) -> list[BenchmarkDeploy
             speculation_overlapped=overlapped,
             limits_source=limits_source,
             kv_cache_dtype=kv_dtype,
+            ssm_state_dtype=state_dtype,
         )
         for (k, source), concs in groups.items()
     ]
@@ -613,7 +634,7 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
     merged: dict[tuple[Any, ...], tuple[dict[int, tuple[int, int | None, int | None, int | None]], list[str]]] = {}
     for dep in deployments:
         ident = (dep.spec, dep.engine, dep.tp, dep.ep, dep.dp_attn, dep.draft_tokens, dep.cuda_graph_counts_tokens,
-                 dep.speculation_overlapped, dep.kv_cache_dtype)
+                 dep.speculation_overlapped, dep.kv_cache_dtype, dep.ssm_state_dtype)
         limits, sources = merged.setdefault(ident, ({}, []))
         for row in dep.limits:
             limits.setdefault(row[0], row)  # the first source's limits where two scripts ran the same point
@@ -637,8 +658,10 @@ def _merge(deployments: Iterable[BenchmarkDeployment]) -> list[BenchmarkDeployme
             speculation_overlapped=overlapped,
             limits_source=" | ".join(sorted({s for s in sources if s.startswith(SETTINGS_FILE)})),
             kv_cache_dtype=kv_dtype,
+            ssm_state_dtype=state_dtype,
         )
-        for (spec, engine, tp, ep, dp_attn, k, tokens, overlapped, kv_dtype), (limits, sources) in merged.items()
+        for (spec, engine, tp, ep, dp_attn, k, tokens, overlapped, kv_dtype, state_dtype), (limits, sources)
+        in merged.items()
     ]
     return sorted(result, key=lambda d: (d.spec, d.engine, d.tp, d.ep, d.dp_attn, d.draft_tokens or 0))
 

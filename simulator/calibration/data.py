@@ -126,12 +126,11 @@ def silicon_observations(path: Path) -> list[PointObs]:
 def benchmark_setting(sc: Scenario, side: str, model: str, hardware: str, dep: DeploymentSpec,
                       concurrency: int) -> tuple[Scenario, EngineLimits]:
     """The scenario and engine limits the benchmark script ran this deployment at this concurrency with: its
-    KV-cache dtype (Scenario.with_kv_cache_dtype) and limits; none recorded: the scenario as given and no limits
-    beyond memory."""
+    cache dtypes (Candidate.run_scenario) and limits; none recorded: the scenario as given and no limits beyond
+    memory."""
     for cand in benchmark_candidates(sc, side, model, hardware, sc.workload.name):  # type: ignore[arg-type]
         if cand.deployment == dep and concurrency in cand.concurrencies:
-            return (sc.with_kv_cache_dtype(cand.kv_cache_dtype),
-                    cand.limits_at(cand.concurrencies.index(concurrency)))
+            return cand.run_scenario(sc), cand.limits_at(cand.concurrencies.index(concurrency))
     return sc, EngineLimits(source="no limits recorded")
 
 
@@ -175,7 +174,7 @@ def atom_ci_observations(path: Path) -> list[PointObs]:
                               ENGINE_PREFILL[engine])
         except (ValueError, SpecError) as e:  # a row this catalog cannot price: say which, never a traceback
             raise SpecError(f"{path}: row {i + 1}: {e}") from e
-        sc = sc.with_kv_cache_dtype("fp8")  # the CI's server flags: --kv_cache_dtype fp8 (SOURCE.md)
+        sc = sc.with_cache_dtypes(kv="fp8")  # the CI's server flags: --kv_cache_dtype fp8 (SOURCE.md)
         dep = sc.deployment(tp=int(r.tp), ep=int(r.ep))
         k = int(r.k)
         limits = engine_default_limits(engine, sc.hardware.hbm_capacity_gb, dep.tp, k)  # the CI sets none

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simulator.specs.base import Frozen
-from simulator.specs.vocabulary import Engine, KvCacheDtype, Precision
+from simulator.specs.vocabulary import Engine, KvCacheDtype, Precision, StateDtype
 
 
 class WorkloadSpec(Frozen):
@@ -147,12 +147,19 @@ class ServingSpec(Frozen):
     kv_cache_dtype: KvCacheDtype = Field(default="auto", description=(
         "KV-cache storage: auto (FP8 beside FP8 / FP4 weights, BF16 beside BF16), fp8 or bf16; a benchmark "
         "deployment runs with the dtype its script set, or its engine's default (search_space.kv_cache_dtype_of)"))
+    ssm_state_dtype: StateDtype = Field(default="auto", description=(
+        "linear-attention recurrent state per request: auto (the model's configured dtype, FP32 for Qwen3.5), "
+        "fp32 or bf16; a benchmark deployment runs with the dtype its script set"))
     max_running_requests: int = Field(default=1024, ge=1, le=65_536)
 
     def kv_bytes_per_value(self, precision: Precision) -> float:
         if self.kv_cache_dtype == "auto":
             return 2.0 if precision == "bf16" else 1.0
         return 1.0 if self.kv_cache_dtype == "fp8" else 2.0
+
+    def state_bytes_per_value(self) -> float:
+        """Bytes per recurrent-state value (auto: FP32, the configured dtype of the hybrid models priced)."""
+        return 2.0 if self.ssm_state_dtype == "bf16" else 4.0
 
 
 class EngineLimits(Frozen):

@@ -41,6 +41,10 @@ BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_
 # beside BF16 ones, ServingSpec.kv_bytes_per_value); "fp8" / "bf16": what an engine was told (or defaults to)
 KvCacheDtype = Literal["auto", "fp8", "bf16"]
 KV_CACHE_DTYPES: tuple[KvCacheDtype, ...] = ("auto", "fp8", "bf16")
+# ---- recurrent-state dtype: how a linear-attention (Gated DeltaNet) layer stores its state per request ---------
+# "auto": the model's configured dtype (Qwen3.5's config.json: mamba_ssm_dtype float32, which SGLang reads);
+# "bf16" where a script sets --mamba-ssm-dtype bfloat16 (or SGLANG_MAMBA_SSM_DTYPE)
+StateDtype = Literal["auto", "fp32", "bf16"]
 
 # ---- workload: the benchmark's fixed-length random prompts, by (ISL, OSL) ---------------------------------
 Workload = Literal["1k1k", "8k1k", "1k8k"]

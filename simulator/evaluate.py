@@ -171,6 +171,8 @@ class Curve:
     draft_tokens: list[int] = field(default_factory=list)
     acceptance_length: list[float] = field(default_factory=list)
     acceptance_pinned: list[bool] = field(default_factory=list)  # the recipe pinned the AL (synthetic acceptance)
+    kv_cache_dtype: list[str] = field(default_factory=list)  # the KV cache the deployment stores (its script's)
+    state_dtype: list[str] = field(default_factory=list)  # its linear-attention state ("" without such layers)
     step_ms: list[float] = field(default_factory=list)
     prefill_stall_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
@@ -213,6 +215,9 @@ def evaluate(sc: Scenario, cands: list[Candidate], acceptance_scale: float | Non
         concurrency=[int(x) for x in pts.concurrency.tolist()], running_batch=masked(m.running_batch),
         draft_tokens=[int(x) for x in pts.draft_tokens.tolist()], acceptance_length=ev.al.expand(n).tolist(),
         acceptance_pinned=[cands[j].pinned_al is not None for j in pts.candidate.tolist()],
+        kv_cache_dtype=[pts.cases[i].scenario.kv_cache_dtype for i in pts.case.tolist()],
+        state_dtype=[pts.cases[i].scenario.state_dtype if pts.cases[i].scenario.model.has_recurrent_state else ""
+                     for i in pts.case.tolist()],
         step_ms=masked(m.step_s, 1e3), prefill_stall_ms=masked(m.stall_s, 1e3), ttft_ms=masked(m.ttft_s, 1e3),
         tpot_ms=masked(m.tpot_s, 1e3), interactivity=masked(m.interactivity),
         tput_per_gpu=masked(m.tput_per_gpu), output_tput_per_gpu=masked(m.output_tput_per_gpu),

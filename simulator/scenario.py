@@ -20,7 +20,7 @@ from simulator.specs import (
     ServingSpec,
     WorkloadSpec,
 )
-from simulator.specs.vocabulary import ENGINES, KvCacheDtype, StateDtype
+from simulator.specs.vocabulary import BYTES_PER_VALUE, ENGINES, KvCacheDtype, StateDtype
 from simulator.speculative import StepTables
 
 
@@ -51,17 +51,23 @@ class Scenario(BaseModel):
         return self.model.draft is not None and self.acceptance is not None
 
     @property
+    def kv_cache_dtype(self) -> str:
+        """The KV-cache dtype stored: the model's native cache format where its kernels take only that one, else
+        the serving setting's (ServingSpec.stored_kv_cache_dtype)."""
+        return self.model.native_kv_cache_dtype or self.serving.stored_kv_cache_dtype(self.precision)
+
+    @property
     def kv_bytes(self) -> float:
-        """Bytes per cached value: the model's native cache format where its kernels take only that one, else
-        the serving setting's."""
-        if self.model.native_kv_cache_dtype is not None:
-            return ServingSpec(kv_cache_dtype=self.model.native_kv_cache_dtype).kv_bytes_per_value(self.precision)
-        return self.serving.kv_bytes_per_value(self.precision)
+        return BYTES_PER_VALUE[self.kv_cache_dtype]
+
+    @property
+    def state_dtype(self) -> str:
+        """The dtype a linear-attention layer stores its recurrent state in (ServingSpec.stored_state_dtype)."""
+        return self.serving.stored_state_dtype()
 
     @property
     def state_bytes(self) -> float:
-        """Bytes per recurrent-state value of a linear-attention layer."""
-        return self.serving.state_bytes_per_value()
+        return BYTES_PER_VALUE[self.state_dtype]
 
     def with_cache_dtypes(self, kv: KvCacheDtype | None = None, state: StateDtype | None = None) -> Scenario:
         """This scenario with its KV cache stored as `kv` and its recurrent state as `state` (a deployment's

@@ -184,3 +184,14 @@ def test_a_benchmark_deployment_is_priced_with_the_state_dtype_its_script_ran() 
               for s in (case.scenario, sc)]
     assert states[0] == pytest.approx(states[1] / 2)
     assert case.scenario.memory(dep, True, 3).cache_gb_per_request < sc.memory(dep, True, 3).cache_gb_per_request
+
+
+def test_curves_name_the_cache_dtypes_each_point_stores() -> None:
+    """compare's curves.csv says which KV-cache and state dtypes each benchmark point was priced with."""
+    from simulator.evaluate import evaluate
+    from simulator.search import benchmark_candidates
+
+    sc = compose(["model=deepseek_r1", "hardware=h200", "precision=fp8", "workload=1k1k"]).scenario()
+    curve = evaluate(sc, benchmark_candidates(sc, "off", "deepseek_r1", "h200", "1k1k")).frame()
+    dtypes = set(zip(curve["engine"], curve["kv_cache_dtype"], curve["state_dtype"], strict=True))
+    assert dtypes == {("sglang", "bf16", ""), ("trt", "fp8", "")}

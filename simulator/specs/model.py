@@ -138,6 +138,11 @@ class ModelSpec(Frozen):
         default_factory=dict, description="published/derived counts (total, active, draft) for the spec test")
     source: str = ""
 
+    @property
+    def has_recurrent_state(self) -> bool:
+        """Whether any layer keeps a recurrent state per request (linear attention) instead of a KV cache."""
+        return any(g.attention.kind == "linear" for g in self.layers)
+
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
         if self.draft is not None and self.draft.layer.count != 1:

@@ -152,14 +152,15 @@ class ServingSpec(Frozen):
         "fp32 or bf16; a benchmark deployment runs with the dtype its script set"))
     max_running_requests: int = Field(default=1024, ge=1, le=65_536)
 
-    def kv_bytes_per_value(self, precision: Precision) -> float:
+    def stored_kv_cache_dtype(self, precision: Precision) -> Literal["fp8", "bf16"]:
+        """The KV-cache dtype stored: the setting, "auto" resolved (FP8 beside FP8 / FP4 weights, else BF16)."""
         if self.kv_cache_dtype == "auto":
-            return 2.0 if precision == "bf16" else 1.0
-        return 1.0 if self.kv_cache_dtype == "fp8" else 2.0
+            return "bf16" if precision == "bf16" else "fp8"
+        return self.kv_cache_dtype
 
-    def state_bytes_per_value(self) -> float:
-        """Bytes per recurrent-state value (auto: FP32, the configured dtype of the hybrid models priced)."""
-        return 2.0 if self.ssm_state_dtype == "bf16" else 4.0
+    def stored_state_dtype(self) -> Literal["fp32", "bf16"]:
+        """The recurrent-state dtype stored ("auto": FP32, the configured dtype of the hybrid models priced)."""
+        return "bf16" if self.ssm_state_dtype == "bf16" else "fp32"
 
 
 class EngineLimits(Frozen):

@@ -34,11 +34,11 @@ PRECISION_FORMATS: dict[Precision, PrecisionFormat] = {
     "fp8": PrecisionFormat(1.0, "fp8"),
     "bf16": PrecisionFormat(2.0, "bf16"),
 }
-BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_FORMATS.items()}
+BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_FORMATS.items()} | {"fp32": 4.0}
 
 # ---- KV-cache dtype: how a deployment stores its cache ----------------------------------------------------
 # "auto": the simulator's rule for a deployment nobody configured (FP8 cache beside FP8 / FP4 weights, BF16
-# beside BF16 ones, ServingSpec.kv_bytes_per_value); "fp8" / "bf16": what an engine was told (or defaults to)
+# beside BF16 ones, ServingSpec.stored_kv_cache_dtype); "fp8" / "bf16": what an engine was told (or defaults to)
 KvCacheDtype = Literal["auto", "fp8", "bf16"]
 KV_CACHE_DTYPES: tuple[KvCacheDtype, ...] = ("auto", "fp8", "bf16")
 # ---- recurrent-state dtype: how a linear-attention (Gated DeltaNet) layer stores its state per request ---------

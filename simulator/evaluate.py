@@ -125,8 +125,7 @@ def candidate_case(sc: Scenario, cand: Candidate, index: int = 0, group: GroupKe
     """The case a candidate's `index`-th concurrency runs as: its deployment and side, the limits there, the
     AL its recipe pins (if any), its engine and the cache dtypes it ran with (Candidate.run_scenario)."""
     return Case(cand.run_scenario(sc), cand.deployment, with_draft=cand.side == "mtp", group=group,
-                limits=cand.limits_at(index),
-                pinned_al=cand.pinned, engine=cand.engine)
+                limits=cand.limits_at(index), pinned_al=cand.pinned, engine=cand.engine)
 
 
 def candidate_cases(pairs: Sequence[tuple[Scenario, Candidate]], groups: Sequence[GroupKey] | None = None

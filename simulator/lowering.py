@@ -17,7 +17,6 @@ from simulator.specs import DeploymentSpec, HardwareSpec, ModelSpec, Precision
 from simulator.specs.vocabulary import BYTES_PER_VALUE
 
 ACTIVATION_BYTES = 2.0  # bf16 activations and collectives
-STATE_BYTES = 4.0  # fp32 recurrent state of linear attention (the default; ServingSpec.ssm_state_dtype)
 # Sampling a position reads its vocabulary-wide logits: the vocab-parallel LM head's shards are all-gathered
 # onto every TP rank (SGLang LogitsProcessor, vLLM LogitsProcessor gather), written once and read once by the
 # softmax / argmax / accept-reject compare (SGLang eagle_info verify: argmax or softmax over
@@ -127,8 +126,9 @@ def head_padding(op: OpDef, hw: HardwareSpec, split: int) -> float:
 
 
 def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-             kv_bytes: float, state_bytes: float = STATE_BYTES) -> dict[str, float]:
-    """Per-GPU coefficients of one operator, summed over its layers."""
+             kv_bytes: float, state_bytes: float) -> dict[str, float]:
+    """Per-GPU coefficients of one operator, summed over its layers. `kv_bytes` / `state_bytes`: bytes per
+    cached value and per recurrent-state value (Scenario.kv_bytes / state_bytes)."""
     n = op.layers
     wbytes = BYTES_PER_VALUE[weight_dtype(op, model, precision)]
     row = dict.fromkeys(OP_FIELDS, 0.0)
@@ -157,8 +157,8 @@ def lower_op(op: OpDef, model: ModelSpec, hw: HardwareSpec, precision: Precision
 
 
 def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: Precision,
-              dep: DeploymentSpec, kv_bytes: float, layer_passes: int, floors: int | None = None,
-              state_bytes: float = STATE_BYTES) -> PassTable:
+              dep: DeploymentSpec, kv_bytes: float, state_bytes: float, layer_passes: int,
+              floors: int | None = None) -> PassTable:
     """The pass's per-GPU table. `layer_passes`: its layers (two collectives and the hidden-state traffic
     each); `floors`: the layer passes whose latency floor it pays (default: as many; more with
     hyper-connections, operators.floor_passes)."""
@@ -192,22 +192,22 @@ def lower_ops(ops: list[OpDef], model: ModelSpec, hw: HardwareSpec, precision: P
 
 
 def lower_target(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-                 kv_bytes: float, state_bytes: float = STATE_BYTES) -> PassTable:
+                 kv_bytes: float, state_bytes: float) -> PassTable:
     ops = target_ops(model)
-    return lower_ops(ops, model, hw, precision, dep, kv_bytes, total_layers(ops), floor_passes(model, ops),
-                     state_bytes)
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, state_bytes, total_layers(ops),
+                     floor_passes(model, ops))
 
 
 def lower_draft(model: ModelSpec, hw: HardwareSpec, precision: Precision, dep: DeploymentSpec,
-                kv_bytes: float, state_bytes: float = STATE_BYTES) -> PassTable | None:
+                kv_bytes: float, state_bytes: float) -> PassTable | None:
     ops = draft_ops(model)
     if not ops:
         return None
-    return lower_ops(ops, model, hw, precision, dep, kv_bytes, 1, state_bytes=state_bytes)
+    return lower_ops(ops, model, hw, precision, dep, kv_bytes, state_bytes, 1)
 
 
 def memory_footprint(model: ModelSpec, precision: Precision, dep: DeploymentSpec, kv_bytes: float,
-                     with_draft: bool, state_bytes: float = STATE_BYTES) -> MemoryFootprint:
+                     with_draft: bool, state_bytes: float) -> MemoryFootprint:
     """Resident weights (all local experts) and cache per request, per GPU."""
     ops = target_ops(model) + (draft_ops(model) if with_draft else [])
     weights = 0.0

@@ -143,8 +143,8 @@ def test_a_benchmark_deployment_is_priced_with_the_kv_cache_dtype_its_script_ran
     bf16_pool = case.scenario.memory(dep, False).max_concurrency
     fp8_pool = sc.memory(dep, False).max_concurrency
     assert 0.4 * fp8_pool <= bf16_pool <= 0.6 * fp8_pool
-    reads = [float(lower_target(s.model, s.hardware, s.precision, dep, s.kv_bytes).bytes_per_request_ctx.sum())
-             for s in (case.scenario, sc)]
+    reads = [float(lower_target(s.model, s.hardware, s.precision, dep, s.kv_bytes, s.state_bytes)
+                   .bytes_per_request_ctx.sum()) for s in (case.scenario, sc)]
     assert reads[0] == pytest.approx(2 * reads[1])
 
 

@@ -199,7 +199,7 @@ def test_linear_attention_state_per_verified_position() -> None:
     for writes in (1.0, 4.0):
         kv = pass_cost(t, kn, b, b * writes, ctx, state_writes=writes).kv_s[..., s]
         assert float(kv) == pytest.approx(64 * state * (1 + writes) / hbm)
-    fp = memory_footprint(sc.model, sc.precision, dep, sc.kv_bytes, True)
+    fp = memory_footprint(sc.model, sc.precision, dep, sc.kv_bytes, True, sc.state_bytes)
     assert fp.state_bytes_per_request == pytest.approx(45 * (64 * 128 * 128 + 12288 * 4) * 4 / 8)  # one copy
     tokens = sc.workload.mean_input_tokens + sc.workload.mean_output_tokens
     for k, copies in ((0, 1), (3, 5)):

@@ -1,4 +1,5 @@
-"""The project's vocabulary, defined once: sides, precisions, workloads, engines, hardware families, case keys.
+"""The project's vocabulary, defined once: sides, precisions, cache dtypes, workloads, engines, hardware families, case
+keys.
 
 Every module that names one of these imports it from here (specs layer: no physics, no I/O).
 """
@@ -40,7 +41,6 @@ BYTES_PER_VALUE: dict[str, float] = {p: f.bytes_per_value for p, f in PRECISION_
 # "auto": the simulator's rule for a deployment nobody configured (FP8 cache beside FP8 / FP4 weights, BF16
 # beside BF16 ones, ServingSpec.stored_kv_cache_dtype); "fp8" / "bf16": what an engine was told (or defaults to)
 KvCacheDtype = Literal["auto", "fp8", "bf16"]
-KV_CACHE_DTYPES: tuple[KvCacheDtype, ...] = ("auto", "fp8", "bf16")
 # ---- recurrent-state dtype: how a linear-attention (Gated DeltaNet) layer stores its state per request ---------
 # "auto": the model's configured dtype (Qwen3.5's config.json: mamba_ssm_dtype float32, which SGLang reads);
 # "bf16" where a script sets --mamba-ssm-dtype bfloat16 (or SGLANG_MAMBA_SSM_DTYPE)

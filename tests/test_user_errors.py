@@ -318,3 +318,13 @@ def test_run_raises_nothing_feasible_after_writing(tmp_path: Path) -> None:
     with pytest.raises(NothingFeasible):
         run_task(tmp_path, *NO_FIT, "validate_after=false")
     assert (tmp_path / "curves.csv").is_file() and (tmp_path / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("key,allowed,priced", [("serving.kv_cache_dtype", "'auto', 'fp8' or 'bf16'", "kv_bytes"),
+                                                ("serving.ssm_state_dtype", "'auto', 'fp32' or 'bf16'", "state_bytes")])
+def test_a_cache_dtype_outside_the_vocabulary_names_the_key_and_the_allowed_values(key: str, allowed: str,
+                                                                                   priced: str) -> None:
+    with pytest.raises(SpecError) as err:
+        cli.compose([f"{key}=int8"])
+    assert key in str(err.value) and allowed in str(err.value)
+    assert getattr(cli.compose([f"{key}=bf16"]).scenario(), priced) == 2.0  # an allowed value is priced as set

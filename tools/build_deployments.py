@@ -495,12 +495,18 @@ def speculation_overlapped(items: list[dict[str, Any]], row: _Row) -> bool:
     return bool(envs) and all(str(e.get("SGLANG_ENABLE_SPEC_V2", "0")).lower() in ("1", "true") for e in envs)
 
 
+def _unset(value: Any) -> bool:
+    """Whether a settings value leaves the engine's default (not given, "auto", "engine default ...")."""
+    text = "" if value is None else str(value).strip().lower()
+    return not text or text == "auto" or text.startswith("engine default") or text == "not set"
+
+
 def _kv_setting(value: Any) -> KvCacheDtype | None:
     """A script's KV-cache dtype as the vocabulary names it; None where the script leaves the engine default
     ("auto" resolves to that default too). Raises ValueError on text it cannot read."""
-    text = "" if value is None else str(value).strip().lower()
-    if not text or text == "auto" or text.startswith("engine default") or text == "not set":
+    if _unset(value):
         return None
+    text = str(value).strip().lower()
     if text.startswith("fp8"):  # fp8, fp8_e4m3, fp8_e5m2
         return "fp8"
     if text in ("bf16", "bfloat16"):
@@ -508,22 +514,38 @@ def _kv_setting(value: Any) -> KvCacheDtype | None:
     raise ValueError(f"unreadable kv_cache_dtype {value!r}")
 
 
+def _state_setting(value: Any) -> StateDtype | None:
+    """A script's --mamba-ssm-dtype as the vocabulary names it; None where it sets none. ValueError otherwise."""
+    if _unset(value):
+        return None
+    names: dict[str, StateDtype] = {"float32": "fp32", "bfloat16": "bf16"}
+    if str(value) not in names:
+        raise ValueError(f"unreadable mamba_ssm_dtype {value!r}")
+    return names[str(value)]
+
+
+def _script_setting(items: list[dict[str, Any]], row: _Row, read: Callable[[dict[str, Any]], Any]) -> Any:
+    """The one value `read` finds in the settings of the row's script (None where no branch sets it); branches
+    that disagree, or a value `read` cannot parse, stop the build with the script named."""
+    found = set()
+    for item in _settings_items(items, row):
+        try:
+            value = read(item.get("settings") or {})
+        except ValueError as e:
+            raise ValueError(f"{item['script']} ({item.get('when', '')}): {e}") from e
+        if value is not None:
+            found.add(value)
+    if len(found) > 1:
+        raise ValueError(f"{row.file} {row.entry}: branches set different values {sorted(found)}")
+    return found.pop() if found else None
+
+
 def resolve_kv_cache_dtype(items: list[dict[str, Any]], row: _Row) -> tuple[KvCacheDtype, str]:
     """The KV-cache dtype the row's script ran with and where it came from: the script's --kv-cache-dtype (one
     value across its branches, else the build stops), or the engine's default (search_space.kv_cache_dtype_of)."""
-    found = set()
-    for item in _settings_items(items, row):
-        value = (item.get("settings") or {}).get("kv_cache_dtype")
-        try:
-            setting = _kv_setting(value)
-        except ValueError as e:
-            raise ValueError(f"{item['script']} ({item.get('when', '')}): {e}") from e
-        if setting is not None:
-            found.add(setting)
-    if len(found) > 1:
-        raise ValueError(f"{row.file} {row.entry}: branches set different KV-cache dtypes {sorted(found)}")
-    if found:
-        return found.pop(), "kv_cache_dtype script"
+    setting = _script_setting(items, row, lambda st: _kv_setting(st.get("kv_cache_dtype")))
+    if setting is not None:
+        return setting, "kv_cache_dtype script"
     native = load_model(MODEL_KEYS[row.prefix])[0].native_kv_cache_dtype
     return kv_cache_dtype_of(row.engine, native), "kv_cache_dtype " + ("model's native" if native else "engine default")
 
@@ -532,19 +554,8 @@ def resolve_state_dtype(items: list[dict[str, Any]], row: _Row) -> StateDtype | 
     """The linear-attention state dtype the row's script set (`--mamba-ssm-dtype`, or the
     SGLANG_MAMBA_SSM_DTYPE environment variable, which overrides it); None where it sets none (the model's
     configured dtype). One value across its branches, else the build stops."""
-    names = {"float32": "fp32", "bfloat16": "bf16"}
-    found = set()
-    for item in _settings_items(items, row):
-        st = item.get("settings") or {}
-        value = (st.get("env") or {}).get("SGLANG_MAMBA_SSM_DTYPE", st.get("mamba_ssm_dtype"))
-        if value is None or str(value).startswith("engine default"):
-            continue
-        if str(value) not in names:
-            raise ValueError(f"{item['script']} ({item.get('when', '')}): unreadable mamba_ssm_dtype {value!r}")
-        found.add(names[str(value)])
-    if len(found) > 1:
-        raise ValueError(f"{row.file} {row.entry}: branches set different state dtypes {sorted(found)}")
-    return found.pop() if found else None
+    return _script_setting(items, row, lambda st: _state_setting(
+        (st.get("env") or {}).get("SGLANG_MAMBA_SSM_DTYPE", st.get("mamba_ssm_dtype"))))
 
 
 PER_RANK_LIMIT_ENGINES = frozenset({"trt", "vllm"})  # engines whose running / token limits are per DP rank

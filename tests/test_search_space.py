@@ -30,6 +30,7 @@ from tools.build_deployments import (
     parse_config_entry,
     pinned_acceptance,
     resolve_setting,
+    sglang_spec_v2_default,
     snapshot,
 )
 from tools.build_deployments import _graph_batch_list as graph_batch_list
@@ -148,10 +149,26 @@ def test_parse_config_entry() -> None:
         "ep": 1,
         "dp_attn": False,
         "concurrencies": (4, 8, 16, 32, 64, 128, 256),
+        "image": "img:tag",
     }
     assert rows[1]["dp_attn"] is True and rows[1]["ep"] == 8 and rows[1]["concurrencies"] == (1, 2, 4)
     with pytest.raises(ValueError):
         parse_config_entry("not an entry")
+
+
+@pytest.mark.parametrize("image, want", [
+    ("lmsysorg/sglang:v0.5.8.post1-cu130", False),
+    ("lmsysorg/sglang:v0.5.10-cu130", False),  # environ.py: SGLANG_ENABLE_SPEC_V2 = EnvBool(False)
+    ("lmsysorg/sglang:v0.5.11-cu130", True),  # EnvBool(True)
+    ("lmsysorg/sglang:v0.5.12-rocm700-mi35x", True),
+    ("lmsysorg/sglang-rocm:v0.5.16-rocm720-mi35x-20260726", True),
+    ("lmsysorg/sglang:nightly-dev-cu13-20260624-b2c8f7a2", True),
+    ("lmsysorg/sglang:nightly-dev-cu13-20260401-00000000", False),
+    ("lmsysorg/sglang:deepseek-v4-hopper@sha256:1bf5", None),  # no release or date in the tag
+])
+def test_sglang_spec_v2_default_by_image(image: str, want: bool | None) -> None:
+    """Whether an SGLang image speculates under the overlap scheduler when the script sets nothing."""
+    assert sglang_spec_v2_default(image) is want
 
 
 def test_shipped_tables_record_their_upstream_snapshot() -> None:

@@ -139,13 +139,16 @@ def test_overlap_scheduler_hides_the_bookkeeping(glm5) -> None:
 
 
 def test_spec_v2_scripts_run_speculation_overlapped() -> None:
-    """qwen3.5_fp8_b200_mtp.sh sets SGLANG_ENABLE_SPEC_V2=1; qwen3.5_fp8_mi325x_mtp.sh does not: the search
-    spaces carry that into the candidates' limits (Off rows never speculate)."""
-    for hw, want in (("b200", True), ("mi325x", False)):
-        sc = scenario("qwen3_5_397b", hw, "fp8", "1k1k")
-        mtp = [c for c in benchmark_candidates(sc, "mtp", "qwen3_5_397b", hw, "1k1k") if c.engine == "sglang"]
-        off = benchmark_candidates(sc, "off", "qwen3_5_397b", hw, "1k1k")
-        assert mtp and all(c.limits_at(0).speculation_overlapped is want for c in mtp)
+    """The search spaces carry whether SGLang speculated under the overlap scheduler into the candidates'
+    limits: qwen3.5_fp8_b200_mtp.sh sets SGLANG_ENABLE_SPEC_V2=1; qwen3.5_fp8_mi325x_mtp.sh sets nothing but
+    ran sglang v0.5.12, where spec v2 is the default; dsv4_fp8_h200_mtp.sh sets nothing and ran a
+    model-specific image of unknown release (the older default, off). Off rows never speculate."""
+    for model, hw, prec, want in (("qwen3_5_397b", "b200", "fp8", True), ("qwen3_5_397b", "mi325x", "fp8", True),
+                                  ("deepseek_v4_pro", "h200", "fp8", False)):
+        sc = scenario(model, hw, prec, "1k1k")
+        mtp = [c for c in benchmark_candidates(sc, "mtp", model, hw, "1k1k") if c.engine == "sglang"]
+        off = benchmark_candidates(sc, "off", model, hw, "1k1k")
+        assert mtp and all(c.limits_at(0).speculation_overlapped is want for c in mtp), (model, hw)
         assert not any(c.limits_at(0).speculation_overlapped for c in off)
 
 

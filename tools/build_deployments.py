@@ -97,6 +97,7 @@ class _Row:
     ep: int
     dp_attn: bool
     concurrencies: tuple[int, ...]
+    image: str = ""  # the container image the row ran (master config `image`, or the entry string's [..])
 
 
 def expand_conc(start: int, end: int) -> list[int]:
@@ -192,17 +193,19 @@ def _master_rows(path: Path) -> Iterator[_Row]:
                     ep=int(space.get("ep", 1)),
                     dp_attn=bool(space.get("dp-attn", False)),
                     concurrencies=_row_concurrencies(space),
+                    image=str(entry.get("image", "")),
                 )
 
 
-_ENTRY_RE = re.compile(r"^(?P<file>\S+) (?P<entry>\S+) \[[^\]]*\]: (?P<rows>.+)$")
+_ENTRY_RE = re.compile(r"^(?P<file>\S+) (?P<entry>\S+) \[(?P<image>[^\]]*)\]: (?P<rows>.+)$")
 _ROW_RE = re.compile(
     r"^(?P<isl>\d+)/(?P<osl>\d+) tp(?P<tp>\d+) ep(?P<ep>\d+)(?P<dpa> dpa)? conc (?P<conc>[\d,\-]+)$"
 )
 
 
 def parse_config_entry(text: str) -> tuple[str, str, list[dict[str, Any]]]:
-    """Split an engine_settings ``config_entries`` string into (file, entry name, rows)."""
+    """Split an engine_settings ``config_entries`` string into (file, entry name, rows); each row carries the
+    entry's image."""
     match = _ENTRY_RE.match(text.strip())
     if match is None:
         raise ValueError(f"unparsable config entry: {text!r}")
@@ -219,6 +222,7 @@ def parse_config_entry(text: str) -> tuple[str, str, list[dict[str, Any]]]:
                 "ep": int(row["ep"]),
                 "dp_attn": row["dpa"] is not None,
                 "concurrencies": tuple(parse_conc(row["conc"])),
+                "image": match["image"],
             }
         )
     return match["file"], match["entry"], rows
@@ -485,14 +489,41 @@ def _item_limits(item: dict[str, Any], env: dict[str, Any]) -> dict[str, int | N
     return out
 
 
+# SGLang releases from which speculation runs under the overlap scheduler by default (spec v2): the released
+# wheels' sglang/srt/environ.py has SGLANG_ENABLE_SPEC_V2 = EnvBool(False) up to v0.5.10 (built 2026-04-05),
+# EnvBool(True) from v0.5.11 (built 2026-05-07); v0.5.14 drops the variable and always runs spec v2 unless the
+# overlap schedule is disabled (server_args._handle_speculative_decoding). Nightly images are dated.
+SGLANG_SPEC_V2_DEFAULT_FROM = (0, 5, 11)
+SGLANG_SPEC_V2_DEFAULT_SINCE = "20260507"
+_SGLANG_RELEASE = re.compile(r"sglang(?:-rocm)?:v(\d+)\.(\d+)\.(\d+)")
+_SGLANG_NIGHTLY = re.compile(r"sglang(?:-rocm)?:nightly-\S*?(20\d{6})")
+
+
+def sglang_spec_v2_default(image: str) -> bool | None:
+    """Whether the SGLang image runs speculation with the overlap scheduler when the script says nothing:
+    from its release number (v0.5.11 on) or its nightly date; None where the tag names neither (e.g. a
+    model-specific build such as ``sglang:deepseek-v4-hopper@sha256:...``)."""
+    if m := _SGLANG_RELEASE.search(image):
+        return tuple(int(x) for x in m.groups()) >= SGLANG_SPEC_V2_DEFAULT_FROM
+    if m := _SGLANG_NIGHTLY.search(image):
+        return m[1] >= SGLANG_SPEC_V2_DEFAULT_SINCE
+    return None
+
+
 def speculation_overlapped(items: list[dict[str, Any]], row: _Row) -> bool:
-    """Whether the script runs speculation with the overlap scheduler on: SGLang's EAGLE / MTP worker disables
-    it unless SGLANG_ENABLE_SPEC_V2 is set ("Spec v2 is enabled ... and overlap schedule is turned on",
-    server_args._handle_speculative_decoding). Other engines: False (not read from the scripts)."""
+    """Whether the script runs speculation with the overlap scheduler on. SGLang's EAGLE / MTP worker runs
+    spec v1 (overlap off) unless SGLANG_ENABLE_SPEC_V2 is on ("Spec v2 is enabled ... and overlap schedule
+    is turned on", server_args._handle_speculative_decoding): a script's own setting decides; where it sets
+    none, the image's default (`sglang_spec_v2_default`; an image of unknown release: off, the older
+    default). Every benchmark script runs eagle top-k 1, which spec v2 needs. Other engines: False (not read
+    from the scripts)."""
     if row.engine != "sglang" or row.spec == "off":
         return False
     envs = [(item.get("settings") or {}).get("env") or {} for item in _settings_items(items, row)]
-    return bool(envs) and all(str(e.get("SGLANG_ENABLE_SPEC_V2", "0")).lower() in ("1", "true") for e in envs)
+    default = bool(sglang_spec_v2_default(row.image))
+    return bool(envs) and all(
+        str(e["SGLANG_ENABLE_SPEC_V2"]).lower() in ("1", "true") if "SGLANG_ENABLE_SPEC_V2" in e else default
+        for e in envs)
 
 
 def _unset(value: Any) -> bool:

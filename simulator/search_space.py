@@ -53,7 +53,7 @@ class BenchmarkDeployment(BaseModel):
     # max_num_tokens] (None = no limit); cuda_graph_counts_tokens: vLLM's graph limit counts B x (1 + k) tokens
     limits: list[LimitRow] = Field(default_factory=list)
     cuda_graph_counts_tokens: bool = False
-    # the script runs speculation with the overlap scheduler on (SGLANG_ENABLE_SPEC_V2=1; EngineLimits)
+    # the script runs speculation with the overlap scheduler on (SGLang spec v2: set, or its image's default; EngineLimits)
     speculation_overlapped: bool = False
     limits_source: str = ""
     # the KV-cache dtype the script set (--kv-cache-dtype / kv_cache_config.dtype), or its engine's default where

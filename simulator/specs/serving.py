@@ -173,9 +173,9 @@ class EngineLimits(Frozen):
     scheduled at once (None: memory decides). `max_num_tokens`: per-step token budget (vLLM
     --max-num-batched-tokens, TRT-LLM max_num_tokens): decode tokens B x (1 + k) and prefill chunks fit in it.
     `speculation_overlapped`: the scheduler overlaps its per-request host work with the GPU while speculating
-    (SGLang with SGLANG_ENABLE_SPEC_V2=1, which turns the overlap scheduler back on for EAGLE / MTP), so the
-    per-request bookkeeping term (EfficiencyKnobs.request_overhead_us) does not add to the step; False: SGLang's
-    default speculative worker, which disables the overlap scheduler.
+    (SGLang's spec v2: SGLANG_ENABLE_SPEC_V2=1, the default from v0.5.11), so the per-request bookkeeping term
+    (EfficiencyKnobs.request_overhead_us) does not add to the step; False: a speculative worker without the
+    overlap scheduler (SGLang's spec v1, the default up to v0.5.10).
     """
 
     cuda_graph_max_batch: int | None = Field(default=None, ge=0, le=1_048_576)

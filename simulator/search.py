@@ -140,8 +140,9 @@ def multinode_candidates(sc: Scenario, side: Side, model_key: str, hardware_key:
             dep = DisaggregatedSpec.model_validate(r.deployment.model_dump(), context=ctx)
         except ValueError:
             continue  # beyond max_gpus, or EP not dividing this model's experts
+        limits = EngineLimits(speculation_overlapped=r.speculation_overlapped, source=f"{r.engine} decode workers")
         out.append(Candidate(side, dep, tuple(r.concurrencies), ((r.draft_tokens or 0) if side == "mtp" else 0,),
-                             r.engine, pinned_al=r.pinned_acceptance_length if side == "mtp" else None))
+                             r.engine, (limits,), pinned_al=r.pinned_acceptance_length if side == "mtp" else None))
     return out
 
 

@@ -121,6 +121,7 @@ class MultinodeDeployment(BaseModel):
     deployment: DisaggregatedSpec
     source: str
     pinned_acceptance_length: float | None = Field(default=None, ge=1.0)
+    speculation_overlapped: bool = False  # the decode workers speculate under the overlap scheduler (EngineLimits)
 
     @model_validator(mode="after")
     def _pinned_needs_its_k(self) -> MultinodeDeployment:
@@ -135,6 +136,14 @@ class MultinodeDeployment(BaseModel):
 # SGLang server_args._handle_speculative_decoding: with EAGLE / MTP and no --max-running-requests, the engine runs
 # at most 48 requests at once (docs/sources.md#engine-defaults)
 SGLANG_SPECULATIVE_MAX_RUNNING = 48
+
+# Whether each engine's current releases speculate under their overlap / async scheduler when nothing says
+# otherwise, hiding the per-request host bookkeeping of a step behind the GPU (docs/sources.md#engine-defaults):
+# SGLang spec v2 (default from v0.5.11; older images: tools/build_deployments.sglang_spec_v2_default), vLLM async
+# scheduling (default from v0.14.0, with EAGLE / MTP), TensorRT-LLM's overlap scheduler (default since ~0.20, kept
+# for one-model MTP); ATOM reads each step's accepted counts back before it prepares the next step, so its host
+# work is not hidden.
+SPECULATION_OVERLAPPED_BY_DEFAULT: dict[str, bool] = {"sglang": True, "vllm": True, "trt": True, "atom": False}
 
 
 def default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> dict[str, Any]:
@@ -188,10 +197,12 @@ def kv_cache_dtype_of(engine: str, native: KvCacheDtype | None = None) -> KvCach
 
 def engine_default_limits(engine: str, hbm_gb: float, tp: int, k: int) -> EngineLimits:
     """`default_limits` as the EngineLimits a deployment runs with when nothing sets them (vLLM's graph limit
-    counts B x (1 + k) tokens, the others' requests)."""
+    counts B x (1 + k) tokens, the others' requests; speculation under the engine's overlap scheduler as
+    SPECULATION_OVERLAPPED_BY_DEFAULT says)."""
     d = default_limits(engine, hbm_gb, tp, k)
     return EngineLimits(cuda_graph_max_batch=d["cuda_graph_max_bs"], cuda_graph_counts_tokens=engine == "vllm",
                         max_running_requests=d["max_running_requests"], max_num_tokens=d["max_num_tokens"],
+                        speculation_overlapped=k > 0 and SPECULATION_OVERLAPPED_BY_DEFAULT.get(engine, False),
                         source=f"{engine} defaults")
 
 

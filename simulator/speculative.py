@@ -90,7 +90,7 @@ def decode_step_terms(tables: StepTables, knobs: KnobTensors, batch: torch.Tenso
                       speculation_overlapped: torch.Tensor | float = 0.0) -> StepTerms:
     """The named terms of one decode step of `batch` requests with k = `draft_tokens` (k = 0: plain decode,
     identical with or without a draft table). `extra_tokens` ride in the verify pass (chunked prefill).
-    `speculation_overlapped` = 1: the overlap scheduler hides the per-request bookkeeping (SGLang SPEC_V2)."""
+    `speculation_overlapped` = 1: the overlap scheduler hides the per-request bookkeeping (EngineLimits)."""
     f64 = torch.float64
     batch = torch.as_tensor(batch, dtype=f64)
     k = torch.as_tensor(draft_tokens, dtype=f64)

@@ -11,7 +11,7 @@ from simulator.evaluate import evaluate
 from simulator.knobs import KnobTensors
 from simulator.lowering import ACTIVATION_BYTES, LOGIT_PASSES
 from simulator.search import Candidate, benchmark_candidates
-from simulator.search_space import default_limits
+from simulator.search_space import default_limits, engine_default_limits, load_multinode
 from simulator.serving import StepLimits, closed_loop, running_batch
 from simulator.specs import EngineLimits
 from simulator.speculative import (
@@ -150,6 +150,25 @@ def test_spec_v2_scripts_run_speculation_overlapped() -> None:
         off = benchmark_candidates(sc, "off", model, hw, "1k1k")
         assert mtp and all(c.limits_at(0).speculation_overlapped is want for c in mtp), (model, hw)
         assert not any(c.limits_at(0).speculation_overlapped for c in off)
+
+
+def test_engines_speculate_under_their_overlap_scheduler_by_default() -> None:
+    """TensorRT-LLM (overlap scheduler, one-model MTP) and vLLM (async scheduling, v0.14 on) hide the per-request
+    bookkeeping in every benchmark row and in the open search's defaults; ATOM, which reads each step's accepted
+    counts back before it prepares the next, does not; plain decode never speculates."""
+    sc = scenario("deepseek_r1", "h200", "fp8", "1k1k")
+    trt = [c for c in benchmark_candidates(sc, "mtp", "deepseek_r1", "h200", "1k1k") if c.engine == "trt"]
+    assert trt and all(c.limits_at(i).speculation_overlapped for c in trt for i in range(len(c.concurrencies)))
+    sc = scenario("deepseek_r1", "mi355x", "fp8", "1k1k")
+    atom = [c for c in benchmark_candidates(sc, "mtp", "deepseek_r1", "mi355x", "1k1k") if c.engine == "atom"]
+    assert atom and not any(c.limits_at(0).speculation_overlapped for c in atom)
+    for engine, want in (("sglang", True), ("vllm", True), ("trt", True), ("atom", False)):
+        assert engine_default_limits(engine, 180, 8, 3).speculation_overlapped is want, engine
+        assert engine_default_limits(engine, 180, 8, 0).speculation_overlapped is False
+    rows, _ = load_multinode()
+    mtp = [r for r in rows if r.spec == "mtp" and r.engine in ("trt", "vllm")]
+    assert mtp and all(r.speculation_overlapped for r in mtp)
+    assert not any(r.speculation_overlapped for r in rows if r.spec == "off")
 
 
 def test_sampling_term_by_hand(glm5) -> None:

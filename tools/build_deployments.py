@@ -46,6 +46,7 @@ from simulator.search_space import (  # noqa: E402
     MULTINODE_KEY,
     MULTINODE_PATH,
     SOURCE_KEY,
+    SPECULATION_OVERLAPPED_BY_DEFAULT,
     TOP_KEY,
     BenchmarkDeployment,
     MultinodeDeployment,
@@ -510,20 +511,37 @@ def sglang_spec_v2_default(image: str) -> bool | None:
     return None
 
 
+def overlapped_by_default(engine: str, image: str) -> bool:
+    """Whether `engine` in `image` speculates under its overlap scheduler when the script says nothing: SGLang by
+    its release (`sglang_spec_v2_default`; an image of unknown release: off, the older default), the others as
+    search_space.SPECULATION_OVERLAPPED_BY_DEFAULT says for their current releases (every vLLM image the benchmark
+    runs is v0.14 or later, every TensorRT-LLM image 1.1 or later)."""
+    if engine == "sglang":
+        return bool(sglang_spec_v2_default(image))
+    return SPECULATION_OVERLAPPED_BY_DEFAULT.get(engine, False)
+
+
 def speculation_overlapped(items: list[dict[str, Any]], row: _Row) -> bool:
     """Whether the script runs speculation with the overlap scheduler on. SGLang's EAGLE / MTP worker runs
     spec v1 (overlap off) unless SGLANG_ENABLE_SPEC_V2 is on ("Spec v2 is enabled ... and overlap schedule
-    is turned on", server_args._handle_speculative_decoding): a script's own setting decides; where it sets
-    none, the image's default (`sglang_spec_v2_default`; an image of unknown release: off, the older
-    default). Every benchmark script runs eagle top-k 1, which spec v2 needs. Other engines: False (not read
-    from the scripts)."""
-    if row.engine != "sglang" or row.spec == "off":
+    is turned on", server_args._handle_speculative_decoding): a script's own setting decides. TensorRT-LLM's
+    `overlap_scheduler` and vLLM's `async_scheduling`, where a script sets them to false, turn it off. Where a
+    script sets nothing, the image's default (`overlapped_by_default`). Every benchmark script runs eagle top-k
+    1, which SGLang's spec v2 needs."""
+    if row.spec == "off":
         return False
-    envs = [(item.get("settings") or {}).get("env") or {} for item in _settings_items(items, row)]
-    default = bool(sglang_spec_v2_default(row.image))
-    return bool(envs) and all(
-        str(e["SGLANG_ENABLE_SPEC_V2"]).lower() in ("1", "true") if "SGLANG_ENABLE_SPEC_V2" in e else default
-        for e in envs)
+    default = overlapped_by_default(row.engine, row.image)
+    decided = []
+    for item in _settings_items(items, row):
+        st = item.get("settings") or {}
+        env = st.get("env") or {}
+        if row.engine == "sglang" and "SGLANG_ENABLE_SPEC_V2" in env:
+            decided.append(str(env["SGLANG_ENABLE_SPEC_V2"]).lower() in ("1", "true"))
+        elif st.get("overlap_scheduler", st.get("async_scheduling")) is False:
+            decided.append(False)
+        else:
+            decided.append(default)
+    return bool(decided) and all(decided)
 
 
 def _unset(value: Any) -> bool:
@@ -807,12 +825,14 @@ def multinode_rows(shared_dir: Path, routed_experts: dict[str, int] | None = Non
                             skipped.append(f"{where}: no draft length in the recipe or the benchmark methodology")
                             continue
                     pinned = pinned_acceptance(settings, where)
+                    overlapped = spec == "mtp" and overlapped_by_default(_engine_of(entry["framework"]),
+                                                                         str(entry.get("image", "")))
                     rows.append(MultinodeDeployment(
                         entry=name, engine=_engine_of(entry["framework"]), model=model, hardware=gpu,
                         precision=entry["precision"], workload=wl, spec=spec, draft_tokens=k,
                         concurrencies=sorted(set(space["conc-list"])), deployment=dep,
                         source=f"{where}" + (f"; recipe {recipe.split('/')[-1]}" if recipe else ""),
-                        pinned_acceptance_length=pinned))
+                        pinned_acceptance_length=pinned, speculation_overlapped=overlapped))
     return rows, skipped
 
 

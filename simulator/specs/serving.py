@@ -173,9 +173,9 @@ class EngineLimits(Frozen):
     scheduled at once (None: memory decides). `max_num_tokens`: per-step token budget (vLLM
     --max-num-batched-tokens, TRT-LLM max_num_tokens): decode tokens B x (1 + k) and prefill chunks fit in it.
     `speculation_overlapped`: the scheduler overlaps its per-request host work with the GPU while speculating
-    (SGLang's spec v2: SGLANG_ENABLE_SPEC_V2=1, the default from v0.5.11), so the per-request bookkeeping term
-    (EfficiencyKnobs.request_overhead_us) does not add to the step; False: a speculative worker without the
-    overlap scheduler (SGLang's spec v1, the default up to v0.5.10).
+    (SGLang's spec v2, the default from v0.5.11; vLLM's async scheduling from v0.14; TensorRT-LLM's overlap
+    scheduler), so the per-request bookkeeping term (EfficiencyKnobs.request_overhead_us) does not add to the
+    step; False: a speculative worker whose host work is exposed (SGLang's spec v1, up to v0.5.10; ATOM).
     """
 
     cuda_graph_max_batch: int | None = Field(default=None, ge=0, le=1_048_576)

@@ -53,7 +53,7 @@ def test_a_pinned_candidate_is_priced_at_its_pinned_al_whatever_the_scale(sc, ca
         assert other["tput_per_gpu"].tolist() == got["tput_per_gpu"].tolist()
     # == the same deployment with measured acceptance, priced at the scale whose AL(2) is 2.27
     raw = float(raw_al_table(sc.acceptance)[2])
-    free = Candidate("mtp", pinned.deployment, pinned.concurrencies, pinned.draft_tokens, pinned.engine)
+    free = Candidate("mtp", pinned.deployment, pinned.concurrencies, pinned.draft_tokens, pinned.engine, pinned.limits)
     same = evaluate(sc, [free], acceptance_scale=(2.27 - 1) / (raw - 1)).frame()
     np.testing.assert_allclose(same["tput_per_gpu"], got["tput_per_gpu"], rtol=1e-12)
     np.testing.assert_allclose(same["interactivity"], got["interactivity"], rtol=1e-12)

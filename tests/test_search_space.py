@@ -32,9 +32,11 @@ from tools.build_deployments import (
     resolve_setting,
     sglang_spec_v2_default,
     snapshot,
+    speculation_overlapped,
 )
 from tools.build_deployments import _graph_batch_list as graph_batch_list
 from tools.build_deployments import _kv_setting as kv_setting
+from tools.build_deployments import _Row as Row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,6 +171,28 @@ def test_parse_config_entry() -> None:
 def test_sglang_spec_v2_default_by_image(image: str, want: bool | None) -> None:
     """Whether an SGLang image speculates under the overlap scheduler when the script sets nothing."""
     assert sglang_spec_v2_default(image) is want
+
+
+def test_speculation_overlapped_reads_the_script_then_the_image() -> None:
+    """A script's own SGLANG_ENABLE_SPEC_V2 decides; a TensorRT-LLM / vLLM script that turns its overlap or async
+    scheduler off keeps the bookkeeping; otherwise the image's default (SGLang by release, ATOM never); Off rows
+    never speculate, and a row no settings item covers is not overlapped."""
+    def item(engine: str, settings: dict) -> dict:
+        return {"spec": "mtp", "when": "always", "settings": settings, "engine": engine,
+                "config_entries": ["f.yaml e [img]: 1024/1024 tp8 ep1 conc 4"]}
+    def row(engine: str, image: str, spec: str = "mtp") -> Row:
+        return Row("f.yaml", "e", "m", "b200", "fp8", engine, spec, 1024, 1024, 8, 1, False, (4,), image)
+    new, old = "lmsysorg/sglang:v0.5.12-cu130", "lmsysorg/sglang:v0.5.10-cu130"
+    assert speculation_overlapped([item("sglang", {})], row("sglang", new))
+    assert not speculation_overlapped([item("sglang", {})], row("sglang", old))
+    assert speculation_overlapped([item("sglang", {"env": {"SGLANG_ENABLE_SPEC_V2": 1}})], row("sglang", old))
+    assert not speculation_overlapped([item("sglang", {"env": {"SGLANG_ENABLE_SPEC_V2": 0}})], row("sglang", new))
+    assert speculation_overlapped([item("trt", {})], row("trt", "nvcr.io/nvidia/tensorrt-llm/release:1.2.0"))
+    assert not speculation_overlapped([item("trt", {"overlap_scheduler": False})], row("trt", ""))
+    assert not speculation_overlapped([item("vllm", {"async_scheduling": False})], row("vllm", ""))
+    assert not speculation_overlapped([item("atom", {})], row("atom", "rocm/atom:latest"))
+    assert not speculation_overlapped([item("sglang", {})], row("sglang", new, "off"))
+    assert not speculation_overlapped([], row("sglang", new))
 
 
 def test_shipped_tables_record_their_upstream_snapshot() -> None:

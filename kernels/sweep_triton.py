@@ -61,7 +61,7 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
     "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
              "collective_latency_us", "step_latency_us", "moe_imbalance", "draft_pass_latency_us",
              "eager_layer_pass_latency_us", "request_overhead_us", "scale_out_latency_us",
-             "scale_out_bandwidth_fraction"),
+             "scale_out_bandwidth_fraction", "route_repeat_fraction"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
                "graph_counts_tokens", "speculation_overlapped", "disaggregated", "decode_workers", "prefill_workers",
@@ -179,6 +179,11 @@ if triton is not None:
         return tl.minimum(experts * q + spread, experts)
 
     @triton.jit
+    def _routing_draws(requests, tokens, repeat_fraction):
+        """moe.routing_draws: a request's first token routes afresh, each later one adds 1 - rho of a draw."""
+        return tl.minimum(requests, tokens) + tl.maximum(tokens - requests, 0.0) * (1.0 - repeat_fraction)
+
+    @triton.jit
     def _pass_cost(t, kn, requests, tokens, context, layer_latency_us, eager, state_writes, OP: tl.constexpr):
         """step_cost.pass_cost(...).total_s: seconds of a pass of table t over `tokens` tokens of `requests`
         requests at mean context `context` (`layer_latency_us`: the floor per layer pass; `eager` = 1: no
@@ -186,6 +191,7 @@ if triton is not None:
         share = _busiest_rank_share(requests, t.attention_dp)
         hbm = t.hbm_bytes_s * kn.hbm_bandwidth_fraction
         operator_s = tl.zeros_like(tokens)
+        draws = _routing_draws(requests, tokens, kn.route_repeat_fraction)  # consecutive tokens share experts
         for j in range(t.n_ops):
             o = _load_op(t, j, OP)
             rank = o.dp_sharded * share + (1.0 - o.dp_sharded)
@@ -194,7 +200,7 @@ if triton is not None:
             ctx = tl.minimum(o.ctx_scale * context + o.ctx_offset, o.ctx_cap)
             imbalance = 1.0 + o.imbalance_weight * (kn.moe_imbalance - 1.0)
             flops = (o.flops_per_token * tok + o.flops_per_token_ctx * tok * ctx) * imbalance
-            touched = _expected_experts_touched(o.experts_local, o.route_prob, tokens, o.busiest_rank_z)
+            touched = _expected_experts_touched(o.experts_local, o.route_prob, draws, o.busiest_rank_z)
             weight_s = (o.weight_bytes + o.expert_bytes * touched) / hbm
             kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req * (1.0 + state_writes)) / hbm
             activation_s = o.bytes_per_token * tok / hbm

@@ -26,6 +26,7 @@ class KnobTensors:
     request_overhead_us: torch.Tensor
     scale_out_latency_us: torch.Tensor
     scale_out_bandwidth_fraction: torch.Tensor
+    route_repeat_fraction: torch.Tensor
 
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:

@@ -12,7 +12,7 @@ import torch
 
 from simulator.knobs import KnobTensors
 from simulator.lowering import PassTable
-from simulator.moe import expected_experts_touched
+from simulator.moe import expected_experts_touched, routing_draws
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
 
     Attention operators (dp_sharded) see the busiest DP-attention rank's share of requests (ceil(n / DP) of n,
     `busiest_rank_share`); MoE experts see all tokens (gathered), touching the expected number of distinct
-    local experts on the busiest EP rank (moe.expected_experts_touched). The latency floor is
+    local experts on the busiest EP rank (moe.expected_experts_touched) over the routing draws the tokens amount
+    to (moe.routing_draws: a request's consecutive tokens share experts). The latency floor is
     `layer_latency_us` (default: the knobs' per-layer floor) per layer pass. `eager` = 1: the pass runs
     without CUDA graphs; the host issues each layer in `eager_layer_pass_latency_us` while the GPU works
     asynchronously, so the pass takes max(GPU time, launch time) (never less than under graphs).
@@ -87,7 +88,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     ctx = torch.minimum(t.ctx_scale * context[..., None] + t.ctx_offset, t.ctx_cap)
     imbalance = 1.0 + t.imbalance_weight * (knobs.moe_imbalance[..., None] - 1.0)
     flops = (t.flops_per_token * tok + t.flops_per_token_ctx * tok * ctx) * imbalance
-    touched = expected_experts_touched(t.experts_local, t.route_prob, tokens[..., None], t.busiest_rank_z)
+    draws = routing_draws(requests, tokens, knobs.route_repeat_fraction)  # consecutive tokens share experts
+    touched = expected_experts_touched(t.experts_local, t.route_prob, draws[..., None], t.busiest_rank_z)
     hbm = t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None]
     weight_s = (t.weight_bytes + t.expert_bytes * touched) / hbm
     writes = torch.as_tensor(state_writes, dtype=torch.float64)[..., None]

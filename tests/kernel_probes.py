@@ -39,7 +39,7 @@ KNOB_RANGES = {"hbm_bandwidth_fraction": (0.3, 1.0), "compute_fraction": (0.3, 1
                "collective_latency_us": (0.0, 30.0), "step_latency_us": (0.0, 500.0), "moe_imbalance": (1.0, 2.0),
                "draft_pass_latency_us": (0.0, 20.0), "eager_layer_pass_latency_us": (0.0, 100.0),
                "request_overhead_us": (0.0, 50.0), "scale_out_latency_us": (0.0, 30.0),
-               "scale_out_bandwidth_fraction": (0.3, 1.0)}
+               "scale_out_bandwidth_fraction": (0.3, 1.0), "route_repeat_fraction": (0.0, 0.9)}
 SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4096.0, int),
                  "prefill_chunk_tokens": (256.0, 16384.0, int), "chunked_prefill": (0.0, 1.0, int),
                  "gpus": (1.0, 72.0, int), "attention_dp": (1.0, 16.0, int), "max_draft_tokens": (0.0, 8.0, int),

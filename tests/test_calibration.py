@@ -23,7 +23,9 @@ def synthetic_problem() -> tuple[Problem, list[PointObs]]:
     obs = []
     # varied layer counts, TP degrees (1 = no collectives), MoE and dense: the latency floors separate; three
     # deployments repeated on another engine identify its compute efficiency against the SGLang ones (a dense
-    # 70B at large batch is compute-bound in decode; prefill of these prompts is launch-bound, PREFILL_EAGER)
+    # 70B at large batch is compute-bound in decode; prefill of these prompts is launch-bound, PREFILL_EAGER).
+    # Batch 1024 keeps each engine's rows compute-bound whatever the trial compute fraction, so the fit cannot
+    # stall where an engine's factor has no gradient (its rows memory-bound at the trial knobs).
     for model, hw, prec, tp, mtp, engine in (
             ("llama3_3_70b", "h200", "fp8", 1, False, "sglang"), ("llama3_3_70b", "h200", "fp8", 4, False, "sglang"),
             ("glm5", "h200", "fp8", 8, True, "sglang"), ("gpt_oss_120b", "h200", "fp8", 1, False, "sglang"),
@@ -34,7 +36,7 @@ def synthetic_problem() -> tuple[Problem, list[PointObs]]:
             ("qwen3_235b", "b200", "fp8", 8, False, "vllm"), ("llama3_3_70b", "b200", "fp8", 2, False, "vllm")):
         sc = scenario(model, hw, prec)
         case = Case(sc, sc.deployment(tp=tp), with_draft=mtp, engine=engine)
-        for c in (1, 2, 4, 16, 64, 256):
+        for c in (1, 2, 4, 16, 64, 256, 1024):
             label = f"{model}/{hw}/{engine}/c{c}"
             obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tpot_s", 1.0, label))
             obs.append(PointObs("synthetic", case, c, 3 if mtp else 0, "tput_per_gpu", 1.0, label))

@@ -12,7 +12,7 @@ from conftest import scenario
 from simulator.acceptance import acceptance_length, al_from_conditional_rates, al_table, scaled_al
 from simulator.catalog import load_model
 from simulator.lowering import memory_footprint
-from simulator.moe import busiest_rank_z, expected_experts_touched
+from simulator.moe import busiest_rank_z, expected_experts_touched, routing_draws
 from simulator.operators import INDEXER_BLOCKS_PER_LAYER, draft_ops, target_ops
 from simulator.serving import closed_loop
 from simulator.specs import AcceptanceSpec
@@ -236,6 +236,33 @@ def test_expected_experts_touched() -> None:
     assert float(expected_experts_touched(256, 8 / 256, 2)) == pytest.approx(256 * (1 - (1 - 8 / 256) ** 2))
     assert float(expected_experts_touched(256, 8 / 256, 4096)) == pytest.approx(256.0, rel=1e-9)
     assert float(expected_experts_touched(256, 8 / 256, 0)) == 0.0
+
+
+def test_routing_locality_matches_a_monte_carlo_of_repeating_routers() -> None:
+    """A request's k + 1 verify positions, each keeping a fraction rho of its previous token's experts and drawing
+    the rest afresh (distinct per token), touch as many distinct experts as R + (T - R)(1 - rho) independent
+    tokens (moe.routing_draws); different requests stay independent, and rho = 0 is uniform routing."""
+    assert float(routing_draws(8, 8, 0.5)) == 8.0  # plain decode: one token per request
+    assert float(routing_draws(8, 32, 0.0)) == 32.0 and float(routing_draws(8, 32, 0.5)) == 20.0
+    rng = np.random.default_rng(1)
+    for experts, k, requests, positions, rho in ((256, 8, 4, 4, 0.4), (256, 8, 16, 3, 0.3), (512, 10, 8, 4, 0.6)):
+        hits = []
+        for _ in range(300):
+            hit = np.zeros(experts, dtype=bool)
+            for _ in range(requests):
+                prev = rng.choice(experts, k, replace=False)
+                hit[prev] = True
+                for _ in range(positions - 1):
+                    keep = prev[rng.random(k) < rho]
+                    fresh = rng.choice(np.setdiff1d(np.arange(experts), keep), k - keep.size, replace=False)
+                    prev = np.concatenate([keep, fresh])
+                    hit[prev] = True
+            hits.append(hit.sum())
+        draws = routing_draws(requests, requests * positions, rho)
+        model = float(expected_experts_touched(experts, k / experts, draws))
+        assert model == pytest.approx(np.mean(hits), rel=0.04), (experts, k, requests, positions, rho)
+        uniform = float(expected_experts_touched(experts, k / experts, requests * positions))
+        assert model < uniform
 
 
 def test_busiest_expert_parallel_rank_matches_a_monte_carlo_of_uniform_routing() -> None:

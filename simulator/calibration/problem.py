@@ -43,7 +43,12 @@ from simulator.specs.vocabulary import (
 FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
                 "step_latency_us", "moe_imbalance", "request_overhead_us", "scale_out_latency_us",
                 "scale_out_bandwidth_fraction")
-FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "scale_out_bandwidth_fraction")
+# Fitted once for every family: the routing locality of a request's consecutive tokens is the trained routers'
+# property, not the GPU's (specs/hardware.py: route_repeat_fraction), parameter `shared.<knob>`.
+SHARED_KNOBS = ("route_repeat_fraction",)
+SHARED_PARAMETER = "shared"
+FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "scale_out_bandwidth_fraction",
+             "route_repeat_fraction")
 Z_AT_FULL_FRACTION = 6.0  # z of a fraction given as exactly 1 (sigmoid(6) = 0.9975; logit(1) is infinite)
 MIN_EXCESS_IMBALANCE = 1e-3  # an imbalance given as exactly 1 maps to 1.001 (log(0) is infinite)
 UNREACHED_TPUT_PER_GPU = 1e-3  # tok/s of a page target whose side has no feasible point: a huge miss, not NaN
@@ -84,17 +89,19 @@ def from_z(name: str, z: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class ParamSpace:
     """The fitted parameters, in this order: the knobs of each family, the shared acceptance scale, the
-    compute efficiency of each engine (relative to REFERENCE_ENGINE)."""
+    compute efficiency of each engine (relative to REFERENCE_ENGINE), the knobs shared by every family."""
 
     families: tuple[str, ...]
     models: tuple[str, ...]  # acceptance groups whose scale is fitted: (ACCEPTANCE_GROUP,) or () without MTP data
     engines: tuple[str, ...] = ()  # engines (not the reference) whose compute efficiency is fitted
+    shared: tuple[str, ...] = SHARED_KNOBS  # knobs fitted once for every family
 
     @property
     def names(self) -> list[str]:
         return ([f"{f}.{k}" for f in self.families for k in FITTED_KNOBS]
                 + [f"acceptance_scale.{m}" for m in self.models]
-                + [f"{ENGINE_PARAMETER}.{e}" for e in self.engines])
+                + [f"{ENGINE_PARAMETER}.{e}" for e in self.engines]
+                + [f"{SHARED_PARAMETER}.{k}" for k in self.shared])
 
     @property
     def n_knobs(self) -> int:
@@ -103,7 +110,8 @@ class ParamSpace:
     def prior(self) -> np.ndarray:
         d = EfficiencyKnobs()
         knobs = [to_z(k, getattr(d, k)) for _ in self.families for k in FITTED_KNOBS]
-        return np.array(knobs + [0.0] * (len(self.models) + len(self.engines)))
+        shared = [to_z(k, getattr(d, k)) for k in self.shared]
+        return np.array(knobs + [0.0] * (len(self.models) + len(self.engines)) + shared)
 
     def value(self, name: str, z: float) -> float:
         group, knob = name.split(".", 1)
@@ -187,6 +195,9 @@ class Problem:
             eff = torch.exp(z[n0:n0 + len(self.space.engines)])
             factor = torch.where(self.engine_idx >= 0, eff[self.engine_idx.clamp(min=0)], torch.ones((), dtype=z.dtype))
             values["compute_fraction"] = torch.clamp(values["compute_fraction"] * factor, max=1.0)
+        n_shared = self.space.n_knobs + len(self.space.models) + len(self.space.engines)
+        for j, name in enumerate(self.space.shared):
+            values[name] = from_z(name, z[n_shared + j]).expand(self.family_idx.shape)
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor | None = None) -> ServingMetrics:

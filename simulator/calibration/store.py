@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from simulator.calibration.fit import FitResult
-from simulator.calibration.problem import ENGINE_PARAMETER, FITTED_KNOBS, ParamSpace
+from simulator.calibration.problem import ENGINE_PARAMETER, FITTED_KNOBS, SHARED_PARAMETER, ParamSpace
 from simulator.catalog import family_members
 from simulator.specs import Calibration, EfficiencyKnobs
 
@@ -40,9 +40,11 @@ def map_z(space: ParamSpace, names: list[str], z: np.ndarray) -> np.ndarray:
 def to_yaml_dict(name: str, result: FitResult, sources: dict[str, str]) -> dict[str, Any]:
     defaults = EfficiencyKnobs().model_dump()
     hardware, families = {}, {}
+    shared = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items()
+              if n.startswith(f"{SHARED_PARAMETER}.")}
     for fam in sorted({n.split(".")[0] for n in result.names
-                       if not n.startswith(("acceptance_scale.", f"{ENGINE_PARAMETER}."))}):
-        families[fam] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}}
+                       if not n.startswith(("acceptance_scale.", f"{ENGINE_PARAMETER}.", f"{SHARED_PARAMETER}."))}):
+        families[fam] = {**defaults, **{k: round(result.values[f"{fam}.{k}"], 6) for k in FITTED_KNOBS}, **shared}
         for hw in family_members(fam):
             hardware[hw] = dict(families[fam])
     scales = {n.split(".", 1)[1]: round(v, 6) for n, v in result.values.items() if n.startswith("acceptance_scale.")}

@@ -61,7 +61,7 @@ KERNEL_READS: dict[str, tuple[str, ...]] = {
     "knob": ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "layer_pass_latency_us",
              "collective_latency_us", "step_latency_us", "moe_imbalance", "draft_pass_latency_us",
              "eager_layer_pass_latency_us", "request_overhead_us", "scale_out_latency_us",
-             "scale_out_bandwidth_fraction", "route_repeat_fraction"),
+             "scale_out_bandwidth_fraction", "route_repeat_fraction", "expert_popularity_cv"),
     "scalar": ("input_tokens", "output_tokens", "prefill_chunk_tokens", "chunked_prefill", "gpus",
                "max_draft_tokens", "acceptance_scale", "max_step_tokens", "graph_max_batch",
                "graph_counts_tokens", "speculation_overlapped", "disaggregated", "decode_workers", "prefill_workers",
@@ -170,11 +170,14 @@ if triton is not None:
         return fraction, latency
 
     @triton.jit
-    def _expected_experts_touched(experts, route_prob, tokens, rank_z):
-        """moe.expected_experts_touched: the busiest EP rank's E q + z sqrt(E q (1 - q)), at most E, with
-        q = 1 - (1 - k/E)^T, the power as exp(T log(1 - k/E)) (the interpreter has no pow): it rounds apart
-        from torch.pow by up to 1e-16 / (k/E) relative at T = 1."""
-        q = 1.0 - tl.exp(tokens * tl.log(1.0 - route_prob))
+    def _expected_experts_touched(experts, route_prob, tokens, rank_z, popularity_cv):
+        """moe.expected_experts_touched: the busiest EP rank's E q + z sqrt(E q (1 - q)), at most E, with the miss
+        probability 1 - q = exp(-lambda T) under uniform routing (lambda = -log(1 - k/E)) and the gamma
+        popularity's (1 + lambda T c^2)^(-1 / c^2) for c = `popularity_cv` > 0."""
+        rate_t = -tl.log(1.0 - route_prob) * tokens
+        c2 = popularity_cv * popularity_cv
+        skewed = tl.exp(-tl.log(1.0 + rate_t * c2) / tl.where(c2 > 0.0, c2, 1.0))
+        q = 1.0 - tl.where(c2 > 0.0, skewed, tl.exp(-rate_t))
         spread = rank_z * tl.sqrt(tl.maximum(experts * q * (1.0 - q), 0.0))
         return tl.minimum(experts * q + spread, experts)
 
@@ -200,7 +203,8 @@ if triton is not None:
             ctx = tl.minimum(o.ctx_scale * context + o.ctx_offset, o.ctx_cap)
             imbalance = 1.0 + o.imbalance_weight * (kn.moe_imbalance - 1.0)
             flops = (o.flops_per_token * tok + o.flops_per_token_ctx * tok * ctx) * imbalance
-            touched = _expected_experts_touched(o.experts_local, o.route_prob, draws, o.busiest_rank_z)
+            touched = _expected_experts_touched(o.experts_local, o.route_prob, draws, o.busiest_rank_z,
+                                                kn.expert_popularity_cv)
             weight_s = (o.weight_bytes + o.expert_bytes * touched) / hbm
             kv_s = (o.bytes_per_request_ctx * req * ctx + o.bytes_per_request * req * (1.0 + state_writes)) / hbm
             activation_s = o.bytes_per_token * tok / hbm

@@ -27,6 +27,7 @@ class KnobTensors:
     scale_out_latency_us: torch.Tensor
     scale_out_bandwidth_fraction: torch.Tensor
     route_repeat_fraction: torch.Tensor
+    expert_popularity_cv: torch.Tensor
 
     @classmethod
     def from_spec(cls, knobs: EfficiencyKnobs) -> KnobTensors:

@@ -32,15 +32,25 @@ def routing_draws(requests: torch.Tensor | float, tokens: torch.Tensor | float,
 
 
 def expected_experts_touched(experts: torch.Tensor | float, route_prob: torch.Tensor | float,
-                             tokens: torch.Tensor | float, rank_z: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """Distinct experts (of the `experts` on one EP rank) hit by T tokens routing to k of E each, under uniform
-    routing: each local expert is hit with probability q = 1 - (1 - k/E)^T, so a rank touches E_local q on
-    average (docs/sources.md#serving-model-priors). Every rank reads the experts its tokens hit and the layer
-    waits for the busiest one: `rank_z` (busiest_rank_z(EP), 0 without EP) adds that many standard deviations
-    of the per-rank count, sqrt(E_local q (1 - q)), capped at E_local. The skew of real routing on top of
-    uniform is the separate `moe_imbalance` knob."""
-    experts, route_prob, tokens, rank_z = (torch.as_tensor(x, dtype=torch.float64)
-                                           for x in (experts, route_prob, tokens, rank_z))
-    q = 1.0 - torch.pow(1.0 - route_prob, tokens)
+                             tokens: torch.Tensor | float, rank_z: torch.Tensor | float = 0.0,
+                             popularity_cv: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Distinct experts (of the `experts` on one EP rank) hit by T tokens routing to k of E each. Under uniform
+    routing each local expert is hit with probability q = 1 - (1 - k/E)^T = 1 - exp(-lambda T), lambda =
+    -log(1 - k/E), so a rank touches E_local q on average (docs/sources.md#serving-model-priors). Real routers
+    favour some experts: with each expert's rate lambda m, its popularity m gamma-distributed with mean 1 and
+    coefficient of variation c = `popularity_cv` (shape 1 / c^2), the miss probability averages to the gamma's
+    Laplace transform, (1 + lambda T c^2)^(-1 / c^2): fewer distinct experts for the same tokens (c = 0: uniform).
+    It treats hits as independent, so a lone token counts k (1 - c^2 k / 2E) experts instead of exactly k (3 % low
+    at c = 1.5 and k/E = 8/256); from T = 4 on it is within 3 % of a Monte Carlo of top-k routing.
+    Every rank reads the experts its tokens hit and the layer waits for the busiest one: `rank_z`
+    (busiest_rank_z(EP), 0 without EP) adds that many standard deviations of the per-rank count,
+    sqrt(E_local q (1 - q)), capped at E_local. The compute skew of the busiest rank is the separate
+    `moe_imbalance` knob."""
+    experts, route_prob, tokens, rank_z, cv = (torch.as_tensor(x, dtype=torch.float64)
+                                               for x in (experts, route_prob, tokens, rank_z, popularity_cv))
+    rate_t = -torch.log(1.0 - route_prob) * tokens
+    c2 = cv * cv
+    skewed = torch.exp(-torch.log(1.0 + rate_t * c2) / torch.where(c2 > 0.0, c2, 1.0))
+    q = 1.0 - torch.where(c2 > 0.0, skewed, torch.exp(-rate_t))
     spread = rank_z * torch.sqrt(torch.clamp(experts * q * (1.0 - q), min=0.0))
     return torch.minimum(experts * q + spread, experts)

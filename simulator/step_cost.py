@@ -89,7 +89,8 @@ def pass_cost(t: PassTable, knobs: KnobTensors, requests: torch.Tensor, tokens: 
     imbalance = 1.0 + t.imbalance_weight * (knobs.moe_imbalance[..., None] - 1.0)
     flops = (t.flops_per_token * tok + t.flops_per_token_ctx * tok * ctx) * imbalance
     draws = routing_draws(requests, tokens, knobs.route_repeat_fraction)  # consecutive tokens share experts
-    touched = expected_experts_touched(t.experts_local, t.route_prob, draws[..., None], t.busiest_rank_z)
+    touched = expected_experts_touched(t.experts_local, t.route_prob, draws[..., None], t.busiest_rank_z,
+                                       knobs.expert_popularity_cv[..., None])
     hbm = t.hbm_bytes_s[..., None] * knobs.hbm_bandwidth_fraction[..., None]
     weight_s = (t.weight_bytes + t.expert_bytes * touched) / hbm
     writes = torch.as_tensor(state_writes, dtype=torch.float64)[..., None]

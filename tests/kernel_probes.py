@@ -39,7 +39,8 @@ KNOB_RANGES = {"hbm_bandwidth_fraction": (0.3, 1.0), "compute_fraction": (0.3, 1
                "collective_latency_us": (0.0, 30.0), "step_latency_us": (0.0, 500.0), "moe_imbalance": (1.0, 2.0),
                "draft_pass_latency_us": (0.0, 20.0), "eager_layer_pass_latency_us": (0.0, 100.0),
                "request_overhead_us": (0.0, 50.0), "scale_out_latency_us": (0.0, 30.0),
-               "scale_out_bandwidth_fraction": (0.3, 1.0), "route_repeat_fraction": (0.0, 0.9)}
+               "scale_out_bandwidth_fraction": (0.3, 1.0), "route_repeat_fraction": (0.0, 0.9),
+               "expert_popularity_cv": (0.0, 2.0)}
 SCALAR_RANGES = {"input_tokens": (64.0, 16384.0, int), "output_tokens": (64.0, 4096.0, int),
                  "prefill_chunk_tokens": (256.0, 16384.0, int), "chunked_prefill": (0.0, 1.0, int),
                  "gpus": (1.0, 72.0, int), "attention_dp": (1.0, 16.0, int), "max_draft_tokens": (0.0, 8.0, int),
@@ -110,7 +111,7 @@ if triton is not None:
         elif WHICH == "link_knobs":
             res = st._link_knobs(t, kn)
         elif WHICH == "expected_experts_touched":
-            res = (st._expected_experts_touched(ctx, route, tok, rank_z),)
+            res = (st._expected_experts_touched(ctx, route, tok, rank_z, kn.expert_popularity_cv),)
         elif WHICH == "pass_cost":
             res = (st._pass_cost(t, kn, req, tok, ctx, layer_us, eager, k + 1.0, OP),)
         elif WHICH == "runs_eager":
@@ -169,7 +170,8 @@ def torch_side(which: str, batch: CaseBatch, x: dict[str, torch.Tensor]) -> tupl
         "scaled_al": lambda: (scaled_al(al, s("acceptance_scale"), k),),
         "busiest_rank_share": lambda: (busiest_rank_share(req, t.attention_dp),),
         "link_knobs": lambda: link_knobs(t, kn),
-        "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok, x["rank_z"]),),
+        "expected_experts_touched": lambda: (expected_experts_touched(ctx, x["route_prob"], tok, x["rank_z"],
+                                                                      kn.expert_popularity_cv),),
         "pass_cost": lambda: (pass_cost(t, kn, req, tok, ctx, x["layer_us"], x["eager"], x["draft_tokens"] + 1.0).total_s,),
         "runs_eager": lambda: (runs_eager(req, k, t.attention_dp, s("graph_max_batch"), s("graph_counts_tokens")),),
         "sampling_time_s": lambda: (sampling_time_s(t, kn, req, tok),),

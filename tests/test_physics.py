@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -59,8 +60,10 @@ def test_deepseek_r1_lowered_per_gpu_by_hand() -> None:
     c = row(t, "L1.mla.core")
     assert float(t.flops_per_token_ctx[c]) == pytest.approx(58 * 2 * 128 * 1088 / 8)
     assert float(t.bytes_per_request_ctx[c]) == pytest.approx(58 * 576 * 1.0)  # fp8 latent, not split by TP
-    # one request, one token, 1000 context tokens: every row's time is max(compute, memory), by hand
-    cost = pass_cost(t, sc.knob_tensors, torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1000.0))
+    # one request, one token, 1000 context tokens: every row's time is max(compute, memory), by hand (uniform
+    # routing: the token reads exactly its 8 experts; the popularity form undercounts a lone token by c^2 k / 2E)
+    knobs = replace(sc.knob_tensors, expert_popularity_cv=torch.tensor(0.0, dtype=torch.float64))
+    cost = pass_cost(t, knobs, torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1000.0))
     hbm = 7.7e12 * 0.8
     experts_bytes = 58 * 3 * 7168 * 2048 * 0.5625 / 8 * 8 + 58 * 2 * 7168 * 2 * 8 / 8
     assert float(cost.operator_s[j]) == pytest.approx(experts_bytes / hbm)
@@ -263,6 +266,26 @@ def test_routing_locality_matches_a_monte_carlo_of_repeating_routers() -> None:
         assert model == pytest.approx(np.mean(hits), rel=0.04), (experts, k, requests, positions, rho)
         uniform = float(expected_experts_touched(experts, k / experts, requests * positions))
         assert model < uniform
+
+
+def test_expert_popularity_matches_a_monte_carlo_of_skewed_routers() -> None:
+    """Experts whose popularity is gamma-distributed (mean 1, coefficient of variation c), each token picking k
+    distinct experts in proportion to it: the distinct experts T tokens touch follow E (1 - (1 + lambda T
+    c^2)^(-1 / c^2)) (moe.expected_experts_touched), fewer than under uniform routing, the same at c = 0."""
+    assert float(expected_experts_touched(256, 8 / 256, 16, 0.0, 0.0)) == pytest.approx(
+        float(expected_experts_touched(256, 8 / 256, 16)), rel=1e-12)
+    rng = np.random.default_rng(2)
+    for experts, k, tokens, cv in ((256, 8, 16, 1.0), (256, 8, 64, 1.5), (512, 10, 64, 0.5)):
+        hits = []
+        for _ in range(200):
+            weight = rng.gamma(1.0 / cv**2, cv**2, experts)
+            hit = np.zeros(experts, dtype=bool)
+            for _ in range(tokens):
+                hit[rng.choice(experts, k, replace=False, p=weight / weight.sum())] = True
+            hits.append(hit.sum())
+        model = float(expected_experts_touched(experts, k / experts, tokens, 0.0, cv))
+        assert model == pytest.approx(np.mean(hits), rel=0.04), (experts, k, tokens, cv)
+        assert model < 0.95 * float(expected_experts_touched(experts, k / experts, tokens))
 
 
 def test_busiest_expert_parallel_rank_matches_a_monte_carlo_of_uniform_routing() -> None:

@@ -43,9 +43,10 @@ from simulator.specs.vocabulary import (
 FITTED_KNOBS = ("hbm_bandwidth_fraction", "compute_fraction", "layer_pass_latency_us", "collective_latency_us",
                 "step_latency_us", "moe_imbalance", "request_overhead_us", "scale_out_latency_us",
                 "scale_out_bandwidth_fraction")
-# Fitted once for every family: the routing locality of a request's consecutive tokens is the trained routers'
-# property, not the GPU's (specs/hardware.py: route_repeat_fraction), parameter `shared.<knob>`.
-SHARED_KNOBS = ("route_repeat_fraction",)
+# Fitted once for every family: the routing locality of a request's consecutive tokens and the spread of the
+# experts' popularity are the trained routers' properties, not the GPU's (specs/hardware.py:
+# route_repeat_fraction, expert_popularity_cv), parameters `shared.<knob>`.
+SHARED_KNOBS = ("route_repeat_fraction", "expert_popularity_cv")
 SHARED_PARAMETER = "shared"
 FRACTIONS = ("hbm_bandwidth_fraction", "compute_fraction", "link_bandwidth_fraction", "scale_out_bandwidth_fraction",
              "route_repeat_fraction")

@@ -37,10 +37,10 @@ class EfficiencyKnobs(Frozen):
     # per-layer floor. Prior from TensorRT-LLM's DeepSeek-R1 FP4 8 x B200 batch-1 table
     # (docs/sources.md#acceptance): AL / tok/s/user for k = 0..5 give 9.0 ms per plain step and +0.6-1.0 ms per
     # drafted token (least-squares slope 0.735 ms); the model with this floor at 0 and the other priors gives
-    # 0.279 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives; 0.310 ms
-    # with uniform routing, route_repeat_fraction 0), so the floor is the difference, 0.456 ms
+    # 0.265 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives, with the
+    # routing priors below; 0.310 ms under uniform routing), so the floor is the difference, 0.470 ms
     # (tests/test_speculative_terms.py checks the k = 0..5 trend).
-    draft_pass_latency_us: float = Field(default=456.0, ge=0, le=100_000)
+    draft_pass_latency_us: float = Field(default=470.0, ge=0, le=100_000)
     # Host time to issue one layer's kernels when a pass runs WITHOUT CUDA graphs (every prefill pass; a decode
     # batch above the engine's cuda_graph_max_bs): the CPU runs ahead of the GPU, so a pass takes max(GPU time,
     # launch time). SGLang's published eager passes of MoE models, per layer, eager total (time above the graphed
@@ -68,6 +68,13 @@ class EfficiencyKnobs(Frozen):
     # first-choice repetition of consecutive tokens 14-28 % by layer against 12.5 % by chance, i.e. 2-18 % of
     # choices repeated beyond chance).
     route_repeat_fraction: float = Field(default=0.15, ge=0, lt=1)
+    # Expert popularity: the coefficient of variation of the experts' routing rates (gamma-distributed,
+    # moe.expected_experts_touched), so a batch touches fewer distinct experts than under uniform routing. Also
+    # the routers' property, fitted once for every family (`shared.expert_popularity_cv`). Prior 1.0 (a Gini
+    # coefficient of 0.5 for the gamma): Latent Prototype Routing (arXiv 2506.21328) measures the expert load of
+    # DeepSeek-V3, Qwen3-MoE and Mixtral at a Gini coefficient of 0.70 on average (CV 1.6 for a gamma) over
+    # single-domain datasets; a serving batch mixes prompts, so the prior sits below it.
+    expert_popularity_cv: float = Field(default=1.0, ge=0, le=10)
 
 
 class EngineEfficiency(Frozen):

@@ -176,8 +176,8 @@ if triton is not None:
         popularity's (1 + lambda T c^2)^(-1 / c^2) for c = `popularity_cv` > 0."""
         rate_t = -tl.log(1.0 - route_prob) * tokens
         c2 = popularity_cv * popularity_cv
-        skewed = tl.exp(-tl.log(1.0 + rate_t * c2) / tl.where(c2 > 0.0, c2, 1.0))
-        q = 1.0 - tl.where(c2 > 0.0, skewed, tl.exp(-rate_t))
+        exponent = tl.where(c2 > 0.0, tl.log(1.0 + rate_t * c2) / tl.where(c2 > 0.0, c2, 1.0), rate_t)
+        q = 1.0 - tl.exp(-exponent)
         spread = rank_z * tl.sqrt(tl.maximum(experts * q * (1.0 - q), 0.0))
         return tl.minimum(experts * q + spread, experts)
 

@@ -50,7 +50,8 @@ def expected_experts_touched(experts: torch.Tensor | float, route_prob: torch.Te
                                                for x in (experts, route_prob, tokens, rank_z, popularity_cv))
     rate_t = -torch.log(1.0 - route_prob) * tokens
     c2 = cv * cv
-    skewed = torch.exp(-torch.log(1.0 + rate_t * c2) / torch.where(c2 > 0.0, c2, 1.0))
-    q = 1.0 - torch.where(c2 > 0.0, skewed, torch.exp(-rate_t))
+    # -log(miss probability): log(1 + lambda T c^2) / c^2 (gamma popularity), lambda T at c = 0 (uniform)
+    exponent = torch.where(c2 > 0.0, torch.log(1.0 + rate_t * c2) / torch.where(c2 > 0.0, c2, 1.0), rate_t)
+    q = 1.0 - torch.exp(-exponent)
     spread = rank_z * torch.sqrt(torch.clamp(experts * q * (1.0 - q), min=0.0))
     return torch.minimum(experts * q + spread, experts)

@@ -20,9 +20,11 @@ class PeakTflops(Frozen):
 
 
 class EfficiencyKnobs(Frozen):
-    """The small named set of efficiency factors (per hardware). Calibration fits these and nothing else.
+    """The small named set of efficiency factors (per hardware). Calibration fits these and nothing else
+    (besides the acceptance scale and the engine factors).
 
-    Fractions are achieved / peak; latencies are floors that no bandwidth removes.
+    Fractions are achieved / peak; latencies are floors that no bandwidth removes. The last two are the routers'
+    statistics rather than the GPU's, carried with the knobs and fitted once for every family.
     """
 
     hbm_bandwidth_fraction: float = Field(default=0.8, gt=0, le=1)
@@ -64,7 +66,7 @@ class EfficiencyKnobs(Frozen):
     # request beyond chance (moe.routing_draws), so a verify pass's k + 1 positions touch fewer distinct experts
     # than k + 1 independent tokens. A property of trained routers rather than of the GPU, carried here so the
     # step model and the kernel see it with the other knobs, and fitted once for every family (one parameter,
-    # `routing.route_repeat_fraction`). Prior 0.15 from Mixtral's routing analysis (arXiv 2401.04088, section 5:
+    # `shared.route_repeat_fraction`). Prior 0.15 from Mixtral's routing analysis (arXiv 2401.04088, section 5:
     # first-choice repetition of consecutive tokens 14-28 % by layer against 12.5 % by chance, i.e. 2-18 % of
     # choices repeated beyond chance).
     route_repeat_fraction: float = Field(default=0.15, ge=0, lt=1)

@@ -108,6 +108,16 @@ class ParamSpace:
     def n_knobs(self) -> int:
         return len(self.families) * len(FITTED_KNOBS)
 
+    @property
+    def engines_start(self) -> int:
+        """Index in z of the first engine factor (after the family knobs and the acceptance scales)."""
+        return self.n_knobs + len(self.models)
+
+    @property
+    def shared_start(self) -> int:
+        """Index in z of the first knob shared by every family (after the engine factors)."""
+        return self.engines_start + len(self.engines)
+
     def prior(self) -> np.ndarray:
         d = EfficiencyKnobs()
         knobs = [to_z(k, getattr(d, k)) for _ in self.families for k in FITTED_KNOBS]
@@ -192,13 +202,12 @@ class Problem:
         for j, name in enumerate(FITTED_KNOBS):
             values[name] = from_z(name, fam[:, j])[self.family_idx]
         if self.space.engines:  # as Scenario.engine_knobs: the engine's factor on the compute fraction, at most 1
-            n0 = self.space.n_knobs + len(self.space.models)
+            n0 = self.space.engines_start
             eff = torch.exp(z[n0:n0 + len(self.space.engines)])
             factor = torch.where(self.engine_idx >= 0, eff[self.engine_idx.clamp(min=0)], torch.ones((), dtype=z.dtype))
             values["compute_fraction"] = torch.clamp(values["compute_fraction"] * factor, max=1.0)
-        n_shared = self.space.n_knobs + len(self.space.models) + len(self.space.engines)
         for j, name in enumerate(self.space.shared):
-            values[name] = from_z(name, z[n_shared + j]).expand(self.family_idx.shape)
+            values[name] = from_z(name, z[self.space.shared_start + j]).expand(self.family_idx.shape)
         return KnobTensors(**{n: values.get(n, getattr(self.base_knobs, n)) for n in KNOB_NAMES})
 
     def metrics(self, z: np.ndarray | torch.Tensor | None = None) -> ServingMetrics:

@@ -6,14 +6,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import scenario
 from simulator.batched import Case
 from simulator.calibration.data import PointObs
-from simulator.calibration.fit import fit
+from simulator.calibration.fit import RESIDUAL_COLUMNS, fit, observation_rows, write_residuals_csv
 from simulator.calibration.problem import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +60,33 @@ def test_calibration_recovers_known_knobs() -> None:
                       for o, m in zip(obs, measured, strict=True)]
     result = fit(problem, max_nfev=200, prior_weight=1e-4)
     assert np.max(np.abs(problem.log_errors(result.z))) < 1e-3  # the data are reproduced
+    rows = result.observations  # residuals.csv: one row per observation, at the fit
+    assert [(r["label"], r["metric"]) for r in rows] == [(o.label, o.metric) for o in problem.points]
+    assert max(abs(r["error_pct"]) for r in rows) < 0.1
     for i, name in enumerate(problem.space.names):
         true_value = problem.space.value(name, truth[i])
         assert result.values[name] == pytest.approx(true_value, rel=0.05), name
+
+
+def test_residuals_csv_says_which_way_each_miss_goes(tmp_path: Path) -> None:
+    """residuals.csv (task=calibrate): a TPOT priced below the measured one is optimistic, a throughput priced
+    below it is not; the worst miss comes first."""
+
+    class Fake:
+        points = [SimpleNamespace(label="a", metric="tpot_s"), SimpleNamespace(label="b", metric="tput_per_gpu")]
+        pages = [SimpleNamespace(label="p/mtp@50")]  # a page target: throughput per GPU
+
+        def observations(self) -> tuple[np.ndarray, list[str], list[str]]:
+            return np.array([0.02, 100.0, 50.0]), ["silicon", "sweeps", "pages"], ["a:tpot_s", "b:tput_per_gpu", ""]
+
+        def predict(self, z: np.ndarray) -> np.ndarray:
+            return np.array([0.01, 80.0, 100.0])
+
+    rows = observation_rows(Fake(), np.zeros(0))  # type: ignore[arg-type]
+    assert [r["optimistic"] for r in rows] == [True, False, True]
+    assert [round(r["error_pct"]) for r in rows] == [-50, -20, 100]
+    frame = pd.read_csv(write_residuals_csv(rows, tmp_path / "residuals.csv"))
+    assert tuple(frame.columns) == RESIDUAL_COLUMNS and list(frame["label"]) == ["p/mtp@50", "a", "b"]
 
 
 def specsim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

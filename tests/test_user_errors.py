@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from simulator import cli
 from simulator.calibration.dataset import ATOM_CI, DEFAULT_DATA_DIR, SILICON, SWEEPS
+from simulator.calibration.fit import FitResult
 from simulator.catalog import CONF_DIR, SpecError
 from simulator.runconfig import NothingFeasible
 from simulator.validation import has_own_page
@@ -221,7 +223,7 @@ def test_calibrate_installs_only_when_asked(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(task, "data_dir_of", lambda d: tmp_path)
     monkeypatch.setattr(task, "build_problem", lambda d, p=None: Problem())
-    monkeypatch.setattr(task, "fit", lambda p: None)
+    monkeypatch.setattr(task, "fit", lambda p: FitResult([], np.zeros(0), np.zeros((0, 0)), {}, {}))
     monkeypatch.setattr(task, "format_fit", lambda r: "fit")
     monkeypatch.setattr(task.store, "to_yaml_dict", lambda name, r, s: {"calibration": {"name": name}})
     name = "pytest_scratch_install"
@@ -229,6 +231,7 @@ def test_calibrate_installs_only_when_asked(tmp_path: Path, monkeypatch: pytest.
     try:
         run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false")
         assert (tmp_path / f"calibration_{name}.yaml").is_file() and not installed.exists()
+        assert (tmp_path / "residuals.csv").is_file()  # the fit's residuals beside it (none here: a header)
         run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false",
                  "calibrate.install=true")
         assert installed.is_file()

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from simulator import cli
+from simulator.calibration.fit import FitResult
 from simulator.comparison import format_table, run_compare
 from tests.test_user_errors import run_task, specsim
 
@@ -107,7 +108,7 @@ def test_calibrate_prints_its_estimate_first(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(task, "data_dir_of", lambda d: tmp_path)
     monkeypatch.setattr(task, "build_problem", lambda d, p=None: Problem())
-    monkeypatch.setattr(task, "fit", lambda p: None)
+    monkeypatch.setattr(task, "fit", lambda p: FitResult([], np.zeros(0), np.zeros((0, 0)), {}, {}))
     monkeypatch.setattr(task, "format_fit", lambda r: "fit")
     monkeypatch.setattr(task, "run_cv", fake_cv)
     monkeypatch.setattr(task.store, "to_yaml_dict", lambda name, r, s: {"calibration": {"name": name}})

@@ -4,8 +4,11 @@ weak prior toward the hardware defaults; uncertainty from the Gauss-Newton covar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import least_squares
 
 from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
@@ -23,11 +26,37 @@ class FitResult:
     transferred: dict[str, str] = field(default_factory=dict)
     n_obs: int = 0
     cost: float = 0.0
+    observations: list[dict[str, Any]] = field(default_factory=list)  # every observation at the fit (rows)
 
 
 def dataset_weights(datasets: list[str]) -> np.ndarray:
     counts = {d: datasets.count(d) for d in set(datasets)}
     return np.array([1.0 / np.sqrt(counts[d]) for d in datasets])
+
+
+RESIDUAL_COLUMNS = ("dataset", "label", "metric", "measured", "predicted", "error_pct", "optimistic")
+
+
+def observation_rows(problem: Problem, z: np.ndarray) -> list[dict[str, Any]]:
+    """Every observation at parameters z, in `RESIDUAL_COLUMNS`: `error_pct` = predicted / measured - 1 in the
+    metric's own terms; `optimistic`: the model promises more than was measured (a higher throughput or
+    interactivity, a lower TPOT)."""
+    measured, datasets, _ = problem.observations()
+    predicted = problem.predict(z)
+    labels = [p.label for p in problem.points] + [o.label for o in problem.pages]
+    metrics = [p.metric for p in problem.points] + ["tput_per_gpu"] * len(problem.pages)
+    return [{"dataset": d, "label": lab, "metric": m, "measured": float(meas), "predicted": float(pred),
+             "error_pct": float((pred / meas - 1.0) * 100.0),
+             "optimistic": bool(pred < meas if m == "tpot_s" else pred > meas)}
+            for d, lab, m, meas, pred in zip(datasets, labels, metrics, measured, predicted, strict=True)]
+
+
+def write_residuals_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """The fit's in-sample residuals (`observation_rows`) as a CSV, worst first."""
+    frame = pd.DataFrame(rows, columns=list(RESIDUAL_COLUMNS))
+    frame = frame.reindex(frame["error_pct"].abs().sort_values(ascending=False).index)
+    frame.to_csv(path, index=False)
+    return path
 
 
 def summarize(errors: np.ndarray, datasets: list[str]) -> dict[str, dict[str, float]]:
@@ -87,4 +116,4 @@ def fit(problem: Problem, max_nfev: int = MAX_EVALUATIONS, prior_weight: float =
     transferred = {hw: fam for fam in space.families for hw in family_members(fam) if hw not in data_hw}
     errors = problem.log_errors(sol.x)
     return FitResult(space.names, sol.x, cov, values, sigma, summarize(errors, datasets), transferred,
-                     len(errors), float(sol.cost))
+                     len(errors), float(sol.cost), observation_rows(problem, sol.x))

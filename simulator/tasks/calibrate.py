@@ -1,5 +1,6 @@
 """calibrate: fit the efficiency knobs and acceptance scales; write calibration_<name>.yaml into the run dir
-(and, with calibrate.install=true, install it as conf/calibration/<name>.yaml: `calibration=<name>`)."""
+(and, with calibrate.install=true, install it as conf/calibration/<name>.yaml: `calibration=<name>`), beside
+residuals.csv (every observation at the fit) and, cross-validated, cross_validation.csv (the held-out targets)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from simulator.calibration import store
 from simulator.calibration.crossval import run_cv, write_targets_csv
 from simulator.calibration.dataset import ATOM_CI, SILICON, SWEEPS, build_problem, data_dir_of
-from simulator.calibration.fit import FitResult, fit
+from simulator.calibration.fit import FitResult, fit, write_residuals_csv
 from simulator.catalog import CONF_DIR
 from simulator.runconfig import RunConfig
 from simulator.validation import load_pages
@@ -61,6 +62,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     result = fit(problem)
     fit_s = time.perf_counter() - start
     print(format_fit(result))
+    print(f"wrote {write_residuals_csv(result.observations, out / 'residuals.csv')} (every observation at the fit, "
+          "worst first)")
     if cfg.calibrate.cross_validate:
         refits = len({o.page for o in problem.pages})
         print(estimate_line(refits, True, fit_s, measured=True), flush=True)

@@ -79,10 +79,9 @@ def test_residuals_csv_says_which_way_each_miss_goes(tmp_path: Path) -> None:
         def observations(self) -> tuple[np.ndarray, list[str], list[str]]:
             return np.array([0.02, 100.0, 50.0]), ["silicon", "sweeps", "pages"], ["a:tpot_s", "b:tput_per_gpu", ""]
 
-        def predict(self, z: np.ndarray) -> np.ndarray:
-            return np.array([0.01, 80.0, 100.0])
+        log_errors_of = Problem.log_errors_of  # the one home of the sign convention
 
-    rows = observation_rows(Fake(), np.zeros(0))  # type: ignore[arg-type]
+    rows = observation_rows(Fake(), np.array([0.01, 80.0, 100.0]))  # type: ignore[arg-type]
     assert [r["optimistic"] for r in rows] == [True, False, True]
     assert [round(r["error_pct"]) for r in rows] == [-50, -20, 100]
     frame = pd.read_csv(write_residuals_csv(rows, tmp_path / "residuals.csv"))

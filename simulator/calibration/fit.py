@@ -37,18 +37,18 @@ def dataset_weights(datasets: list[str]) -> np.ndarray:
 RESIDUAL_COLUMNS = ("dataset", "label", "metric", "measured", "predicted", "error_pct", "optimistic")
 
 
-def observation_rows(problem: Problem, z: np.ndarray) -> list[dict[str, Any]]:
-    """Every observation at parameters z, in `RESIDUAL_COLUMNS`: `error_pct` = predicted / measured - 1 in the
-    metric's own terms; `optimistic`: the model promises more than was measured (a higher throughput or
-    interactivity, a lower TPOT)."""
+def observation_rows(problem: Problem, predicted: np.ndarray) -> list[dict[str, Any]]:
+    """Every observation with its prediction (`Problem.predict`), in `RESIDUAL_COLUMNS`: `error_pct` =
+    predicted / measured - 1 in the metric's own terms; `optimistic`: the model promises more than was measured
+    (`Problem.log_errors_of` > 0: a higher throughput or interactivity, a lower TPOT)."""
     measured, datasets, _ = problem.observations()
-    predicted = problem.predict(z)
+    optimistic = problem.log_errors_of(predicted) > 0
     labels = [p.label for p in problem.points] + [o.label for o in problem.pages]
     metrics = [p.metric for p in problem.points] + ["tput_per_gpu"] * len(problem.pages)
     return [{"dataset": d, "label": lab, "metric": m, "measured": float(meas), "predicted": float(pred),
-             "error_pct": float((pred / meas - 1.0) * 100.0),
-             "optimistic": bool(pred < meas if m == "tpot_s" else pred > meas)}
-            for d, lab, m, meas, pred in zip(datasets, labels, metrics, measured, predicted, strict=True)]
+             "error_pct": float((pred / meas - 1.0) * 100.0), "optimistic": bool(opt)}
+            for d, lab, m, meas, pred, opt in zip(datasets, labels, metrics, measured, predicted, optimistic,
+                                                  strict=True)]
 
 
 def write_residuals_csv(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -114,6 +114,7 @@ def fit(problem: Problem, max_nfev: int = MAX_EVALUATIONS, prior_weight: float =
         sigma[name] = float(abs(deriv) * np.sqrt(max(cov[i, i], 0.0)))
     data_hw = {c.scenario.hardware.name for c in problem.cases}
     transferred = {hw: fam for fam in space.families for hw in family_members(fam) if hw not in data_hw}
-    errors = problem.log_errors(sol.x)
+    predicted = problem.predict(sol.x)
+    errors = problem.log_errors_of(predicted)
     return FitResult(space.names, sol.x, cov, values, sigma, summarize(errors, datasets), transferred,
-                     len(errors), float(sol.cost), observation_rows(problem, sol.x))
+                     len(errors), float(sol.cost), observation_rows(problem, predicted))

@@ -252,7 +252,11 @@ class Problem:
 
     def log_errors(self, z: np.ndarray) -> np.ndarray:
         """log(predicted / measured) with the sign such that > 0 means the model is optimistic."""
-        pred = self.predict(z)
+        return self.log_errors_of(self.predict(z))
+
+    def log_errors_of(self, pred: np.ndarray) -> np.ndarray:
+        """`log_errors` of predictions already made (`predict`): > 0 where the model is optimistic (a lower
+        TPOT, a higher throughput or interactivity than measured)."""
         measured, _, _ = self.observations()
         metric = [p.metric for p in self.points] + ["tput_per_gpu"] * len(self.pages)
         err = np.log(np.maximum(pred, 1e-12) / measured)

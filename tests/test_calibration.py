@@ -80,6 +80,7 @@ def test_residuals_csv_says_which_way_each_miss_goes(tmp_path: Path) -> None:
             return np.array([0.02, 100.0, 50.0]), ["silicon", "sweeps", "pages"], ["a:tpot_s", "b:tput_per_gpu", ""]
 
         log_errors_of = Problem.log_errors_of  # the one home of the sign convention
+        metrics_observed = Problem.metrics_observed
 
     rows = observation_rows(Fake(), np.array([0.01, 80.0, 100.0]))  # type: ignore[arg-type]
     assert [r["optimistic"] for r in rows] == [True, False, True]

@@ -44,7 +44,7 @@ def observation_rows(problem: Problem, predicted: np.ndarray) -> list[dict[str, 
     measured, datasets, _ = problem.observations()
     optimistic = problem.log_errors_of(predicted) > 0
     labels = [p.label for p in problem.points] + [o.label for o in problem.pages]
-    metrics = [p.metric for p in problem.points] + ["tput_per_gpu"] * len(problem.pages)
+    metrics = problem.metrics_observed()
     return [{"dataset": d, "label": lab, "metric": m, "measured": float(meas), "predicted": float(pred),
              "error_pct": float((pred / meas - 1.0) * 100.0), "optimistic": bool(opt)}
             for d, lab, m, meas, pred, opt in zip(datasets, labels, metrics, measured, predicted, optimistic,

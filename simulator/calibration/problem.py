@@ -258,6 +258,9 @@ class Problem:
         """`log_errors` of predictions already made (`predict`): > 0 where the model is optimistic (a lower
         TPOT, a higher throughput or interactivity than measured)."""
         measured, _, _ = self.observations()
-        metric = [p.metric for p in self.points] + ["tput_per_gpu"] * len(self.pages)
         err = np.log(np.maximum(pred, 1e-12) / measured)
-        return np.where(np.array(metric) == "tpot_s", -err, err)
+        return np.where(np.array(self.metrics_observed()) == "tpot_s", -err, err)
+
+    def metrics_observed(self) -> list[str]:
+        """The metric of every observation (points first, then page targets: throughput per GPU)."""
+        return [p.metric for p in self.points] + ["tput_per_gpu"] * len(self.pages)

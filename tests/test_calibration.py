@@ -17,6 +17,7 @@ from simulator.batched import Case
 from simulator.calibration.data import PointObs
 from simulator.calibration.fit import RESIDUAL_COLUMNS, fit, observation_rows, write_residuals_csv
 from simulator.calibration.problem import Problem
+from simulator.calibration.speedup import SPEEDUP_COLUMNS, format_speedups, speedup_rows, write_speedups_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,32 @@ def test_residuals_csv_says_which_way_each_miss_goes(tmp_path: Path) -> None:
     assert [round(r["error_pct"]) for r in rows] == [-50, -20, 100]
     frame = pd.read_csv(write_residuals_csv(rows, tmp_path / "residuals.csv"))
     assert tuple(frame.columns) == RESIDUAL_COLUMNS and list(frame["label"]) == ["p/mtp@50", "a", "b"]
+
+
+def test_speedups_pair_each_sweep_point_measured_with_and_without_mtp(tmp_path: Path) -> None:
+    """speedups.csv (task=calibrate): MTP interactivity over Off interactivity of one deployment at one
+    concurrency, measured and predicted; a point measured one way only, or another metric, pairs with nothing."""
+    sc = scenario("glm5", "b200", "fp8")
+    dep = sc.deployment(tp=8)
+    on, off = (Case(sc, dep, with_draft=d, engine="sglang") for d in (True, False))
+    points = [PointObs("sweeps", on, 4, 3, "interactivity", 100.0, "a"),
+              PointObs("sweeps", off, 8, 0, "interactivity", 40.0, "b"),
+              PointObs("sweeps", off, 4, 0, "interactivity", 50.0, "c"),
+              PointObs("sweeps", on, 8, 3, "interactivity", 60.0, "d"),
+              PointObs("sweeps", on, 16, 3, "interactivity", 30.0, "e"),  # no Off run at c = 16
+              PointObs("sweeps", on, 4, 3, "tput_per_gpu", 900.0, "f"),
+              PointObs("sweeps", off, 4, 0, "tput_per_gpu", 500.0, "g")]
+    rows = speedup_rows(points, np.array([90.0, 40.0, 60.0, 66.0, 30.0, 1.0, 1.0]))
+    assert [r["concurrency"] for r in rows] == [4, 8]
+    assert [r["measured"] for r in rows] == pytest.approx([2.0, 1.5])
+    assert [r["predicted"] for r in rows] == pytest.approx([1.5, 1.65])
+    assert [r["difference"] for r in rows] == pytest.approx([-0.5, 0.15])
+    assert rows[0]["model"] == "glm5" and rows[0]["deployment"] == dep.label and rows[0]["engine"] == "sglang"
+    text = format_speedups(rows)
+    assert "c4 1.50/2.00 c8 1.65/1.50  [0/2]" in text
+    frame = pd.read_csv(write_speedups_csv(rows, tmp_path / "speedups.csv"))
+    assert tuple(frame.columns) == SPEEDUP_COLUMNS and len(frame) == 2
+    assert format_speedups([]) == ""
 
 
 def specsim(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -232,6 +232,7 @@ def test_calibrate_installs_only_when_asked(tmp_path: Path, monkeypatch: pytest.
         run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false")
         assert (tmp_path / f"calibration_{name}.yaml").is_file() and not installed.exists()
         assert (tmp_path / "residuals.csv").is_file()  # the fit's residuals beside it (none here: a header)
+        assert (tmp_path / "speedups.csv").is_file()  # and the sweeps' MTP/Off speed-ups (a header here too)
         run_task(tmp_path, "task=calibrate", f"calibrate.name={name}", "calibrate.cross_validate=false",
                  "calibrate.install=true")
         assert installed.is_file()

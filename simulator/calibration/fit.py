@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
+from simulator.calibration.speedup import speedup_rows
 from simulator.catalog import family_members
 
 
@@ -27,6 +28,7 @@ class FitResult:
     n_obs: int = 0
     cost: float = 0.0
     observations: list[dict[str, Any]] = field(default_factory=list)  # every observation at the fit (rows)
+    speedups: list[dict[str, Any]] = field(default_factory=list)  # the sweeps' MTP/Off speed-up (speedup.py)
 
 
 def dataset_weights(datasets: list[str]) -> np.ndarray:
@@ -117,4 +119,5 @@ def fit(problem: Problem, max_nfev: int = MAX_EVALUATIONS, prior_weight: float =
     predicted = problem.predict(sol.x)
     errors = problem.log_errors_of(predicted)
     return FitResult(space.names, sol.x, cov, values, sigma, summarize(errors, datasets), transferred,
-                     len(errors), float(sol.cost), observation_rows(problem, predicted))
+                     len(errors), float(sol.cost), observation_rows(problem, predicted),
+                     speedup_rows(problem.points, predicted[:len(problem.points)]))

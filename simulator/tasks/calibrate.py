@@ -1,6 +1,7 @@
 """calibrate: fit the efficiency knobs and acceptance scales; write calibration_<name>.yaml into the run dir
 (and, with calibrate.install=true, install it as conf/calibration/<name>.yaml: `calibration=<name>`), beside
-residuals.csv (every observation at the fit) and, cross-validated, cross_validation.csv (the held-out targets)."""
+residuals.csv (every observation at the fit), speedups.csv (the measured sweeps' MTP/Off speed-up) and,
+cross-validated, cross_validation.csv (the held-out targets)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from simulator.calibration import store
 from simulator.calibration.crossval import run_cv, write_targets_csv
 from simulator.calibration.dataset import ATOM_CI, SILICON, SWEEPS, build_problem, data_dir_of
 from simulator.calibration.fit import FitResult, fit, write_residuals_csv
+from simulator.calibration.speedup import format_speedups, write_speedups_csv
 from simulator.catalog import CONF_DIR
 from simulator.runconfig import RunConfig
 from simulator.validation import load_pages
@@ -64,6 +66,10 @@ def run(cfg: RunConfig, out: Path) -> None:
     print(format_fit(result))
     print(f"wrote {write_residuals_csv(result.observations, out / 'residuals.csv')} (every observation at the fit, "
           "worst first)")
+    if result.speedups:
+        print(format_speedups(result.speedups))
+    print(f"wrote {write_speedups_csv(result.speedups, out / 'speedups.csv')} (the measured sweeps' MTP/Off "
+          "speed-up by concurrency)")
     if cfg.calibrate.cross_validate:
         refits = len({o.page for o in problem.pages})
         print(estimate_line(refits, True, fit_s, measured=True), flush=True)

@@ -1,0 +1,69 @@
+"""What MTP buys on the measured on/off sweeps, at the fit: the MTP/Off TPOT speed-up by concurrency.
+
+The GLM-5 and ATOM sweeps measure one deployment at each concurrency twice, speculation on and off. Their
+ratio, MTP interactivity / Off interactivity (= Off TPOT / MTP TPOT), is the batch trend of what MTP is worth
+(issue 17, lead 4: measured 1.5-2.1 at c = 4 falling to ~1.1 at c = 256), and `task=calibrate` reports it
+predicted beside measured (`speedups.csv`). It is read off the fit's own predictions, not priced again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.calibration.data import PointObs
+
+SPEEDUP_COLUMNS = ("dataset", "model", "hardware", "precision", "workload", "deployment", "engine", "concurrency",
+                   "measured", "predicted", "difference")
+# issue 17's bar for the GLM-5 sweeps: the predicted speed-up within 0.1 of the measured one at every concurrency
+SPEEDUP_TOLERANCE = 0.1
+_SWEEP_FIELDS = SPEEDUP_COLUMNS[:7]  # one sweep: every field but the concurrency and the figures
+
+
+def _pair_key(p: PointObs) -> tuple[Any, ...]:
+    sc = p.case.scenario
+    return (p.dataset, sc.model.name, sc.hardware.name, sc.precision, sc.workload.name, p.case.deployment.label,
+            p.case.engine, p.concurrency)
+
+
+def speedup_rows(points: Sequence[PointObs], predicted: np.ndarray) -> list[dict[str, Any]]:
+    """One row (`SPEEDUP_COLUMNS`) per deployment and concurrency whose interactivity was measured with MTP and
+    without; `predicted[i]` is the model's value of `points[i]`. Sorted by sweep, then concurrency."""
+    sides: dict[tuple[Any, ...], dict[bool, tuple[float, float]]] = {}
+    for p, pred in zip(points, predicted, strict=True):
+        if p.metric == "interactivity":
+            sides.setdefault(_pair_key(p), {})[p.case.with_draft] = (p.measured, float(pred))
+    rows = []
+    for key, by_side in sides.items():
+        if len(by_side) < 2:
+            continue
+        (m_on, p_on), (m_off, p_off) = by_side[True], by_side[False]
+        measured, pred = m_on / m_off, p_on / p_off
+        rows.append({**dict(zip(SPEEDUP_COLUMNS[:8], key, strict=True)), "measured": measured, "predicted": pred,
+                     "difference": pred - measured})
+    return sorted(rows, key=lambda r: tuple(str(r[c]) for c in _SWEEP_FIELDS) + (r["concurrency"],))
+
+
+def write_speedups_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    pd.DataFrame(rows, columns=list(SPEEDUP_COLUMNS)).to_csv(path, index=False)
+    return path
+
+
+def format_speedups(rows: list[dict[str, Any]]) -> str:
+    """One line per sweep: predicted / measured speed-up at each concurrency and how many lie within
+    SPEEDUP_TOLERANCE; "" without paired sweeps."""
+    if not rows:
+        return ""
+    lines = [f"MTP/Off TPOT speed-up on the measured sweeps, predicted / measured (within {SPEEDUP_TOLERANCE:g}):"]
+    sweeps: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        sweeps.setdefault(tuple(r[c] for c in _SWEEP_FIELDS), []).append(r)
+    for key, rs in sweeps.items():
+        near = sum(abs(r["difference"]) <= SPEEDUP_TOLERANCE for r in rs)
+        cells = " ".join(f"c{r['concurrency']} {r['predicted']:.2f}/{r['measured']:.2f}" for r in rs)
+        lines.append(f"  {' '.join(str(k) for k in key[1:])} ({key[0]}): {cells}  [{near}/{len(rs)}]")
+    return "\n".join(lines)

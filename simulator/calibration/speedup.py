@@ -2,7 +2,7 @@
 
 The GLM-5 and ATOM sweeps measure one deployment at each concurrency twice, speculation on and off. Their
 ratio, MTP interactivity / Off interactivity (= Off TPOT / MTP TPOT), is the batch trend of what MTP is worth
-(issue 17, lead 4: measured 1.5-2.1 at c = 4 falling to ~1.1 at c = 256), and `task=calibrate` reports it
+(issue 17, lead 4: measured 1.5-2.1 at c = 4 falling to 0.9-1.2 at c = 256), and `task=calibrate` reports it
 predicted beside measured (`speedups.csv`). It is read off the fit's own predictions, not priced again.
 """
 

@@ -39,10 +39,11 @@ class EfficiencyKnobs(Frozen):
     # per-layer floor. Prior from TensorRT-LLM's DeepSeek-R1 FP4 8 x B200 batch-1 table
     # (docs/sources.md#acceptance): AL / tok/s/user for k = 0..5 give 9.0 ms per plain step and +0.6-1.0 ms per
     # drafted token (least-squares slope 0.735 ms); the model with this floor at 0 and the other priors gives
-    # 0.265 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives, with the
-    # routing priors below; 0.310 ms under uniform routing), so the floor is the difference, 0.470 ms
-    # (tests/test_speculative_terms.py checks the k = 0..5 trend).
-    draft_pass_latency_us: float = Field(default=470.0, ge=0, le=100_000)
+    # 0.207 ms per drafted token (roofline, the verify pass's growth, the draft layer's collectives, with the
+    # routing priors below; 0.310 ms under uniform routing), so the floor is the difference, 0.53 ms
+    # (tests/test_speculative_terms.py checks the k = 0..5 trend). Read as 0.47 ms beside the former
+    # routing-locality prior (0.15, which left 0.265 ms to the roofline).
+    draft_pass_latency_us: float = Field(default=530.0, ge=0, le=100_000)
     # Host time to issue one layer's kernels when a pass runs WITHOUT CUDA graphs (every prefill pass; a decode
     # batch above the engine's cuda_graph_max_bs): the CPU runs ahead of the GPU, so a pass takes max(GPU time,
     # launch time). SGLang's published eager passes of MoE models, per layer, eager total (time above the graphed
@@ -66,10 +67,14 @@ class EfficiencyKnobs(Frozen):
     # request beyond chance (moe.routing_draws), so a verify pass's k + 1 positions touch fewer distinct experts
     # than k + 1 independent tokens. A property of trained routers rather than of the GPU, carried here so the
     # step model and the kernel see it with the other knobs, and fitted once for every family (one parameter,
-    # `shared.route_repeat_fraction`). Prior 0.15 from Mixtral's routing analysis (arXiv 2401.04088, section 5:
-    # first-choice repetition of consecutive tokens 14-28 % by layer against 12.5 % by chance, i.e. 2-18 % of
-    # choices repeated beyond chance).
-    route_repeat_fraction: float = Field(default=0.15, ge=0, lt=1)
+    # `shared.route_repeat_fraction`). Prior 0.45 from Cohere's measurement of exactly this quantity on its
+    # production MoE models under speculative verification ("Why MoE models get more from speculative decoding",
+    # cohere.com/blog, 2026-04-21: the K + 1 = 4 tokens of a verify pass load about 2.5x one token's unique
+    # expert weights rather than 4x, 31 % under independent routing; step-1 expert overlap 38 %). 2.5x with
+    # the collisions that 31 % implies (E / k ~ 16) is 2.63 independent draws = 1 + 3 (1 - rho): rho = 0.46.
+    # The former prior, 0.15, read Mixtral's first-choice repetition (arXiv 2401.04088, section 5: 14-28 % by
+    # layer against 12.5 % by chance), a coarser router (top-2 of 8) and not a verify pass's union.
+    route_repeat_fraction: float = Field(default=0.45, ge=0, lt=1)
     # Expert popularity: the coefficient of variation of the experts' routing rates (gamma-distributed,
     # moe.expected_experts_touched), so a batch touches fewer distinct experts than under uniform routing. Also
     # the routers' property, fitted once for every family (`shared.expert_popularity_cv`). Prior 1.0 (a Gini

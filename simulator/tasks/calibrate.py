@@ -66,8 +66,8 @@ def run(cfg: RunConfig, out: Path) -> None:
     print(format_fit(result))
     print(f"wrote {write_residuals_csv(result.observations, out / 'residuals.csv')} (every observation at the fit, "
           "worst first)")
-    if result.speedups:
-        print(format_speedups(result.speedups))
+    if speedups := format_speedups(result.speedups):
+        print(speedups)
     print(f"wrote {write_speedups_csv(result.speedups, out / 'speedups.csv')} (the measured sweeps' MTP/Off "
           "speed-up by concurrency)")
     if cfg.calibrate.cross_validate:

@@ -70,7 +70,8 @@ class EfficiencyKnobs(Frozen):
     # `shared.route_repeat_fraction`). Prior 0.45 from Cohere's measurement of exactly this quantity on its
     # production MoE models under speculative verification ("Why MoE models get more from speculative decoding",
     # cohere.com/blog, 2026-04-21: the K + 1 = 4 tokens of a verify pass load about 2.5x one token's unique
-    # expert weights rather than 4x, 31 % under independent routing; step-1 expert overlap 38 %). 2.5x with
+    # expert weights rather than 4x, 31 % under independent routing; step-1 expert overlap 38 %: figures as the
+    # post's summaries quote them, docs/sources.md#serving-model-priors). 2.5x with
     # the collisions that 31 % implies (E / k ~ 16) is 2.63 independent draws = 1 + 3 (1 - rho): rho = 0.46.
     # The former prior, 0.15, read Mixtral's first-choice repetition (arXiv 2401.04088, section 5: 14-28 % by
     # layer against 12.5 % by chance), a coarser router (top-2 of 8) and not a verify pass's union.

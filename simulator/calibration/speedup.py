@@ -22,6 +22,7 @@ SPEEDUP_COLUMNS = ("dataset", "model", "hardware", "precision", "workload", "dep
 # issue 17's bar for the GLM-5 sweeps: the predicted speed-up within 0.1 of the measured one at every concurrency
 SPEEDUP_TOLERANCE = 0.1
 _SWEEP_FIELDS = SPEEDUP_COLUMNS[:7]  # one sweep: every field but the concurrency and the figures
+_POINT_FIELDS = (*_SWEEP_FIELDS, "concurrency")  # one operating point of a sweep (`_pair_key`, in this order)
 
 
 def _pair_key(p: PointObs) -> tuple[Any, ...]:
@@ -43,7 +44,7 @@ def speedup_rows(points: Sequence[PointObs], predicted: np.ndarray) -> list[dict
             continue
         (m_on, p_on), (m_off, p_off) = by_side[True], by_side[False]
         measured, pred = m_on / m_off, p_on / p_off
-        rows.append({**dict(zip(SPEEDUP_COLUMNS[:8], key, strict=True)), "measured": measured, "predicted": pred,
+        rows.append({**dict(zip(_POINT_FIELDS, key, strict=True)), "measured": measured, "predicted": pred,
                      "difference": pred - measured})
     return sorted(rows, key=lambda r: tuple(str(r[c]) for c in _SWEEP_FIELDS) + (r["concurrency"],))
 

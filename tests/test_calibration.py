@@ -108,9 +108,12 @@ def test_speedups_pair_each_sweep_point_measured_with_and_without_mtp(tmp_path: 
     assert [r["measured"] for r in rows] == pytest.approx([2.0, 1.5])
     assert [r["predicted"] for r in rows] == pytest.approx([1.5, 1.65])
     assert [r["difference"] for r in rows] == pytest.approx([-0.5, 0.15])
+    # each side's own interactivity error: c = 4 MTP 90 against 100, Off 60 against 50; c = 8 66/60, 40/40
+    assert [r["mtp_error_pct"] for r in rows] == pytest.approx([-10.0, 10.0])
+    assert [r["off_error_pct"] for r in rows] == pytest.approx([20.0, 0.0])
     assert rows[0]["model"] == "glm5" and rows[0]["deployment"] == dep.label and rows[0]["engine"] == "sglang"
     text = format_speedups(rows)
-    assert "c4 1.50/2.00 c8 1.65/1.50  [0/2]" in text
+    assert "c4 1.50/2.00 c8 1.65/1.50  [0/2; worst c4: MTP -10 %, Off +20 %]" in text
     frame = pd.read_csv(write_speedups_csv(rows, tmp_path / "speedups.csv"))
     assert tuple(frame.columns) == SPEEDUP_COLUMNS and len(frame) == 2
     assert format_speedups([]) == ""

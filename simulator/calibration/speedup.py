@@ -18,7 +18,7 @@ import pandas as pd
 from simulator.calibration.data import PointObs
 
 SPEEDUP_COLUMNS = ("dataset", "model", "hardware", "precision", "workload", "deployment", "engine", "concurrency",
-                   "measured", "predicted", "difference")
+                   "measured", "predicted", "difference", "mtp_error_pct", "off_error_pct")
 # issue 17's bar for the GLM-5 sweeps: the predicted speed-up within 0.1 of the measured one at every concurrency
 SPEEDUP_TOLERANCE = 0.1
 _SWEEP_FIELDS = SPEEDUP_COLUMNS[:7]  # one sweep: every field but the concurrency and the figures
@@ -33,7 +33,11 @@ def _pair_key(p: PointObs) -> tuple[Any, ...]:
 
 def speedup_rows(points: Sequence[PointObs], predicted: np.ndarray) -> list[dict[str, Any]]:
     """One row (`SPEEDUP_COLUMNS`) per deployment and concurrency whose interactivity was measured with MTP and
-    without; `predicted[i]` is the model's value of `points[i]`. Sorted by sweep, then concurrency."""
+    without; `predicted[i]` is the model's value of `points[i]`. Sorted by sweep, then concurrency.
+
+    `mtp_error_pct` / `off_error_pct`: each side's interactivity error (predicted / measured - 1, > 0 where the
+    model is optimistic), so a speed-up's miss reads as the side it comes from (a too-fast Off shortens the
+    predicted speed-up as much as a too-slow MTP)."""
     sides: dict[tuple[Any, ...], dict[bool, tuple[float, float]]] = {}
     for p, pred in zip(points, predicted, strict=True):
         if p.metric == "interactivity":
@@ -45,7 +49,8 @@ def speedup_rows(points: Sequence[PointObs], predicted: np.ndarray) -> list[dict
         (m_on, p_on), (m_off, p_off) = by_side[True], by_side[False]
         measured, pred = m_on / m_off, p_on / p_off
         rows.append({**dict(zip(_POINT_FIELDS, key, strict=True)), "measured": measured, "predicted": pred,
-                     "difference": pred - measured})
+                     "difference": pred - measured, "mtp_error_pct": (p_on / m_on - 1.0) * 100.0,
+                     "off_error_pct": (p_off / m_off - 1.0) * 100.0})
     return sorted(rows, key=lambda r: tuple(str(r[c]) for c in _SWEEP_FIELDS) + (r["concurrency"],))
 
 
@@ -55,8 +60,8 @@ def write_speedups_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def format_speedups(rows: list[dict[str, Any]]) -> str:
-    """One line per sweep: predicted / measured speed-up at each concurrency and how many lie within
-    SPEEDUP_TOLERANCE; "" without paired sweeps."""
+    """One line per sweep: predicted / measured speed-up at each concurrency, how many lie within
+    SPEEDUP_TOLERANCE, and each side's error where the speed-up misses most; "" without paired sweeps."""
     if not rows:
         return ""
     lines = [f"MTP/Off TPOT speed-up on the measured sweeps, predicted / measured (within {SPEEDUP_TOLERANCE:g}):"]
@@ -66,5 +71,8 @@ def format_speedups(rows: list[dict[str, Any]]) -> str:
     for key, rs in sweeps.items():
         near = sum(abs(r["difference"]) <= SPEEDUP_TOLERANCE for r in rs)
         cells = " ".join(f"c{r['concurrency']} {r['predicted']:.2f}/{r['measured']:.2f}" for r in rs)
-        lines.append(f"  {' '.join(str(k) for k in key[1:])} ({key[0]}): {cells}  [{near}/{len(rs)}]")
+        worst = max(rs, key=lambda r: abs(r["difference"]))
+        sides = f"MTP {round(worst['mtp_error_pct']) + 0:+d} %, Off {round(worst['off_error_pct']) + 0:+d} %"
+        lines.append(f"  {' '.join(str(k) for k in key[1:])} ({key[0]}): {cells}  [{near}/{len(rs)}; "
+                     f"worst c{worst['concurrency']}: {sides}]")
     return "\n".join(lines)

@@ -332,6 +332,8 @@ def test_cross_validation_reports_the_gain_error(tmp_path: Path) -> None:
                                "mean_abs_log": pytest.approx((np.log(1.5) + abs(np.log(0.5))) / 2)}
     table = crossval.format_targets(rows, summary)
     assert "+50%" in table and "gain: median |err| 50.0 %" in table
+    # and one line per page: each side's signed errors and the gain's, lowest interactivity first
+    assert "mtp +50/-50/+10 %, off +0/+0 %, gain +50/-50 %; direction 0/0, inside 0/0" in table
     frame = pd.read_csv(crossval.write_targets_csv(rows, tmp_path / "cv.csv"))  # the gain on the MTP row
     mtp, off = frame[frame.side == "mtp"], frame[frame.side == "off"]
     assert len(frame) == 5 and mtp.gain_error_pct.round(6).tolist()[:2] == [50.0, -50.0]

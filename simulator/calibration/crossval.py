@@ -204,6 +204,29 @@ def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[s
     return out
 
 
+def page_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per held-out page: each side's signed error and the gain's at its targets (lowest interactivity
+    first), how many targets the MTP-vs-Off direction gets right and how many measured values lie inside their
+    P10-P90 bands (the per-page table issue 17 asks for)."""
+    gains = gain_errors(rows)
+    pages: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        pages.setdefault(r["page"], []).append(r)
+    lines = []
+    for page, rs in pages.items():
+        rs = sorted(rs, key=lambda r: r["interactivity"])
+
+        def signed(values: list[float]) -> str:
+            return "/".join(f"{v:+.0f}" for v in values) + " %" if values else "-"
+        cells = [f"{side} {signed([r['error_pct'] for r in rs if r['side'] == side])}" for side in SIDES]
+        gain = [gains[(page, r["interactivity"])] for r in rs if r["side"] == "mtp" and (page, r["interactivity"]) in gains]
+        dirs = [r["direction_right"] for r in rs if r["side"] == "mtp" and r.get("direction_right") is not None]
+        inside = [r["inside_band"] for r in rs if r["inside_band"] is not None]
+        lines.append(f"  {page[:45]:45s} {', '.join(cells)}, gain {signed(gain)}; direction {sum(dirs)}/{len(dirs)}, "
+                     f"inside {sum(inside)}/{len(inside)}")
+    return lines
+
+
 def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
     gains = gain_errors(rows)
     lines = [f"{'held-out page':45s} {'side':4s} {'tok/s/user':>10} {'measured':>9} {'predicted':>9} {'err':>7} "
@@ -215,6 +238,8 @@ def format_targets(rows: list[dict[str, Any]], summ: dict[str, Any]) -> str:
         lines.append(f"{r['page'][:45]:45s} {r['side']:4s} {r['interactivity']:10.0f} {r['measured']:9.1f} "
                      f"{r['predicted']:9.1f} {r['error_pct']:+6.0f}% {band:>13} {d:>4} "
                      f"{'' if gain is None else f'{gain:+.0f}%':>8}")
+    lines.append("held out, per page (signed, lowest interactivity first):")
+    lines += page_lines(rows)
     lines.append("held out: " + ", ".join(
         f"{s}: median |err| {v['median_abs_pct']:.1f} %, median signed {v['median_signed_pct']:+.1f} %, "
         f"mean |log err| {v['mean_abs_log']:.3f} (n={v['n']})"

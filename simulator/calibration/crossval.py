@@ -204,6 +204,11 @@ def run_cv(data_dir: Path, mode: str, pages: list[Page] | None = None) -> dict[s
     return out
 
 
+def _signed(values: list[float]) -> str:
+    """Signed percentages joined by "/" ("+4/+28/+43 %"), "-" for none."""
+    return "/".join(f"{v:+.0f}" for v in values) + " %" if values else "-"
+
+
 def page_lines(rows: list[dict[str, Any]]) -> list[str]:
     """One line per held-out page: each side's signed error and the gain's at its targets (lowest interactivity
     first), how many targets the MTP-vs-Off direction gets right and how many measured values lie inside their
@@ -215,15 +220,13 @@ def page_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for page, rs in pages.items():
         rs = sorted(rs, key=lambda r: r["interactivity"])
-
-        def signed(values: list[float]) -> str:
-            return "/".join(f"{v:+.0f}" for v in values) + " %" if values else "-"
-        cells = [f"{side} {signed([r['error_pct'] for r in rs if r['side'] == side])}" for side in SIDES]
-        gain = [gains[(page, r["interactivity"])] for r in rs if r["side"] == "mtp" and (page, r["interactivity"]) in gains]
-        dirs = [r["direction_right"] for r in rs if r["side"] == "mtp" and r.get("direction_right") is not None]
+        cells = [f"{side} {_signed([r['error_pct'] for r in rs if r['side'] == side])}" for side in SIDES]
+        mtp = [r for r in rs if r["side"] == "mtp"]
+        gain = [gains[key] for r in mtp if (key := (page, r["interactivity"])) in gains]
+        dirs = [r["direction_right"] for r in mtp if r.get("direction_right") is not None]
         inside = [r["inside_band"] for r in rs if r["inside_band"] is not None]
-        lines.append(f"  {page[:45]:45s} {', '.join(cells)}, gain {signed(gain)}; direction {sum(dirs)}/{len(dirs)}, "
-                     f"inside {sum(inside)}/{len(inside)}")
+        lines.append(f"  {page[:45]:45s} {', '.join(cells)}, gain {_signed(gain)}; "
+                     f"direction {sum(dirs)}/{len(dirs)}, inside {sum(inside)}/{len(inside)}")
     return lines
 
 

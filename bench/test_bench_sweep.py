@@ -1,7 +1,7 @@
 """Points/s of the sweep: a per-point Python loop over the scalar torch model (as peer tools work), the
 vectorized torch backend on the CPU, and Triton / torch on a GPU (skipped without CUDA).
 
-Run: pytest bench/ --benchmark-json=PATH. Grid: 10 cases x n/1000 concurrencies x 10 k x 10 acceptance scales.
+Run: pytest bench/ -n 0 --benchmark-json=PATH. Grid: 10 cases x n/1000 concurrencies x 10 k x 10 acceptance scales.
 """
 
 import os

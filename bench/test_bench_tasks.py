@@ -4,7 +4,7 @@
 - `task=plan model=deepseek_r1 workload=8k1k` over every catalog GPU and both precisions within 72 GPUs: <= 90 s
 - `task=validate` on every modelled page: <= 60 s
 
-Run: pytest bench/test_bench_tasks.py --benchmark-json=PATH (one round each: they are long). The figures
+Run: pytest bench/test_bench_tasks.py -n 0 --benchmark-json=PATH (one round each: they are long). The figures
 are measured here, never asserted.
 """
 

@@ -93,7 +93,8 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     Per step about a = B x AL / O requests finish and as many are admitted. Separate prefill: one prefill
     batch of max(a, 1) prompts stalls decoding every 1 / min(a, 1) steps; TTFT = that batch plus, on
     average, half a step of waiting. Chunked (`chunked` = 1): the a x I prompt tokens ride inside the decode
-    pass. Prefill chunks never exceed the per-step token budget.
+    pass (on average, for TPOT); a request's own TTFT is the ceil(I / chunk) steps that carry its prompt, each
+    the mean step plus that chunk. Prefill chunks never exceed the per-step token budget.
     """
     f64 = torch.float64
     lim = limits or StepLimits.none()
@@ -112,7 +113,11 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     step = terms.total_s
     stall = (1.0 - mixed) * torch.clamp(arrivals, max=1.0) * batch_prefill
     effective = step + stall
-    wait = (1.0 - mixed) * batch_prefill + mixed * step * torch.clamp(torch.ceil(i_tok / chunk), min=1.0)
+    # chunked: a prompt's own chunks ride in ceil(I / chunk) steps, each the mean step plus that chunk
+    own_chunks = torch.clamp(torch.ceil(i_tok / chunk), min=1.0)
+    own_step = decode_step_terms(tables, knobs, b, k, ctx, mixed * (arrivals * i_tok + i_tok / own_chunks),
+                                 lim.graph_max_batch, lim.graph_counts_tokens, lim.speculation_overlapped).total_s
+    wait = (1.0 - mixed) * batch_prefill + mixed * own_chunks * own_step
     tpot = effective / al
     served = wait + effective / 2.0 + o_tok * tpot  # a running request's lifetime, TTFT included
     queue = (c / b - 1.0) * served

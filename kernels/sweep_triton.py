@@ -286,8 +286,10 @@ if triton is not None:
         stall = (1.0 - mixed) * tl.minimum(arrivals, 1.0) * batch_prefill
         effective = step + stall
         own_chunks = tl.maximum(tl.ceil(i_tok / chunk), 1.0)  # chunked: the steps that carry this prompt
-        own_step = _decode_step_s(tables, kn, b, k, ctx, mixed * (arrivals * i_tok + i_tok / own_chunks),
-                                  lim.graph_max_batch, lim.graph_counts_tokens, lim.speculation_overlapped, OP)
+        own_step = step
+        if tl.max(mixed, axis=0) > 0.5:  # the block holds a chunked case: price its own-prompt steps
+            own_step = _decode_step_s(tables, kn, b, k, ctx, mixed * (arrivals * i_tok + i_tok / own_chunks),
+                                      lim.graph_max_batch, lim.graph_counts_tokens, lim.speculation_overlapped, OP)
         wait = (1.0 - mixed) * batch_prefill + mixed * own_chunks * own_step
         tpot = effective / al
         served = wait + effective / 2.0 + o_tok * tpot

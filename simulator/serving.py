@@ -115,7 +115,7 @@ def closed_loop_tokens(tables: StepTables, knobs: KnobTensors, input_tokens: tor
     effective = step + stall
     # chunked: a prompt's own chunks ride in ceil(I / chunk) steps, each the mean step plus that chunk
     # (priced only where some row is chunked: separate-prefill rows never read it, and a second decode step per
-    # point costs a sweep ~60 % more time on the CPU)
+    # point cost a CPU sweep 50-80 % more time)
     own_chunks = torch.clamp(torch.ceil(i_tok / chunk), min=1.0)
     own_step = step
     if bool(mixed.any()):

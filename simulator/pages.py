@@ -126,6 +126,11 @@ class Page(_Frozen):
         return self
 
 
+def error_pct(predicted: float, measured: float) -> float:
+    """Signed error of a prediction in % of the measured figure: predicted / measured - 1 (> 0: over)."""
+    return (predicted / measured - 1.0) * 100.0
+
+
 def measured_direction(point: PagePoint) -> bool | None:
     """True where measured MTP throughput beats Off, False where Off beats MTP, None where the two differ by
     less than the page's printed rounding (MI325X Qwen 3.5: 392 vs 392), so the target counts neither way."""

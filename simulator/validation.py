@@ -24,6 +24,7 @@ from simulator.comparison import (
 from simulator.pages import (
     SIDES_REPEAT_RTOL,
     Page,
+    error_pct,
     load_page_file,
     measured_direction,
     modelled_pages,
@@ -48,7 +49,7 @@ def page_config(page: Page, cfg: RunConfig) -> RunConfig:
 
 
 def pct(pred: float | None, meas: float) -> float | None:
-    return None if pred is None else (pred / meas - 1.0) * 100.0
+    return None if pred is None else error_pct(pred, meas)
 
 
 def validate_page(page: Page, cfg: RunConfig) -> PageValidation:

@@ -19,7 +19,7 @@ from simulator.calibration.problem import Problem
 from simulator.calibration.store import map_z, to_yaml_dict
 from simulator.calibration.uncertainty import GAIN, bands
 from simulator.catalog import SpecError
-from simulator.pages import Page, measured_direction, modelled_pages
+from simulator.pages import Page, error_pct, measured_direction, modelled_pages
 from simulator.specs import Calibration
 from simulator.specs.vocabulary import SIDES
 
@@ -112,8 +112,8 @@ def gain_errors(rows: list[dict[str, Any]]) -> dict[tuple[str, float], float]:
     sides: dict[tuple[str, float], dict[str, dict[str, Any]]] = {}
     for r in rows:
         sides.setdefault((r["page"], r["interactivity"]), {})[r["side"]] = r
-    return {key: float(((s["mtp"]["predicted"] / s["off"]["predicted"]) / (s["mtp"]["measured"] / s["off"]["measured"])
-                        - 1.0) * 100) for key, s in sides.items() if len(s) == 2}
+    return {key: error_pct(s["mtp"]["predicted"] / s["off"]["predicted"], s["mtp"]["measured"] / s["off"]["measured"])
+            for key, s in sides.items() if len(s) == 2}
 
 
 def _row_gain(gains: dict[tuple[str, float], float], r: dict[str, Any]) -> float | None:

@@ -14,6 +14,7 @@ from scipy.optimize import least_squares
 from simulator.calibration.problem import PRIOR_SIGMA_Z, Problem
 from simulator.calibration.speedup import speedup_rows
 from simulator.catalog import family_members
+from simulator.pages import error_pct
 
 
 @dataclass
@@ -48,7 +49,7 @@ def observation_rows(problem: Problem, predicted: np.ndarray) -> list[dict[str, 
     labels = [p.label for p in problem.points] + [o.label for o in problem.pages]
     metrics = problem.metrics_observed()
     return [{"dataset": d, "label": lab, "metric": m, "measured": float(meas), "predicted": float(pred),
-             "error_pct": float((pred / meas - 1.0) * 100.0), "optimistic": bool(opt)}
+             "error_pct": error_pct(float(pred), float(meas)), "optimistic": bool(opt)}
             for d, lab, m, meas, pred, opt in zip(datasets, labels, metrics, measured, predicted, optimistic,
                                                   strict=True)]
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.calibration.data import PointObs
+from simulator.pages import error_pct
 
 SPEEDUP_COLUMNS = ("dataset", "model", "hardware", "precision", "workload", "deployment", "engine", "concurrency",
                    "measured", "predicted", "difference", "mtp_error_pct", "off_error_pct")
@@ -49,8 +50,8 @@ def speedup_rows(points: Sequence[PointObs], predicted: np.ndarray) -> list[dict
         (m_on, p_on), (m_off, p_off) = by_side[True], by_side[False]
         measured, pred = m_on / m_off, p_on / p_off
         rows.append({**dict(zip(_POINT_FIELDS, key, strict=True)), "measured": measured, "predicted": pred,
-                     "difference": pred - measured, "mtp_error_pct": (p_on / m_on - 1.0) * 100.0,
-                     "off_error_pct": (p_off / m_off - 1.0) * 100.0})
+                     "difference": pred - measured, "mtp_error_pct": error_pct(p_on, m_on),
+                     "off_error_pct": error_pct(p_off, m_off)})
     return sorted(rows, key=lambda r: tuple(str(r[c]) for c in _SWEEP_FIELDS) + (r["concurrency"],))
 
 
